@@ -1,0 +1,474 @@
+'use strict'
+
+// The public surface. Kept thin on purpose: argument checks, JSON.parse /
+// JSON.stringify (V8's own are the fastest there are) and promise plumbing.
+// Tiers, connections, invalidation and counters live in Rust (src/).
+const { NativeCache } = require('./binding.js')
+
+// Op codes shared with src/ops.rs.
+const GET = 1
+const SET = 2
+const DEL = 3
+const MGET = 4
+const MSET = 5
+const EXISTS = 6
+const TTL = 7
+const PING = 8
+const INFO = 9
+const CLEAR = 10
+const DEL_PATTERN = 11
+
+const DEFAULT_TTL = 300
+const DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+const DEFAULT_MAX_TTL = 60
+const DEFAULT_TIMEOUT_MS = 1000
+const MAX_TTL_MS = Number.MAX_SAFE_INTEGER
+
+const LAZY = Symbol('lazy')
+const NO_VALUE = Symbol('no value')
+const EMPTY = []
+
+class CacheClosedError extends Error {
+  constructor() {
+    super('CacheService is closed: create a new instance to use the cache again')
+    this.name = 'CacheClosedError'
+    this.code = 'ERR_CACHE_CLOSED'
+  }
+}
+
+/** A description of `v` for error messages that never throws (symbols, null prototypes). */
+function describe(v) {
+  if (v === null) return 'null'
+  if (Array.isArray(v)) return 'an array'
+  const t = typeof v
+  if (t === 'object') return Object.getPrototypeOf(v) === null ? 'an object without a prototype' : 'an object'
+  if (t === 'string') return `the string ${JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v)}`
+  if (t === 'number' || t === 'bigint' || t === 'boolean') return `${t} ${String(v)}`
+  return t === 'undefined' ? 'undefined' : `a ${t}`
+}
+
+function toKey(key, name) {
+  if (typeof key === 'string') return key
+  // ioredis turns numbers into strings; so do we (String(-0) is '0', as in ioredis).
+  if (typeof key === 'number') return String(key)
+  throw new TypeError(`${name} must be a string or a number, got ${describe(key)}`)
+}
+
+function toKeys(keys, name) {
+  if (!Array.isArray(keys)) throw new TypeError(`${name} must be an array of keys, got ${describe(keys)}`)
+  const out = new Array(keys.length)
+  for (let i = 0; i < keys.length; i++) out[i] = toKey(keys[i], `${name}[${i}]`)
+  return out
+}
+
+/** Seconds as the original took them (falsy: the default), in whole milliseconds for `PX`. */
+function toTtlMs(ttl, defaultTtlMs) {
+  if (!ttl) return defaultTtlMs
+  let n
+  if (typeof ttl === 'number') n = ttl
+  else if (typeof ttl === 'string') {
+    n = ttl.trim() === '' ? Number.NaN : Number(ttl)
+    if (Number.isNaN(n)) throw new TypeError(`ttl must be a number of seconds, got ${describe(ttl)}`)
+    if (n === 0) return defaultTtlMs
+  } else if (typeof ttl === 'bigint') n = Number(ttl)
+  else throw new TypeError(`ttl must be a number of seconds, got ${describe(ttl)}`)
+  if (!(n > 0) || !Number.isFinite(n)) {
+    throw new RangeError(`ttl must be a positive, finite number of seconds, got ${String(ttl)}`)
+  }
+  const ms = Math.max(1, Math.round(n * 1000))
+  if (ms > MAX_TTL_MS) throw new RangeError(`ttl is too large: ${String(ttl)} seconds`)
+  return ms
+}
+
+function parse(text) {
+  if (!text) return null
+  try {
+    return JSON.parse(text)
+  } catch {
+    return null
+  }
+}
+
+function envString(env, name) {
+  const v = env[name]
+  return v === undefined || v === '' ? undefined : v
+}
+
+function positive(value, name) {
+  if (typeof value !== 'number' || !(value > 0) || !Number.isFinite(value)) {
+    throw new TypeError(`${name} must be a positive, finite number, got ${describe(value)}`)
+  }
+  return value
+}
+
+function integer(value, name, min, max) {
+  const n = typeof value === 'string' && value.trim() !== '' ? Number(value) : value
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < min || n > max) {
+    throw new TypeError(`${name} must be an integer from ${min} to ${max}, got ${describe(value)}`)
+  }
+  return n
+}
+
+function optionalString(value, name) {
+  if (value === undefined || value === null) return undefined
+  if (typeof value !== 'string') throw new TypeError(`${name} must be a string, got ${describe(value)}`)
+  return value
+}
+
+/** Options plus environment fallbacks, checked; throws a TypeError naming the bad option. */
+function resolveOptions(options, env) {
+  if (options === undefined || options === null) options = {}
+  else if (typeof options !== 'object' || Array.isArray(options)) {
+    throw new TypeError(`options must be an object, got ${describe(options)}`)
+  }
+  const mode = options.mode ?? envString(env, 'CACHE_MODE') ?? 'redis'
+  if (mode !== 'redis' && mode !== 'memory') {
+    throw new TypeError(`mode must be 'redis' or 'memory', got ${describe(mode)}`)
+  }
+  // Explicit connection options win over REDIS_URL; an explicit url wins over everything.
+  const explicitParts = ['host', 'port', 'username', 'password', 'db', 'tls'].some((k) => options[k] !== undefined)
+  const url = optionalString(options.url ?? (explicitParts ? undefined : envString(env, 'REDIS_URL')), 'url')
+  let tls = options.tls ?? envString(env, 'REDIS_TLS')
+  if (typeof tls === 'string') tls = tls === 'true' || tls === '1' || tls === 'yes'
+  else if (tls !== undefined && typeof tls !== 'boolean' && (typeof tls !== 'object' || tls === null)) {
+    throw new TypeError(`tls must be a boolean, got ${describe(tls)}`)
+  }
+  let local = options.local
+  if (local === undefined || local === true) local = {}
+  if (local !== false && (typeof local !== 'object' || local === null || Array.isArray(local))) {
+    throw new TypeError(`local must be false or { maxBytes, maxTtl }, got ${describe(local)}`)
+  }
+  let maxBytes = 0
+  let maxTtl = DEFAULT_MAX_TTL
+  if (local !== false) {
+    maxBytes = local.maxBytes ?? DEFAULT_MAX_BYTES
+    if (typeof maxBytes !== 'number' || !Number.isInteger(maxBytes) || maxBytes < 0) {
+      throw new TypeError(`local.maxBytes must be a non-negative integer, got ${describe(maxBytes)}`)
+    }
+    maxTtl = positive(local.maxTtl ?? DEFAULT_MAX_TTL, 'local.maxTtl')
+  }
+  if (mode === 'memory' && maxBytes === 0) maxBytes = DEFAULT_MAX_BYTES
+  const logger = options.logger
+  if (logger !== undefined && logger !== null && typeof logger !== 'object') {
+    throw new TypeError(`logger must be an object with error/warn/info/debug methods, got ${describe(logger)}`)
+  }
+  return {
+    native: {
+      mode,
+      url,
+      host: optionalString(options.host ?? envString(env, 'REDIS_HOST'), 'host') ?? 'localhost',
+      port: integer(options.port ?? envString(env, 'REDIS_PORT') ?? 6379, 'port', 1, 65535),
+      username: optionalString(options.username ?? envString(env, 'REDIS_USERNAME'), 'username'),
+      password: optionalString(options.password ?? envString(env, 'REDIS_PASSWORD'), 'password'),
+      db: integer(options.db ?? envString(env, 'REDIS_DATABASE') ?? 0, 'db', 0, 2 ** 31 - 1),
+      tls: Boolean(tls),
+      localMaxBytes: maxBytes,
+      localMaxTtlMs: maxTtl * 1000,
+      commandTimeoutMs: positive(options.commandTimeoutMs ?? DEFAULT_TIMEOUT_MS, 'commandTimeoutMs'),
+    },
+    defaultTtlMs: Math.round(positive(options.defaultTtl ?? DEFAULT_TTL, 'defaultTtl') * 1000),
+    logger: logger ?? null,
+  }
+}
+
+// How each op's replies become the value its promise resolves to:
+// (ok, num, texts, t) where texts[t] is the op's first text.
+const asUndefined = () => undefined
+const asValue = (ok, num, texts, t) => parse(texts[t])
+const asBool = (ok, num) => ok && num === 1
+const asTtl = (ok, num) => (ok ? num : -1)
+const asInfo = (ok, num, texts, t) =>
+  ok ? { keyCount: num, memoryUsage: texts[t] ?? 'unknown' } : { keyCount: 0, memoryUsage: 'unknown' }
+const asText = (ok, num, texts, t) => texts[t] ?? null
+
+class CacheService {
+  #native = null
+  #options = null
+  #memory = false
+  #defaultTtlMs = DEFAULT_TTL * 1000
+  #logger = null
+  #closed = false
+  /** The batch this event-loop turn is filling, sent on process.nextTick. */
+  #pending = null
+  /** getOrSet runs in flight, by key: concurrent callers join instead of running the factory again. */
+  #inflight = new Map()
+
+  /**
+   * @param {import('./index').CacheServiceOptions} [options]
+   */
+  constructor(options) {
+    if (options === LAZY) return
+    this.#init(resolveOptions(options, process.env))
+  }
+
+  #init(resolved) {
+    try {
+      this.#native = new NativeCache(resolved.native)
+    } catch (err) {
+      throw new TypeError(err && err.message ? err.message : String(err))
+    }
+    this.#memory = resolved.native.mode === 'memory'
+    this.#defaultTtlMs = resolved.defaultTtlMs
+    this.#logger = resolved.logger
+  }
+
+  /** The native half, created on first use for the lazy singleton. Throws when closed. */
+  #cache() {
+    if (this.#closed) throw new CacheClosedError()
+    if (this.#native === null) this.#init(resolveOptions(undefined, process.env))
+    return this.#native
+  }
+
+  #log(level, message, meta) {
+    const logger = this.#logger
+    if (logger === null) return
+    const fn = logger[level] ?? logger.error
+    if (typeof fn !== 'function') return
+    try {
+      if (meta === undefined) fn.call(logger, message)
+      else fn.call(logger, message, meta)
+    } catch {
+      // A throwing logger must not turn a cache miss into a failure.
+    }
+  }
+
+  #drainLogs() {
+    for (const { level, message } of this.#native.drainLogs()) this.#log(level, message)
+  }
+
+  /**
+   * Queues one op and returns its promise. `strs`/`nums` are its arguments,
+   * `texts` how many texts its reply carries, `settle` maps the reply to the value.
+   */
+  #call(code, strs, nums, texts, settle) {
+    const native = this.#native
+    if (this.#memory) {
+      const r = native.execSync([code], strs, nums)
+      return Promise.resolve(settle(r.ok[0], r.nums[0], r.texts, 0))
+    }
+    let b = this.#pending
+    if (b === null) {
+      b = this.#pending = { codes: [], strs: [], nums: [], waiters: [] }
+      process.nextTick(this.#flush)
+    }
+    b.codes.push(code)
+    for (let i = 0; i < strs.length; i++) b.strs.push(strs[i])
+    for (let i = 0; i < nums.length; i++) b.nums.push(nums[i])
+    return new Promise((resolve) => b.waiters.push({ settle, resolve, texts }))
+  }
+
+  #flush = () => {
+    const b = this.#pending
+    if (b === null) return
+    this.#pending = null
+    let replies
+    try {
+      replies = this.#native.exec(b.codes, b.strs, b.nums)
+    } catch (err) {
+      this.#fail(b, err)
+      return
+    }
+    replies.then(
+      (r) => this.#dispatch(b, r),
+      (err) => this.#fail(b, err),
+    )
+  }
+
+  #dispatch(b, r) {
+    for (const message of r.errors) this.#log('error', message)
+    this.#drainLogs()
+    const { ok, nums, texts } = r
+    let t = 0
+    for (let i = 0; i < b.waiters.length; i++) {
+      const w = b.waiters[i]
+      w.resolve(w.settle(ok[i], nums[i], texts, t))
+      t += w.texts
+    }
+  }
+
+  #fail(b, err) {
+    this.#log('error', 'Cache error: native call failed', { error: err })
+    for (const w of b.waiters) w.resolve(w.settle(false, 0, EMPTY, 0))
+  }
+
+  /** Runs `fn` with the native half, turning argument errors into rejections. */
+  #guard(fn) {
+    try {
+      return fn(this.#cache())
+    } catch (err) {
+      return Promise.reject(err)
+    }
+  }
+
+  /** JSON text of `value`, `undefined` when JSON has no text for it, NO_VALUE when stringify throws. */
+  #serialize(value, key) {
+    try {
+      return JSON.stringify(value)
+    } catch (error) {
+      this.#log('warn', 'Cache set skipped: the value cannot be serialized to JSON', { key, error })
+      return NO_VALUE
+    }
+  }
+
+  /** @template T @param {string|number} key @returns {Promise<T|null>} */
+  get(key) {
+    return this.#guard((native) => {
+      const k = toKey(key, 'key')
+      const text = native.localGet(k)
+      if (text !== null && text !== undefined) return Promise.resolve(parse(text))
+      if (this.#memory) return Promise.resolve(null)
+      return this.#call(GET, [k], EMPTY, 1, asValue)
+    })
+  }
+
+  /** JSON text for `k` from L1 or Redis, or null: getOrSet's read. */
+  #getText(native, k) {
+    const text = native.localGet(k)
+    if (text !== null && text !== undefined) return Promise.resolve(text)
+    if (this.#memory) return Promise.resolve(null)
+    return this.#call(GET, [k], EMPTY, 1, asText)
+  }
+
+  #setJson(k, json, ttlMs) {
+    if (json === NO_VALUE) return Promise.resolve(undefined)
+    // JSON has no text for undefined, functions and symbols: the key goes, so get answers null.
+    if (json === undefined) return this.#call(DEL, [k], [1], 0, asUndefined)
+    return this.#call(SET, [k, json], [ttlMs], 0, asUndefined)
+  }
+
+  set(key, value, ttl) {
+    return this.#guard(() => {
+      const k = toKey(key, 'key')
+      const ttlMs = toTtlMs(ttl, this.#defaultTtlMs)
+      return this.#setJson(k, this.#serialize(value, k), ttlMs)
+    })
+  }
+
+  del(keys) {
+    return this.#guard(() => {
+      const list = Array.isArray(keys) ? toKeys(keys, 'keys') : [toKey(keys, 'keys')]
+      if (list.length === 0) return Promise.resolve(undefined)
+      return this.#call(DEL, list, [list.length], 0, asUndefined)
+    })
+  }
+
+  getOrSet(key, factory, ttl) {
+    return this.#guard((native) => {
+      const k = toKey(key, 'key')
+      const ttlMs = toTtlMs(ttl, this.#defaultTtlMs)
+      if (typeof factory !== 'function') {
+        throw new TypeError(`factory must be a function, got ${describe(factory)}`)
+      }
+      const running = this.#inflight.get(k)
+      if (running !== undefined) {
+        native.noteCoalesced()
+        // Each joiner gets its own copy: parsed from the stored text, or the value itself when JSON had none.
+        return running.then((r) => (typeof r.json === 'string' ? parse(r.json) : r.value))
+      }
+      const run = this.#fill(native, k, factory, ttlMs)
+      this.#inflight.set(k, run)
+      const done = () => {
+        if (this.#inflight.get(k) === run) this.#inflight.delete(k)
+      }
+      run.then(done, done)
+      // The caller that ran the factory gets its value itself, as with the original.
+      return run.then((r) => (r.ran ? r.value : parse(r.json)))
+    })
+  }
+
+  async #fill(native, k, factory, ttlMs) {
+    const cached = await this.#getText(native, k)
+    if (cached !== null && parse(cached) !== null) return { ran: false, json: cached }
+    const value = await factory()
+    const json = this.#serialize(value, k)
+    if (!this.#closed) await this.#setJson(k, json, ttlMs)
+    return { ran: true, value, json }
+  }
+
+  invalidatePattern(pattern) {
+    return this.#guard(() => {
+      const p = toKey(pattern, 'pattern')
+      return this.#call(DEL_PATTERN, [p], EMPTY, 0, asUndefined)
+    })
+  }
+
+  exists(key) {
+    return this.#guard(() => this.#call(EXISTS, [toKey(key, 'key')], EMPTY, 0, asBool))
+  }
+
+  ttl(key) {
+    return this.#guard(() => this.#call(TTL, [toKey(key, 'key')], EMPTY, 0, asTtl))
+  }
+
+  ping() {
+    return this.#guard(() => this.#call(PING, EMPTY, EMPTY, 0, asBool))
+  }
+
+  mget(keys) {
+    return this.#guard((native) => {
+      const list = toKeys(keys, 'keys')
+      if (list.length === 0) return Promise.resolve([])
+      const local = native.localMget(list)
+      const missing = []
+      for (let i = 0; i < local.length; i++) if (local[i] === null || local[i] === undefined) missing.push(i)
+      if (missing.length === 0 || this.#memory) return Promise.resolve(local.map(parse))
+      const keysToFetch = missing.length === list.length ? list : missing.map((i) => list[i])
+      return this.#call(MGET, keysToFetch, [keysToFetch.length], keysToFetch.length, (ok, num, texts, t) => {
+        if (!ok) return []
+        for (let j = 0; j < missing.length; j++) local[missing[j]] = texts[t + j]
+        return local.map(parse)
+      })
+    })
+  }
+
+  mset(record, ttl) {
+    return this.#guard(() => {
+      if (typeof record !== 'object' || record === null) {
+        throw new TypeError(`record must be an object of key/value pairs, got ${describe(record)}`)
+      }
+      const ttlMs = toTtlMs(ttl, this.#defaultTtlMs)
+      const strs = []
+      const gone = []
+      for (const [k, value] of Object.entries(record)) {
+        const json = this.#serialize(value, k)
+        if (json === NO_VALUE) continue
+        if (json === undefined) gone.push(k)
+        else strs.push(k, json)
+      }
+      const calls = []
+      if (strs.length > 0) calls.push(this.#call(MSET, strs, [strs.length / 2, ttlMs], 0, asUndefined))
+      if (gone.length > 0) calls.push(this.#call(DEL, gone, [gone.length], 0, asUndefined))
+      return Promise.all(calls).then(asUndefined)
+    })
+  }
+
+  getInfo() {
+    return this.#guard(() => this.#call(INFO, EMPTY, EMPTY, 1, asInfo))
+  }
+
+  clear() {
+    return this.#guard(() => this.#call(CLEAR, EMPTY, EMPTY, 0, asUndefined))
+  }
+
+  /** Releases the connection and background work. Later calls reject with a CacheClosedError. */
+  close() {
+    if (!this.#closed) {
+      this.#flush()
+      this.#closed = true
+      if (this.#native !== null) this.#native.close()
+    }
+    return Promise.resolve()
+  }
+
+  /** Counters of both tiers and the L1 size; synchronous. */
+  stats() {
+    if (this.#native === null && !this.#closed) this.#cache()
+    if (this.#native === null) throw new CacheClosedError()
+    return this.#native.stats()
+  }
+}
+
+/** The lazily connected, environment-configured instance the backend imports. */
+const cacheService = new CacheService(LAZY)
+
+module.exports = { CacheService, cacheService, CacheClosedError }

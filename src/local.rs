@@ -1,0 +1,200 @@
+//! L1 in front of Redis: the moka store plus the rule that keeps it coherent.
+//!
+//! Every read that may fill L1 takes a [`Ticket`] before it is sent. An
+//! invalidation of its key (a tracking push, a local write) bumps the key's
+//! version; a flush or disconnect bumps the epoch. The fill lands only if
+//! neither moved since the ticket was taken, and the check and the insert
+//! happen under the same lock as invalidations, so a stale read can never
+//! slip in behind the invalidation that made it stale.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crate::stats::Counters;
+use crate::store::Store;
+
+pub struct Local {
+    pub store: Store,
+    max_ttl: Duration,
+    fills: Mutex<Fills>,
+}
+
+#[derive(Default)]
+struct Fills {
+    epoch: u64,
+    /// Keys with reads in flight: how many, and how often the key was invalidated meanwhile.
+    slots: HashMap<Box<str>, Slot>,
+}
+
+struct Slot {
+    version: u64,
+    readers: u32,
+}
+
+/// A claim to fill one key with what a read in flight returns.
+pub struct Ticket {
+    local: Arc<Local>,
+    key: Box<str>,
+    epoch: u64,
+    version: u64,
+}
+
+impl Local {
+    pub fn new(max_bytes: u64, max_ttl: Duration, counters: Arc<Counters>) -> Arc<Self> {
+        Arc::new(Local {
+            store: Store::new(max_bytes, counters),
+            max_ttl,
+            fills: Mutex::new(Fills::default()),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Fills> {
+        // A panic elsewhere must not turn every later call into one.
+        self.fills.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes a ticket for a read of `key` about to be sent.
+    pub fn ticket(self: &Arc<Self>, key: &str) -> Ticket {
+        let mut fills = self.lock();
+        let epoch = fills.epoch;
+        let slot = fills.slots.entry(key.into()).or_insert(Slot {
+            version: 0,
+            readers: 0,
+        });
+        slot.readers += 1;
+        Ticket {
+            local: self.clone(),
+            key: key.into(),
+            epoch,
+            version: slot.version,
+        }
+    }
+
+    /// `key` changed in Redis (or is about to, by this instance): drop it and spoil reads in flight.
+    pub fn invalidate(&self, key: &str) {
+        let mut fills = self.lock();
+        if let Some(slot) = fills.slots.get_mut(key) {
+            slot.version += 1;
+        }
+        self.store.remove(key);
+    }
+
+    /// Everything may have changed (flush, disconnect, reconnect): empty L1 and spoil every read in flight.
+    pub fn flush(&self) {
+        let mut fills = self.lock();
+        fills.epoch += 1;
+        self.store.clear();
+    }
+
+    /// Keys matching `pattern` are about to be deleted: drop them and spoil every read in flight.
+    pub fn purge_matching(&self, pattern: &str) {
+        let mut fills = self.lock();
+        fills.epoch += 1;
+        self.store.remove_matching(pattern);
+    }
+}
+
+impl Ticket {
+    /// Caches `json`, read from Redis at `sent_at` with `pttl_ms` left (`-1`: no expiry),
+    /// unless the key was invalidated since the ticket was taken. Returns whether it landed.
+    pub fn fill(self, json: Arc<str>, pttl_ms: i64, sent_at: Instant) -> bool {
+        let ttl = match pttl_ms {
+            -1 => self.local.max_ttl,
+            ms if ms > 0 => Duration::from_millis(ms as u64).min(self.local.max_ttl),
+            _ => return false,
+        };
+        let fills = self.local.lock();
+        let fresh = fills.epoch == self.epoch
+            && fills.slots.get(&self.key).map(|s| s.version) == Some(self.version);
+        if fresh {
+            // Counted from when the read was sent, so L1 never outlives the key in Redis.
+            self.local.store.insert(&self.key, json, sent_at + ttl);
+        }
+        fresh
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        let mut fills = self.local.lock();
+        if let Some(slot) = fills.slots.get_mut(&self.key) {
+            slot.readers -= 1;
+            if slot.readers == 0 {
+                fills.slots.remove(&self.key);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn local() -> Arc<Local> {
+        Local::new(
+            1 << 20,
+            Duration::from_secs(60),
+            Arc::new(Counters::default()),
+        )
+    }
+
+    #[test]
+    fn fill_lands_when_nothing_happened() {
+        let l = local();
+        let t = l.ticket("k");
+        assert!(t.fill(Arc::from("1"), -1, Instant::now()));
+        assert_eq!(&*l.store.get("k").unwrap().json, "1");
+        assert!(l.lock().slots.is_empty(), "the slot is released");
+    }
+
+    #[test]
+    fn invalidation_during_read_spoils_the_fill() {
+        let l = local();
+        let t = l.ticket("k");
+        l.invalidate("k");
+        assert!(!t.fill(Arc::from("old"), -1, Instant::now()));
+        assert!(l.store.get("k").is_none());
+    }
+
+    #[test]
+    fn flush_during_read_spoils_the_fill() {
+        let l = local();
+        let t = l.ticket("k");
+        l.flush();
+        assert!(!t.fill(Arc::from("old"), -1, Instant::now()));
+    }
+
+    #[test]
+    fn invalidating_another_key_does_not_spoil() {
+        let l = local();
+        let t = l.ticket("k");
+        l.invalidate("other");
+        assert!(t.fill(Arc::from("1"), 5_000, Instant::now()));
+    }
+
+    #[test]
+    fn a_later_read_of_the_same_key_still_fills() {
+        let l = local();
+        let early = l.ticket("k");
+        l.invalidate("k");
+        let late = l.ticket("k");
+        assert!(!early.fill(Arc::from("old"), -1, Instant::now()));
+        assert!(late.fill(Arc::from("new"), -1, Instant::now()));
+        assert_eq!(&*l.store.get("k").unwrap().json, "new");
+    }
+
+    #[test]
+    fn expiry_is_the_smaller_of_pttl_and_max_ttl() {
+        let l = local();
+        let sent = Instant::now();
+        assert!(l.ticket("a").fill(Arc::from("1"), 10, sent));
+        assert!(l.store.get("a").unwrap().deadline <= sent + Duration::from_millis(10));
+        assert!(l.ticket("b").fill(Arc::from("1"), 10_000_000, sent));
+        assert!(l.store.get("b").unwrap().deadline <= sent + Duration::from_secs(60));
+        assert!(
+            !l.ticket("c").fill(Arc::from("1"), -2, sent),
+            "a missing key is not cached"
+        );
+    }
+}

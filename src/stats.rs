@@ -1,0 +1,27 @@
+//! Counters behind `stats()`. Relaxed atomics: they are reports, not synchronisation.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+#[derive(Default)]
+pub struct Counters {
+    pub local_hits: AtomicU64,
+    pub local_misses: AtomicU64,
+    pub local_evictions: AtomicU64,
+    pub redis_hits: AtomicU64,
+    pub redis_misses: AtomicU64,
+    pub redis_errors: AtomicU64,
+    pub invalidations: AtomicU64,
+    pub flushes: AtomicU64,
+    pub reconnects: AtomicU64,
+    pub coalesced: AtomicU64,
+}
+
+impl Counters {
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Relaxed);
+    }
+
+    pub fn read(counter: &AtomicU64) -> f64 {
+        counter.load(Relaxed) as f64
+    }
+}
