@@ -1,11 +1,11 @@
 // One redis-server for the whole suite, on a free loopback port; test files
 // take a database each (see `db` in their setup) so they do not see each other.
-import type { GlobalSetupContext } from 'vitest/node'
 import { startRedis, stopRedis, type RedisProcess } from './redis'
 
 let server: RedisProcess | undefined
 
-export async function setup({ provide }: GlobalSetupContext) {
+// Typed inline: importing vitest/node's types would drag in untyped dependencies.
+export async function setup({ provide }: { provide: (key: 'redisPort', value: number) => void }) {
   server = await startRedis()
   provide('redisPort', server.port)
 }

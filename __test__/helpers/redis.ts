@@ -57,7 +57,10 @@ export async function startRedis(extraArgs: string[] = [], fixedPort?: number): 
   const port = fixedPort ?? (await freePort())
   let child: ChildProcess | null = null
 
+  const running = () => child !== null && child.exitCode === null && child.signalCode === null
+
   async function start(): Promise<void> {
+    if (running()) return
     for (let attempt = 0; attempt < 50; attempt++) {
       child = spawn(
         bin,
@@ -70,7 +73,7 @@ export async function startRedis(extraArgs: string[] = [], fixedPort?: number): 
         exited = true
       })
       for (let i = 0; i < 100 && !exited; i++) {
-        if (await canConnect(port)) return
+        if ((await canConnect(port)) && !exited) return
         await new Promise((r) => setTimeout(r, 20))
       }
       proc.kill('SIGKILL')

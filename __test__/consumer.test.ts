@@ -1,0 +1,58 @@
+// The swap proof: the packed package, installed into a fresh project that
+// stands in for the backend, type-checks strictly and passes its own vitest
+// suite under the backend's pool settings (threads, one, isolate: false) and
+// under forks.
+import { describe, it, expect, beforeAll, afterAll, inject } from 'vitest'
+import { execFileSync } from 'node:child_process'
+import { cpSync, mkdtempSync, readdirSync, rmSync, mkdirSync } from 'node:fs'
+import { join, resolve } from 'node:path'
+
+const root = resolve(__dirname, '..')
+const port = inject('redisPort')
+const bin = (pkg: string, file: string) => join(root, 'node_modules', pkg, file)
+
+function run(cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = {}) {
+  return execFileSync(cmd, args, {
+    cwd,
+    env: { ...process.env, ...env },
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+    timeout: 180_000,
+  })
+}
+
+describe('swap into a TypeScript backend', () => {
+  let work: string
+  beforeAll(() => {
+    // Inside the repo so the consumer finds vitest and typescript up the tree,
+    // while the package itself resolves from the consumer's own node_modules.
+    mkdirSync(join(root, '.tmp'), { recursive: true })
+    work = mkdtempSync(join(root, '.tmp', 'consumer-'))
+    run('npm', ['pack', '--ignore-scripts', '--pack-destination', work], root)
+    const tarball = readdirSync(work).find((f) => f.endsWith('.tgz'))!
+    cpSync(join(root, '__test__', 'consumer'), join(work, 'app'), { recursive: true })
+    run('npm', ['install', '--no-audit', '--no-fund', '--ignore-scripts', join(work, tarball)], join(work, 'app'))
+  }, 240_000)
+  afterAll(() => {
+    rmSync(work, { recursive: true, force: true })
+  })
+
+  it('the tarball carries the built binary and the loader', () => {
+    const files = readdirSync(join(work, 'app', 'node_modules', '@medianest', 'native-cache'))
+    expect(files).toEqual(expect.arrayContaining(['index.js', 'index.d.ts', 'binding.js', 'package.json']))
+    expect(files.some((f) => f.endsWith('.node'))).toBe(true)
+  })
+
+  it('type-checks with tsc --noEmit --strict', () => {
+    expect(() => run(process.execPath, [bin('typescript', 'bin/tsc'), '-p', 'tsconfig.json'], join(work, 'app'))).not.toThrow()
+  })
+
+  for (const pool of ['threads', 'forks']) {
+    it(`its vitest suite passes under pool: '${pool}'`, () => {
+      const out = run(process.execPath, [bin('vitest', 'vitest.mjs'), 'run', '--config', `vitest.${pool}.config.mts`], join(work, 'app'), {
+        REDIS_URL: `redis://127.0.0.1:${port}/6`,
+      })
+      expect(out).toMatch(/2 passed/)
+    }, 120_000)
+  }
+})

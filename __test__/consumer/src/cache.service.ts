@@ -1,0 +1,1 @@
+export { CacheService, cacheService } from '@medianest/native-cache';
