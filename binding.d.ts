@@ -9,17 +9,37 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
-/** The native half of `CacheService`. Not meant to be used directly: `index.js` validates arguments. */
+/**
+ * The native half of `CacheService`. Not meant to be used directly: `index.js`
+ * validates arguments. Calls are queued one by one (`queue*`, applying their
+ * L1 effects at once, in call order) and run as one batch by `flush` (Redis,
+ * async) or `runSync` (`'memory'` mode).
+ */
 export declare class NativeCache {
   constructor(options: NativeOptions)
+  queueGet(key: string): void
+  queueSet(key: string, json: string, ttlMs: number): void
+  queueDel(keys: Array<string>): void
+  queueMget(keys: Array<string>): void
+  /** `pairs` is `[key, json, key, json, …]`. */
+  queueMset(pairs: Array<string>, ttlMs: number): void
+  queueExists(key: string): void
+  queueTtl(key: string): void
+  queuePing(): void
+  queueInfo(): void
+  queueClear(): void
+  queueDelPattern(pattern: string): void
+  /**
+   * Sends the queued calls to Redis as one batch; resolves once every call
+   * has its reply or failure result, within `commandTimeoutMs`.
+   */
+  flush(): Promise<Replies>
+  /** Runs the queued calls against the `'memory'` store, synchronously. */
+  runSync(): Replies
   /** The JSON text cached for `key` in this process, or `null`: the synchronous hit path. */
   localGet(key: string): string | null
   /** `localGet` for many keys at once; `null` where this process has nothing. */
   localMget(keys: Array<string>): Array<string | undefined | null>
-  /** Runs a batch against Redis; resolves once every op has its reply or failure result. */
-  exec(codes: Array<number>, strs: Array<string>, nums: Array<number>): Promise<Replies>
-  /** Runs a batch against the `'memory'` store, synchronously. */
-  execSync(codes: Array<number>, strs: Array<string>, nums: Array<number>): Replies
   noteCoalesced(): void
   stats(): CacheStats
   /** Messages for the user's logger since the last call. */

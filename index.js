@@ -5,19 +5,6 @@
 // Tiers, connections, invalidation and counters live in Rust (src/).
 const { NativeCache } = require('./binding.js')
 
-// Op codes shared with src/ops.rs.
-const GET = 1
-const SET = 2
-const DEL = 3
-const MGET = 4
-const MSET = 5
-const EXISTS = 6
-const TTL = 7
-const PING = 8
-const INFO = 9
-const CLEAR = 10
-const DEL_PATTERN = 11
-
 const DEFAULT_TTL = 300
 const DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 const DEFAULT_MAX_TTL = 60
@@ -237,58 +224,56 @@ class CacheService {
   }
 
   /**
-   * Queues one op and returns its promise. `strs`/`nums` are its arguments,
-   * `texts` how many texts its reply carries, `settle` maps the reply to the value.
+   * The promise of the call just queued natively (`native.queue*`): `texts` is
+   * how many texts its reply carries, `settle` maps its reply to the value.
+   * In 'memory' mode it runs at once; for Redis, every call of this event-loop
+   * turn goes in one batch, sent on process.nextTick.
    */
-  #call(code, strs, nums, texts, settle) {
-    const native = this.#native
+  #call(texts, settle) {
     if (this.#memory) {
-      const r = native.execSync([code], strs, nums)
+      const r = this.#native.runSync()
       return Promise.resolve(settle(r.ok[0], r.nums[0], r.texts, 0))
     }
-    let b = this.#pending
-    if (b === null) {
-      b = this.#pending = { codes: [], strs: [], nums: [], waiters: [] }
+    let waiters = this.#pending
+    if (waiters === null) {
+      waiters = this.#pending = []
       process.nextTick(this.#flush)
     }
-    b.codes.push(code)
-    for (let i = 0; i < strs.length; i++) b.strs.push(strs[i])
-    for (let i = 0; i < nums.length; i++) b.nums.push(nums[i])
-    return new Promise((resolve) => b.waiters.push({ settle, resolve, texts }))
+    return new Promise((resolve) => waiters.push({ settle, resolve, texts }))
   }
 
   #flush = () => {
-    const b = this.#pending
-    if (b === null) return
+    const waiters = this.#pending
+    if (waiters === null) return
     this.#pending = null
     let replies
     try {
-      replies = this.#native.exec(b.codes, b.strs, b.nums)
+      replies = this.#native.flush()
     } catch (err) {
-      this.#fail(b, err)
+      this.#fail(waiters, err)
       return
     }
     replies.then(
-      (r) => this.#dispatch(b, r),
-      (err) => this.#fail(b, err),
+      (r) => this.#dispatch(waiters, r),
+      (err) => this.#fail(waiters, err),
     )
   }
 
-  #dispatch(b, r) {
+  #dispatch(waiters, r) {
     for (const message of r.errors) this.#log('error', message)
     this.#drainLogs()
     const { ok, nums, texts } = r
     let t = 0
-    for (let i = 0; i < b.waiters.length; i++) {
-      const w = b.waiters[i]
+    for (let i = 0; i < waiters.length; i++) {
+      const w = waiters[i]
       w.resolve(w.settle(ok[i], nums[i], texts, t))
       t += w.texts
     }
   }
 
-  #fail(b, err) {
+  #fail(waiters, err) {
     this.#log('error', 'Cache error: native call failed', { error: err })
-    for (const w of b.waiters) w.resolve(w.settle(false, 0, EMPTY, 0))
+    for (const w of waiters) w.resolve(w.settle(false, 0, EMPTY, 0))
   }
 
   /** Runs `fn` with the native half, turning argument errors into rejections. */
@@ -317,7 +302,8 @@ class CacheService {
       const text = native.localGet(k)
       if (text !== null && text !== undefined) return Promise.resolve(parse(text))
       if (this.#memory) return Promise.resolve(null)
-      return this.#call(GET, [k], EMPTY, 1, asValue)
+      native.queueGet(k)
+      return this.#call(1, asValue)
     })
   }
 
@@ -326,14 +312,16 @@ class CacheService {
     const text = native.localGet(k)
     if (text !== null && text !== undefined) return Promise.resolve(text)
     if (this.#memory) return Promise.resolve(null)
-    return this.#call(GET, [k], EMPTY, 1, asText)
+    native.queueGet(k)
+    return this.#call(1, asText)
   }
 
   #setJson(k, json, ttlMs) {
     if (json === NO_VALUE) return Promise.resolve(undefined)
     // JSON has no text for undefined, functions and symbols: the key goes, so get answers null.
-    if (json === undefined) return this.#call(DEL, [k], [1], 0, asUndefined)
-    return this.#call(SET, [k, json], [ttlMs], 0, asUndefined)
+    if (json === undefined) this.#native.queueDel([k])
+    else this.#native.queueSet(k, json, ttlMs)
+    return this.#call(0, asUndefined)
   }
 
   set(key, value, ttl) {
@@ -345,10 +333,11 @@ class CacheService {
   }
 
   del(keys) {
-    return this.#guard(() => {
+    return this.#guard((native) => {
       const list = Array.isArray(keys) ? toKeys(keys, 'keys') : [toKey(keys, 'keys')]
       if (list.length === 0) return Promise.resolve(undefined)
-      return this.#call(DEL, list, [list.length], 0, asUndefined)
+      native.queueDel(list)
+      return this.#call(0, asUndefined)
     })
   }
 
@@ -386,22 +375,31 @@ class CacheService {
   }
 
   invalidatePattern(pattern) {
-    return this.#guard(() => {
-      const p = toKey(pattern, 'pattern')
-      return this.#call(DEL_PATTERN, [p], EMPTY, 0, asUndefined)
+    return this.#guard((native) => {
+      native.queueDelPattern(toKey(pattern, 'pattern'))
+      return this.#call(0, asUndefined)
     })
   }
 
   exists(key) {
-    return this.#guard(() => this.#call(EXISTS, [toKey(key, 'key')], EMPTY, 0, asBool))
+    return this.#guard((native) => {
+      native.queueExists(toKey(key, 'key'))
+      return this.#call(0, asBool)
+    })
   }
 
   ttl(key) {
-    return this.#guard(() => this.#call(TTL, [toKey(key, 'key')], EMPTY, 0, asTtl))
+    return this.#guard((native) => {
+      native.queueTtl(toKey(key, 'key'))
+      return this.#call(0, asTtl)
+    })
   }
 
   ping() {
-    return this.#guard(() => this.#call(PING, EMPTY, EMPTY, 0, asBool))
+    return this.#guard((native) => {
+      native.queuePing()
+      return this.#call(0, asBool)
+    })
   }
 
   mget(keys) {
@@ -413,7 +411,8 @@ class CacheService {
       for (let i = 0; i < local.length; i++) if (local[i] === null || local[i] === undefined) missing.push(i)
       if (missing.length === 0 || this.#memory) return Promise.resolve(local.map(parse))
       const keysToFetch = missing.length === list.length ? list : missing.map((i) => list[i])
-      return this.#call(MGET, keysToFetch, [keysToFetch.length], keysToFetch.length, (ok, num, texts, t) => {
+      native.queueMget(keysToFetch)
+      return this.#call(keysToFetch.length, (ok, num, texts, t) => {
         if (!ok) return []
         for (let j = 0; j < missing.length; j++) local[missing[j]] = texts[t + j]
         return local.map(parse)
@@ -422,7 +421,7 @@ class CacheService {
   }
 
   mset(record, ttl) {
-    return this.#guard(() => {
+    return this.#guard((native) => {
       if (typeof record !== 'object' || record === null) {
         throw new TypeError(`record must be an object of key/value pairs, got ${describe(record)}`)
       }
@@ -436,18 +435,30 @@ class CacheService {
         else strs.push(k, json)
       }
       const calls = []
-      if (strs.length > 0) calls.push(this.#call(MSET, strs, [strs.length / 2, ttlMs], 0, asUndefined))
-      if (gone.length > 0) calls.push(this.#call(DEL, gone, [gone.length], 0, asUndefined))
+      if (strs.length > 0) {
+        native.queueMset(strs, ttlMs)
+        calls.push(this.#call(0, asUndefined))
+      }
+      if (gone.length > 0) {
+        native.queueDel(gone)
+        calls.push(this.#call(0, asUndefined))
+      }
       return Promise.all(calls).then(asUndefined)
     })
   }
 
   getInfo() {
-    return this.#guard(() => this.#call(INFO, EMPTY, EMPTY, 1, asInfo))
+    return this.#guard((native) => {
+      native.queueInfo()
+      return this.#call(1, asInfo)
+    })
   }
 
   clear() {
-    return this.#guard(() => this.#call(CLEAR, EMPTY, EMPTY, 0, asUndefined))
+    return this.#guard((native) => {
+      native.queueClear()
+      return this.#call(0, asUndefined)
+    })
   }
 
   /** Releases the connection and background work. Later calls reject with a CacheClosedError. */

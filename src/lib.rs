@@ -13,13 +13,13 @@ mod redis_tier;
 mod stats;
 mod store;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
-use crate::local::Local;
-use crate::ops::Replies;
+use crate::local::{Local, Ticket};
+use crate::ops::{Op, Replies};
 use crate::options::{Mode, NativeOptions};
 use crate::redis_tier::RedisTier;
 use crate::stats::Counters;
@@ -35,12 +35,23 @@ enum Tier {
     },
 }
 
-/// The native half of `CacheService`. Not meant to be used directly: `index.js` validates arguments.
+/// Calls made since the last `flush`/`runSync`, with their L1 tickets.
+#[derive(Default)]
+struct Pending {
+    ops: Vec<Op>,
+    tickets: Vec<Vec<Ticket>>,
+}
+
+/// The native half of `CacheService`. Not meant to be used directly: `index.js`
+/// validates arguments. Calls are queued one by one (`queue*`, applying their
+/// L1 effects at once, in call order) and run as one batch by `flush` (Redis,
+/// async) or `runSync` (`'memory'` mode).
 #[napi]
 pub struct NativeCache {
     tier: Tier,
     counters: Arc<Counters>,
     max_bytes: u64,
+    pending: Mutex<Pending>,
 }
 
 #[napi(object)]
@@ -115,7 +126,109 @@ impl NativeCache {
             tier,
             counters,
             max_bytes,
+            pending: Mutex::default(),
         })
+    }
+
+    fn pending(&self) -> MutexGuard<'_, Pending> {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn queue(&self, op: Op) {
+        let tickets = match &self.tier {
+            Tier::Redis { tier, .. } => tier.prepare(&op),
+            Tier::Memory(_) => Vec::new(),
+        };
+        let mut pending = self.pending();
+        pending.ops.push(op);
+        pending.tickets.push(tickets);
+    }
+
+    #[napi]
+    pub fn queue_get(&self, key: String) {
+        self.queue(Op::Get(key));
+    }
+
+    #[napi]
+    pub fn queue_set(&self, key: String, json: String, ttl_ms: f64) -> Result<()> {
+        let ttl_ms = ops::ttl_ms(ttl_ms).map_err(invalid)?;
+        self.queue(Op::Set { key, json, ttl_ms });
+        Ok(())
+    }
+
+    #[napi]
+    pub fn queue_del(&self, keys: Vec<String>) {
+        self.queue(Op::Del(keys));
+    }
+
+    #[napi]
+    pub fn queue_mget(&self, keys: Vec<String>) {
+        self.queue(Op::MGet(keys));
+    }
+
+    /// `pairs` is `[key, json, key, json, …]`.
+    #[napi]
+    pub fn queue_mset(&self, pairs: Vec<String>, ttl_ms: f64) -> Result<()> {
+        let ttl_ms = ops::ttl_ms(ttl_ms).map_err(invalid)?;
+        if pairs.len() % 2 != 0 {
+            return Err(invalid("mset pairs must come in twos".into()));
+        }
+        let mut it = pairs.into_iter();
+        let entries = std::iter::from_fn(|| Some((it.next()?, it.next()?))).collect();
+        self.queue(Op::MSet { entries, ttl_ms });
+        Ok(())
+    }
+
+    #[napi]
+    pub fn queue_exists(&self, key: String) {
+        self.queue(Op::Exists(key));
+    }
+
+    #[napi]
+    pub fn queue_ttl(&self, key: String) {
+        self.queue(Op::Ttl(key));
+    }
+
+    #[napi]
+    pub fn queue_ping(&self) {
+        self.queue(Op::Ping);
+    }
+
+    #[napi]
+    pub fn queue_info(&self) {
+        self.queue(Op::Info);
+    }
+
+    #[napi]
+    pub fn queue_clear(&self) {
+        self.queue(Op::Clear);
+    }
+
+    #[napi]
+    pub fn queue_del_pattern(&self, pattern: String) {
+        self.queue(Op::DelPattern(pattern));
+    }
+
+    /// Sends the queued calls to Redis as one batch; resolves once every call
+    /// has its reply or failure result, within `commandTimeoutMs`.
+    #[napi(ts_return_type = "Promise<Replies>")]
+    pub fn flush<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, Replies>> {
+        let Tier::Redis { tier, .. } = &self.tier else {
+            return Err(invalid("flush is for 'redis' mode; use runSync".into()));
+        };
+        let Pending { ops, tickets } = std::mem::take(&mut *self.pending());
+        let replies = tier.submit(ops, tickets);
+        env.spawn_future(async move { Ok(replies.await) })
+    }
+
+    /// Runs the queued calls against the `'memory'` store, synchronously.
+    #[napi]
+    pub fn run_sync(&self) -> Result<Replies> {
+        let Tier::Memory(store) = &self.tier else {
+            return Err(invalid("runSync is for 'memory' mode; use flush".into()));
+        };
+        let Pending { ops, .. } = std::mem::take(&mut *self.pending());
+        Ok(memory::apply(store, ops))
     }
 
     fn store(&self) -> Option<&Store> {
@@ -142,33 +255,6 @@ impl NativeCache {
     #[napi]
     pub fn local_mget(&self, keys: Vec<String>) -> Vec<Option<String>> {
         keys.into_iter().map(|k| self.local_get(k)).collect()
-    }
-
-    /// Runs a batch against Redis; resolves once every op has its reply or failure result.
-    #[napi(ts_return_type = "Promise<Replies>")]
-    pub fn exec<'env>(
-        &self,
-        env: &'env Env,
-        codes: Vec<u32>,
-        strs: Vec<String>,
-        nums: Vec<f64>,
-    ) -> Result<PromiseRaw<'env, Replies>> {
-        let Tier::Redis { tier, .. } = &self.tier else {
-            return Err(invalid("exec is for 'redis' mode; use execSync".into()));
-        };
-        let ops = ops::decode(&codes, strs, &nums).map_err(invalid)?;
-        let replies = tier.submit(ops);
-        env.spawn_future(async move { Ok(replies.await) })
-    }
-
-    /// Runs a batch against the `'memory'` store, synchronously.
-    #[napi]
-    pub fn exec_sync(&self, codes: Vec<u32>, strs: Vec<String>, nums: Vec<f64>) -> Result<Replies> {
-        let Tier::Memory(store) = &self.tier else {
-            return Err(invalid("execSync is for 'memory' mode; use exec".into()));
-        };
-        let ops = ops::decode(&codes, strs, &nums).map_err(invalid)?;
-        Ok(memory::apply(store, ops))
     }
 
     #[napi]

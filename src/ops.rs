@@ -1,23 +1,10 @@
-//! The calls JavaScript batches into one native crossing, and their replies.
+//! The calls queued for one batch, and the batch's replies.
 //!
-//! A batch is three flat arrays (op codes, strings, numbers) read with cursors:
-//! cheaper to cross napi than an array of objects. Each op gets exactly one
-//! `ok` flag and one number in the reply, and a fixed count of texts (GET: 1,
-//! MGET: one per key, INFO: 1) whether it succeeded or not.
+//! Each op gets exactly one `ok` flag and one number in the reply, and a fixed
+//! count of texts (GET: 1, MGET: one per key, INFO: 1) whether it succeeded or
+//! not, so JavaScript can hand each caller its part without more crossings.
 
 use napi_derive::napi;
-
-pub const GET: u32 = 1;
-pub const SET: u32 = 2;
-pub const DEL: u32 = 3;
-pub const MGET: u32 = 4;
-pub const MSET: u32 = 5;
-pub const EXISTS: u32 = 6;
-pub const TTL: u32 = 7;
-pub const PING: u32 = 8;
-pub const INFO: u32 = 9;
-pub const CLEAR: u32 = 10;
-pub const DEL_PATTERN: u32 = 11;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Op {
@@ -115,119 +102,34 @@ impl Op {
     }
 }
 
-fn count(n: f64) -> Result<usize, String> {
-    if n.is_finite() && n >= 0.0 && n.fract() == 0.0 {
-        Ok(n as usize)
-    } else {
-        Err(format!("invalid count {n}"))
-    }
-}
-
-fn ttl_ms(n: f64) -> Result<u64, String> {
-    if n.is_finite() && n >= 1.0 {
+/// A TTL from JavaScript (already checked there) as whole milliseconds for `PX`.
+pub fn ttl_ms(n: f64) -> Result<u64, String> {
+    if n.is_finite() && (1.0..=9_007_199_254_740_991.0).contains(&n) {
         Ok(n as u64)
     } else {
         Err(format!("invalid ttl {n} ms"))
     }
 }
 
-/// Reads a batch. The JavaScript layer has validated every argument, so an
-/// error here means the two layers disagree, not that a user passed bad input.
-pub fn decode(codes: &[u32], strs: Vec<String>, nums: &[f64]) -> Result<Vec<Op>, String> {
-    let mut strs = strs.into_iter();
-    let mut nums = nums.iter().copied();
-    let mut s = || strs.next().ok_or("batch is missing a string");
-    let mut ops = Vec::with_capacity(codes.len());
-    for &code in codes {
-        let mut n = || nums.next().ok_or("batch is missing a number");
-        let op = match code {
-            GET => Op::Get(s()?),
-            SET => {
-                let (key, json) = (s()?, s()?);
-                Op::Set {
-                    key,
-                    json,
-                    ttl_ms: ttl_ms(n()?)?,
-                }
-            }
-            DEL => {
-                let len = count(n()?)?;
-                Op::Del((0..len).map(|_| s()).collect::<Result<_, _>>()?)
-            }
-            MGET => {
-                let len = count(n()?)?;
-                Op::MGet((0..len).map(|_| s()).collect::<Result<_, _>>()?)
-            }
-            MSET => {
-                let len = count(n()?)?;
-                let ttl_ms = ttl_ms(n()?)?;
-                let entries = (0..len)
-                    .map(|_| Ok((s()?, s()?)))
-                    .collect::<Result<_, &str>>()?;
-                Op::MSet { entries, ttl_ms }
-            }
-            EXISTS => Op::Exists(s()?),
-            TTL => Op::Ttl(s()?),
-            PING => Op::Ping,
-            INFO => Op::Info,
-            CLEAR => Op::Clear,
-            DEL_PATTERN => Op::DelPattern(s()?),
-            other => return Err(format!("unknown op code {other}")),
-        };
-        ops.push(op);
-    }
-    Ok(ops)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn strs(v: &[&str]) -> Vec<String> {
-        v.iter().map(|s| s.to_string()).collect()
-    }
-
-    #[test]
-    fn decodes_a_mixed_batch_in_order() {
-        let ops = decode(
-            &[GET, SET, DEL, MSET, PING],
-            strs(&["a", "b", "1", "c", "d", "e", "2"]),
-            &[1000.0, 2.0, 1.0, 500.0],
-        )
-        .unwrap();
-        assert_eq!(
-            ops,
-            vec![
-                Op::Get("a".into()),
-                Op::Set {
-                    key: "b".into(),
-                    json: "1".into(),
-                    ttl_ms: 1000
-                },
-                Op::Del(strs(&["c", "d"])),
-                Op::MSet {
-                    entries: vec![("e".into(), "2".into())],
-                    ttl_ms: 500
-                },
-                Op::Ping,
-            ]
-        );
-    }
-
-    #[test]
-    fn rejects_short_or_malformed_batches() {
-        assert!(decode(&[SET], strs(&["a"]), &[]).is_err());
-        assert!(decode(&[DEL], vec![], &[-1.0]).is_err());
-        assert!(decode(&[SET], strs(&["a", "1"]), &[0.0]).is_err());
-        assert!(decode(&[99], vec![], &[]).is_err());
-    }
-
     #[test]
     fn failure_keeps_text_count_fixed() {
         let mut r = Replies::default();
-        r.fail(Op::MGet(strs(&["a", "b", "c"])).shape(), "down");
+        let keys = vec!["a".to_string(), "b".to_string(), "c".to_string()];
+        r.fail(Op::MGet(keys).shape(), "down");
         assert_eq!(r.texts.len(), 3);
         assert_eq!(r.errors, vec!["Cache mget error: down".to_string()]);
         assert_eq!(r.ok, vec![false]);
+    }
+
+    #[test]
+    fn ttl_ms_accepts_whole_positive_milliseconds_only() {
+        assert_eq!(ttl_ms(1500.0), Ok(1500));
+        assert!(ttl_ms(0.0).is_err());
+        assert!(ttl_ms(f64::INFINITY).is_err());
+        assert!(ttl_ms(f64::NAN).is_err());
     }
 }

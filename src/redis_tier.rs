@@ -96,13 +96,21 @@ impl RedisTier {
         &self.shared
     }
 
-    /// Queues `ops` (call this on the JavaScript thread, in call order) and
-    /// returns a future of their replies that settles by the deadline.
-    pub fn submit(&self, ops: Vec<Op>) -> impl std::future::Future<Output = Replies> + Send {
-        let tickets = match self.shared.l1() {
-            Some(local) => prepare_local(local, &ops),
-            None => ops.iter().map(|_| Vec::new()).collect(),
-        };
+    /// Local effects of `op`, applied when the call is made (see [`prepare_local`]).
+    pub fn prepare(&self, op: &Op) -> Vec<Ticket> {
+        match self.shared.l1() {
+            Some(local) => prepare_local(local, op),
+            None => Vec::new(),
+        }
+    }
+
+    /// Sends a batch (call this on the JavaScript thread, in call order) and
+    /// returns a future of its replies that settles by the batch's deadline.
+    pub fn submit(
+        &self,
+        ops: Vec<Op>,
+        tickets: Vec<Vec<Ticket>>,
+    ) -> impl std::future::Future<Output = Replies> + Send {
         let long = ops.iter().any(|op| matches!(op, Op::DelPattern(_)));
         // invalidatePattern takes as many round trips as the keyspace needs; each
         // one is bounded by the timeout instead.
@@ -227,35 +235,34 @@ impl Shared {
     }
 }
 
-/// Local effects of `ops` before they are sent: writes drop their keys from L1
-/// at once (so this instance reads its own writes even before they resolve) and
-/// spoil reads in flight; reads and writes take tickets to fill L1 afterwards.
-fn prepare_local(local: &Arc<Local>, ops: &[Op]) -> Vec<Vec<Ticket>> {
+/// Local effects of a call, applied when it is made: writes drop their keys
+/// from L1 at once (so this instance reads its own writes even before they
+/// resolve) and spoil reads in flight; reads and writes take tickets to fill
+/// L1 with what Redis answers.
+fn prepare_local(local: &Arc<Local>, op: &Op) -> Vec<Ticket> {
     let write = |key: &str| {
         local.invalidate(key);
         local.ticket(key)
     };
-    ops.iter()
-        .map(|op| match op {
-            Op::Get(key) => vec![local.ticket(key)],
-            Op::MGet(keys) => keys.iter().map(|k| local.ticket(k)).collect(),
-            Op::Set { key, .. } => vec![write(key)],
-            Op::MSet { entries, .. } => entries.iter().map(|(k, _)| write(k)).collect(),
-            Op::Del(keys) => {
-                keys.iter().for_each(|k| local.invalidate(k));
-                Vec::new()
-            }
-            Op::Clear => {
-                local.flush();
-                Vec::new()
-            }
-            Op::DelPattern(pattern) => {
-                local.purge_matching(pattern);
-                Vec::new()
-            }
-            Op::Exists(_) | Op::Ttl(_) | Op::Ping | Op::Info => Vec::new(),
-        })
-        .collect()
+    match op {
+        Op::Get(key) => vec![local.ticket(key)],
+        Op::MGet(keys) => keys.iter().map(|k| local.ticket(k)).collect(),
+        Op::Set { key, .. } => vec![write(key)],
+        Op::MSet { entries, .. } => entries.iter().map(|(k, _)| write(k)).collect(),
+        Op::Del(keys) => {
+            keys.iter().for_each(|k| local.invalidate(k));
+            Vec::new()
+        }
+        Op::Clear => {
+            local.flush();
+            Vec::new()
+        }
+        Op::DelPattern(pattern) => {
+            local.purge_matching(pattern);
+            Vec::new()
+        }
+        Op::Exists(_) | Op::Ttl(_) | Op::Ping | Op::Info => Vec::new(),
+    }
 }
 
 fn backoff(attempt: u32) -> Duration {
@@ -270,9 +277,8 @@ async fn supervise(shared: Arc<Shared>, mut info: ConnectionInfo) {
         gen += 1;
         match connect(&shared, &info, gen).await {
             Ok(conn) => {
-                if let Some(local) = &shared.local {
-                    local.flush();
-                }
+                // No flush here: losing the last connection flushed L1 already, and
+                // reads queued meanwhile are sent only now, with tracking on.
                 let published = shared.link.send_if_modified(|link| {
                     if matches!(link, Link::Closed) {
                         return false;

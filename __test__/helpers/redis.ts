@@ -56,10 +56,15 @@ export async function startRedis(extraArgs: string[] = [], fixedPort?: number): 
   const dir = mkdtempSync(join(tmpdir(), 'native-cache-redis-'))
   const port = fixedPort ?? (await freePort())
   let child: ChildProcess | null = null
+  let exited: Promise<void> = Promise.resolve()
+  /** Set when a kill was sent: start() first waits for that process to be gone. */
+  let dying: Promise<void> | null = null
 
   const running = () => child !== null && child.exitCode === null && child.signalCode === null
 
   async function start(): Promise<void> {
+    if (dying) await dying
+    dying = null
     if (running()) return
     for (let attempt = 0; attempt < 50; attempt++) {
       child = spawn(
@@ -68,12 +73,15 @@ export async function startRedis(extraArgs: string[] = [], fixedPort?: number): 
         { stdio: 'ignore' },
       )
       const proc = child
-      let exited = false
-      proc.once('exit', () => {
-        exited = true
-      })
-      for (let i = 0; i < 100 && !exited; i++) {
-        if ((await canConnect(port)) && !exited) return
+      let gone = false
+      exited = new Promise<void>((r) =>
+        proc.once('exit', () => {
+          gone = true
+          r()
+        }),
+      )
+      for (let i = 0; i < 100 && !gone; i++) {
+        if ((await canConnect(port)) && !gone) return
         await new Promise((r) => setTimeout(r, 20))
       }
       proc.kill('SIGKILL')
@@ -86,7 +94,6 @@ export async function startRedis(extraArgs: string[] = [], fixedPort?: number): 
     const proc = child
     child = null
     if (!proc || proc.exitCode !== null || proc.signalCode !== null) return
-    const exited = new Promise<void>((r) => proc.once('exit', () => r()))
     proc.kill('SIGCONT')
     proc.kill('SIGKILL')
     await exited
@@ -101,6 +108,10 @@ export async function startRedis(extraArgs: string[] = [], fixedPort?: number): 
       await stop()
     },
     signal(sig) {
+      if (sig === 'SIGKILL' || sig === 'SIGTERM') {
+        dying = exited
+        child?.kill('SIGCONT')
+      }
       child?.kill(sig)
     },
     // Cleanup of the temp dir when the process is finally stopped.
