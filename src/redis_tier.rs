@@ -944,18 +944,21 @@ mod tests {
         let read = local.ticket("k");
         let tickets = prepare_local(
             &local,
-            &[Op::Set {
+            &Op::Set {
                 key: "k".into(),
                 json: "2".into(),
                 ttl_ms: 1000,
-            }],
+            },
         );
         assert!(
             !read.fill(Arc::from("1"), -1, Instant::now()),
             "the older read must not land"
         );
-        assert_eq!(tickets.len(), 1);
-        assert_eq!(tickets[0].len(), 1);
+        assert_eq!(
+            tickets.len(),
+            1,
+            "the write fills L1 with its own value afterwards"
+        );
     }
 
     #[test]
@@ -974,9 +977,7 @@ mod tests {
             closed: AtomicBool::new(false),
         };
         let op = Op::Get("k".into());
-        let tickets = prepare_local(&local, std::slice::from_ref(&op))
-            .pop()
-            .unwrap();
+        let tickets = prepare_local(&local, &op);
         let mut out = Replies::default();
         apply_reply(
             &shared,

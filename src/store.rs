@@ -62,7 +62,6 @@ impl Store {
                 u32::try_from(weight(k, &v.json)).unwrap_or(u32::MAX)
             })
             .expire_after(ByDeadline)
-            .support_invalidation_closures()
             .eviction_listener(move |_k, _v, cause| {
                 if cause == RemovalCause::Size {
                     Counters::add(&counters.local_evictions, 1);
@@ -102,13 +101,17 @@ impl Store {
     }
 
     /// Drops every entry whose key matches the Redis glob `pattern`.
+    ///
+    /// An explicit walk rather than moka's `invalidate_entries_if`: that one
+    /// decides by timestamp whether an entry predates the predicate, and an
+    /// entry written within the same clock tick could escape it.
     pub fn remove_matching(&self, pattern: &str) {
-        let pattern: Arc<[u8]> = Arc::from(pattern.as_bytes());
-        // Only fails when invalidation closures are not enabled, and they are.
-        let _ = self
-            .cache
-            .invalidate_entries_if(move |k, _| glob::matches(&pattern, k.as_bytes()));
-        self.cache.run_pending_tasks();
+        let pattern = pattern.as_bytes();
+        for (key, _) in self.cache.iter() {
+            if glob::matches(pattern, key.as_bytes()) {
+                self.cache.invalidate(&**key);
+            }
+        }
     }
 
     /// Entries and bytes after moka has applied pending evictions and expiries.
@@ -156,6 +159,24 @@ mod tests {
         s.insert("k", Arc::from("small"), later(60_000));
         s.insert("k", Arc::from("y".repeat(100)), later(60_000));
         assert!(s.get("k").is_none());
+    }
+
+    #[test]
+    fn remove_matching_leaves_no_match_behind_across_refills() {
+        let s = store(1 << 20);
+        let keys: Vec<String> = (0..400).map(|i| format!("k{i}-*-")).collect();
+        for round in 0..300 {
+            for k in &keys {
+                s.insert(k, Arc::from("1"), later(60_000));
+            }
+            let pattern = if round % 2 == 0 { "**" } else { "k1*" };
+            s.remove_matching(pattern);
+            let left: Vec<&String> = keys
+                .iter()
+                .filter(|k| glob::matches(pattern.as_bytes(), k.as_bytes()) && s.get(k).is_some())
+                .collect();
+            assert!(left.is_empty(), "round {round}: {left:?} escaped {pattern}");
+        }
     }
 
     #[test]
