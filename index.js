@@ -307,11 +307,8 @@ class CacheService {
     })
   }
 
-  /** JSON text for `k` from L1 or Redis, or null: getOrSet's read. */
-  #getText(native, k) {
-    const text = native.localGet(k)
-    if (text !== null && text !== undefined) return Promise.resolve(text)
-    if (this.#memory) return Promise.resolve(null)
+  /** JSON text for `k` from Redis, or null: getOrSet's read after an L1 miss. */
+  #fetchText(native, k) {
     native.queueGet(k)
     return this.#call(1, asText)
   }
@@ -348,6 +345,12 @@ class CacheService {
       if (typeof factory !== 'function') {
         throw new TypeError(`factory must be a function, got ${describe(factory)}`)
       }
+      // The hit path: answered from L1 at once, like get.
+      const text = native.localGet(k)
+      if (text !== null && text !== undefined) {
+        const value = parse(text)
+        if (value !== null) return Promise.resolve(value)
+      }
       const running = this.#inflight.get(k)
       if (running !== undefined) {
         native.noteCoalesced()
@@ -366,7 +369,7 @@ class CacheService {
   }
 
   async #fill(native, k, factory, ttlMs) {
-    const cached = await this.#getText(native, k)
+    const cached = this.#memory ? null : await this.#fetchText(native, k)
     if (cached !== null && parse(cached) !== null) return { ran: false, json: cached }
     const value = await factory()
     const json = this.#serialize(value, k)

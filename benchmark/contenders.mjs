@@ -1,0 +1,150 @@
+// Every contender behind one small adapter:
+//   { name, get(k), set(k, v, ttlSeconds), getOrSet(k, factory, ttlSeconds),
+//     mget(keys), del(k), close(), coherent: whether another process's writes reach it }
+// Values are plain objects; each adapter hands back a fresh object per read,
+// as the original does (a JSON.parse per hit).
+import { createRequire } from 'node:module'
+import { LRUCache } from 'lru-cache'
+import { createClient } from 'redis'
+import { BentoCache, bentostore } from 'bentocache'
+import { memoryDriver } from 'bentocache/drivers/memory'
+import { redisDriver, redisBusDriver } from 'bentocache/drivers/redis'
+
+const require = createRequire(import.meta.url)
+const { CacheService } = require('../index.js')
+const { CacheService: Original } = require('./.build/original/cache.service.js')
+
+const quiet = { error: () => {}, warn: () => {}, info: () => {}, debug: () => {} }
+
+export const NAMES = ['native', 'native-noL1', 'baseline', 'bentocache', 'node-redis-csc', 'lru-cache']
+export const BASELINE = 'baseline'
+
+function nativeAdapter(name, url, local) {
+  const c = new CacheService({ url, local, logger: quiet })
+  return {
+    name,
+    coherent: true,
+    get: (k) => c.get(k),
+    set: (k, v, ttl) => c.set(k, v, ttl),
+    getOrSet: (k, f, ttl) => c.getOrSet(k, f, ttl),
+    mget: (keys) => c.mget(keys),
+    del: (k) => c.del(k),
+    ready: () => c.ping(),
+    close: () => c.close(),
+  }
+}
+
+function baselineAdapter(url) {
+  const c = new Original(url)
+  return {
+    name: 'baseline',
+    coherent: true,
+    get: (k) => c.get(k),
+    set: (k, v, ttl) => c.set(k, v, ttl),
+    getOrSet: (k, f, ttl) => c.getOrSet(k, f, ttl),
+    mget: (keys) => c.mget(keys),
+    del: (k) => c.del(k),
+    ready: () => c.ping(),
+    close: () => c.close(),
+  }
+}
+
+function bentoAdapter(url, maxBytes) {
+  const { hostname, port } = new URL(url)
+  const connection = { host: hostname, port: Number(port) }
+  const bento = new BentoCache({
+    default: 'tiered',
+    stores: {
+      tiered: bentostore()
+        .useL1Layer(memoryDriver({ maxSize: maxBytes }))
+        .useL2Layer(redisDriver({ connection }))
+        .useBus(redisBusDriver({ connection })),
+    },
+  })
+  const ms = (ttl) => (ttl ? ttl * 1000 : 300_000)
+  return {
+    name: 'bentocache',
+    coherent: true,
+    get: async (k) => {
+      const v = await bento.get({ key: k })
+      return v === undefined ? null : v
+    },
+    set: (k, v, ttl) => bento.set({ key: k, value: v, ttl: ms(ttl) }),
+    getOrSet: (k, f, ttl) => bento.getOrSet({ key: k, factory: f, ttl: ms(ttl) }),
+    mget: async (keys) => (await Promise.all(keys.map((k) => bento.get({ key: k })))).map((v) => (v === undefined ? null : v)),
+    del: (k) => bento.delete({ key: k }),
+    ready: async () => {
+      await bento.set({ key: '__ready', value: 1 })
+      return true
+    },
+    close: () => bento.disconnectAll(),
+  }
+}
+
+function nodeRedisAdapter(url, maxEntries) {
+  const client = createClient({ url, RESP: 3, clientSideCache: { ttl: 0, maxEntries, evictPolicy: 'LRU' } })
+  client.on('error', () => {})
+  const connected = client.connect()
+  const parse = (v) => (v ? JSON.parse(v) : null)
+  return {
+    name: 'node-redis-csc',
+    coherent: true,
+    get: async (k) => parse(await client.get(k)),
+    set: (k, v, ttl) => client.set(k, JSON.stringify(v), { EX: ttl || 300 }),
+    getOrSet: async (k, f, ttl) => {
+      const cached = parse(await client.get(k))
+      if (cached !== null) return cached
+      const v = await f()
+      await client.set(k, JSON.stringify(v), { EX: ttl || 300 })
+      return v
+    },
+    mget: async (keys) => (await client.mGet(keys)).map(parse),
+    del: (k) => client.del(k),
+    ready: async () => {
+      await connected
+      return (await client.ping()) === 'PONG'
+    },
+    close: () => client.close?.() ?? client.quit(),
+  }
+}
+
+function lruAdapter(maxBytes) {
+  // The in-process ceiling for a JavaScript L1: JSON text in a Map-backed LRU, no Redis.
+  const lru = new LRUCache({ maxSize: maxBytes, sizeCalculation: (v, k) => v.length + k.length, ttlAutopurge: false })
+  const parse = (v) => (v === undefined ? null : JSON.parse(v))
+  return {
+    name: 'lru-cache',
+    coherent: false,
+    get: async (k) => parse(lru.get(k)),
+    set: async (k, v, ttl) => {
+      lru.set(k, JSON.stringify(v), { ttl: (ttl || 300) * 1000 })
+    },
+    getOrSet: async (k, f, ttl) => {
+      const cached = parse(lru.get(k))
+      if (cached !== null) return cached
+      const v = await f()
+      lru.set(k, JSON.stringify(v), { ttl: (ttl || 300) * 1000 })
+      return v
+    },
+    mget: async (keys) => keys.map((k) => parse(lru.get(k))),
+    del: async (k) => {
+      lru.delete(k)
+    },
+    ready: async () => true,
+    close: async () => {},
+  }
+}
+
+/** A connected contender; `maxBytes` bounds the L1s (large enough for every workload). */
+export async function make(name, url, maxBytes = 256 * 1024 * 1024) {
+  const a = {
+    native: () => nativeAdapter('native', url, { maxBytes, maxTtl: 600 }),
+    'native-noL1': () => nativeAdapter('native-noL1', url, false),
+    baseline: () => baselineAdapter(url),
+    bentocache: () => bentoAdapter(url, maxBytes),
+    'node-redis-csc': () => nodeRedisAdapter(url, 0),
+    'lru-cache': () => lruAdapter(maxBytes),
+  }[name]()
+  if (!(await a.ready())) throw new Error(`${name} did not connect to ${url}`)
+  return a
+}

@@ -1,0 +1,374 @@
+#!/usr/bin/env node
+// npm run bench [-- --quick] [-- --reps N] [-- --only W1,W7]
+//
+// Every contender (benchmark/contenders.mjs) on one redis-server of our own,
+// interleaved within each repetition (A B C … A B C …); medians over the
+// repetitions, and each figure also as a ratio to the baseline from the same
+// repetition. redis-benchmark's GET/SET on the same server is the physical
+// limit. Writes benchmark/results/bench-*.json and prints a markdown table.
+import { spawn, spawnSync, execFileSync } from 'node:child_process'
+import { createServer, connect } from 'node:net'
+import { mkdirSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir, cpus, totalmem } from 'node:os'
+import { join, dirname } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { createRequire } from 'node:module'
+import { Bench } from 'tinybench'
+import { make, NAMES, BASELINE } from './contenders.mjs'
+
+const here = dirname(fileURLToPath(import.meta.url))
+const require = createRequire(import.meta.url)
+
+const argv = process.argv.slice(2)
+const flag = (n) => argv.includes(`--${n}`)
+const opt = (n, d) => (argv.indexOf(`--${n}`) >= 0 ? argv[argv.indexOf(`--${n}`) + 1] : d)
+const QUICK = flag('quick')
+const REPS = Number(opt('reps', QUICK ? 1 : 5))
+const RUN_MS = Number(opt('ms', QUICK ? 120 : 1000))
+const ONLY = opt('only', null)?.split(',')
+const CONCURRENCY = 64
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+const log = (...a) => console.error(...a)
+
+/** The ~1 KB service-status record the backend caches. */
+export function record(i) {
+  return {
+    id: `svc-${i}`,
+    name: `media-service-${i}`,
+    status: 'up',
+    uptime: 99.97,
+    lastCheckAt: new Date(1_700_000_000_000 + i * 1000).toISOString(),
+    checks: Array.from({ length: 10 }, (_, j) => ({ name: `probe-${j}`, ok: true, latencyMs: 3 + j, region: 'eu-west' })),
+  }
+}
+
+async function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = createServer()
+    s.on('error', reject)
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address()
+      s.close(() => resolve(port))
+    })
+  })
+}
+
+async function startRedis() {
+  const port = await freePort()
+  const dir = mkdtempSync(join(tmpdir(), 'bench-redis-'))
+  const child = spawn(process.env.REDIS_SERVER_BIN ?? 'redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' })
+  for (let i = 0; i < 200; i++) {
+    const ok = await new Promise((r) => {
+      const s = connect(port, '127.0.0.1')
+      s.once('connect', () => (s.destroy(), r(true)))
+      s.once('error', () => r(false))
+    })
+    if (ok) return { port, url: `redis://127.0.0.1:${port}`, stop: () => (child.kill('SIGKILL'), rmSync(dir, { recursive: true, force: true })) }
+    await sleep(25)
+  }
+  throw new Error('redis-server did not start')
+}
+
+/** Runs `op(i)` from `concurrency` loops for `ms`; returns ops per second. */
+async function drive(op, { concurrency = CONCURRENCY, ms = RUN_MS } = {}) {
+  let n = 0
+  const started = performance.now()
+  const end = started + ms
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (performance.now() < end) await op(n++)
+    }),
+  )
+  return n / ((performance.now() - started) / 1000)
+}
+
+const HOT = Array.from({ length: 1000 }, (_, i) => `hot:${i}`)
+const COLD = 20_000
+let runId = 0
+
+// Each workload: how to prepare a contender, what to measure, the unit, and whether more is better.
+const workloads = {
+  W1: {
+    title: 'hot get, 1,000 keys, all L1 hits, 64 in flight',
+    unit: 'ops/s',
+    higher: true,
+    async run(a) {
+      for (const k of HOT) await a.set(k, record(k.length), 600)
+      for (const k of HOT) await a.get(k)
+      return drive((i) => a.get(HOT[i % HOT.length]))
+    },
+  },
+  W2: {
+    title: 'cold get from Redis (every read a key this instance never read), 64 in flight',
+    unit: 'ops/s',
+    higher: true,
+    fresh: true,
+    async run(a) {
+      return drive((i) => a.get(`cold:${i % COLD}`))
+    },
+  },
+  W3: {
+    title: 'set, 64 in flight',
+    unit: 'ops/s',
+    higher: true,
+    async run(a) {
+      const v = record(3)
+      return drive((i) => a.set(`w3:${i % 1000}`, v, 600))
+    },
+  },
+  W4: {
+    title: 'getOrSet, 95 % hits, factory 1 ms async, 64 in flight',
+    unit: 'ops/s',
+    higher: true,
+    async run(a) {
+      for (const k of HOT) await a.getOrSet(k, async () => record(1), 600)
+      const run = runId++
+      return drive((i) =>
+        i % 20 === 0
+          ? a.getOrSet(`w4:${run}:${i}`, () => sleep(1).then(() => record(i)), 600)
+          : a.getOrSet(HOT[i % HOT.length], async () => record(i), 600),
+      )
+    },
+  },
+  W5: {
+    title: 'mget of 10 hot keys, 64 in flight',
+    unit: 'ops/s',
+    higher: true,
+    async run(a) {
+      for (const k of HOT) await a.set(k, record(2), 600)
+      await a.mget(HOT)
+      return drive((i) => a.mget(Array.from({ length: 10 }, (_, j) => HOT[(i * 10 + j) % HOT.length])))
+    },
+  },
+  W6: {
+    title: 'stampede: 500 concurrent getOrSet on one missing key, factory 20 ms (factory calls)',
+    unit: 'calls',
+    higher: false,
+    async run(a) {
+      let calls = 0
+      const key = `w6:${runId++}`
+      await Promise.all(Array.from({ length: 500 }, () => a.getOrSet(key, () => ((calls += 1), sleep(20).then(() => record(6))), 60)))
+      return calls
+    },
+  },
+  W7: {
+    title: 'latency of one hot get, one in flight (p50 / p99, µs)',
+    unit: 'µs p50',
+    higher: false,
+    async run(a) {
+      await a.set('w7', record(7), 600)
+      await a.get('w7')
+      const bench = new Bench({ time: Math.max(100, RUN_MS), warmupTime: 50, iterations: 200 })
+      bench.add('get', () => a.get('w7'))
+      await bench.run()
+      const lat = bench.tasks[0].result.latency
+      return { value: lat.p50 * 1000, p99: lat.p99 * 1000 }
+    },
+  },
+  W8: {
+    title: 'coherence: ms from B.set/B.del starting until A stops serving the old value (median)',
+    unit: 'ms',
+    higher: false,
+    pair: true,
+    async run(a, b) {
+      if (!a.coherent) return { value: null, note: 'one process only' }
+      const times = []
+      const rounds = QUICK ? 5 : 20
+      for (let r = 0; r < rounds; r++) {
+        const key = `w8:${runId}:${r}`
+        await a.set(key, { v: 'old' }, 600)
+        await a.get(key)
+        await a.get(key)
+        const started = performance.now()
+        const deleting = r % 2 === 1
+        const write = deleting ? b.del(key) : b.set(key, { v: 'new' }, 600)
+        let seen = false
+        while (performance.now() - started < 1000) {
+          const v = await a.get(key)
+          if (deleting ? v === null : v?.v === 'new') {
+            seen = true
+            break
+          }
+          await new Promise((res) => setImmediate(res))
+        }
+        await write
+        times.push(seen ? performance.now() - started : Infinity)
+      }
+      runId++
+      const sorted = times.sort((x, y) => x - y)
+      const med = sorted[Math.floor(sorted.length / 2)]
+      return Number.isFinite(med) ? { value: med } : { value: null, note: 'stale > 1 s' }
+    },
+  },
+}
+
+function median(xs) {
+  const s = xs.filter((x) => x !== null && Number.isFinite(x)).sort((a, b) => a - b)
+  if (s.length === 0) return null
+  const m = Math.floor(s.length / 2)
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2
+}
+
+function redisBenchmark(port) {
+  const n = QUICK ? 20_000 : 200_000
+  try {
+    const out = execFileSync('redis-benchmark', ['-h', '127.0.0.1', '-p', String(port), '-t', 'get,set', '-n', String(n), '-c', String(CONCURRENCY), '-d', '1000', '--csv'], { encoding: 'utf8' })
+    const rps = {}
+    for (const line of out.split('\n')) {
+      const m = /^"(GET|SET)","([\d.]+)"/.exec(line)
+      if (m) rps[m[1]] = Number(m[2])
+    }
+    return rps
+  } catch (err) {
+    return { error: String(err.message ?? err).split('\n')[0] }
+  }
+}
+
+/** W9 in a child process per contender: RSS + heap per entry at 100,000 entries. */
+function memoryPerEntry(name, url) {
+  const r = spawnSync(process.execPath, ['--expose-gc', join(here, 'memory.mjs'), name, url, QUICK ? '10000' : '100000'], { encoding: 'utf8', timeout: 300_000 })
+  try {
+    return JSON.parse(r.stdout.trim().split('\n').pop())
+  } catch {
+    return { error: (r.stderr || r.stdout).slice(0, 300) }
+  }
+}
+
+function versions() {
+  const v = (p) => {
+    try {
+      return require(`${p}/package.json`).version
+    } catch {
+      return 'n/a'
+    }
+  }
+  const redisVersion = spawnSync('redis-server', ['--version'], { encoding: 'utf8' }).stdout.match(/v=(\S+)/)?.[1]
+  return { node: process.version, redis: redisVersion, ioredis: v('ioredis'), bentocache: v('bentocache'), redis_client: v('redis'), 'lru-cache': v('lru-cache'), tinybench: v('tinybench'), addon: require('../package.json').version }
+}
+
+function fmt(v, unit) {
+  if (v === null || v === undefined) return '—'
+  if (unit === 'ops/s') return v >= 1e6 ? `${(v / 1e6).toFixed(2)} M` : `${(v / 1e3).toFixed(1)} k`
+  if (unit === 'µs p50') return v.toFixed(1)
+  if (unit === 'ms') return v.toFixed(2)
+  return String(v)
+}
+
+async function main() {
+  const server = await startRedis()
+  const chosen = Object.keys(workloads).filter((w) => !ONLY || ONLY.includes(w))
+  log(`bench: ${REPS} repetition(s), ${RUN_MS} ms per run, contenders: ${NAMES.join(', ')}`)
+  // Cold keys for W2, written once, the way the original writes them (pipelined SETEX).
+  {
+    const { CacheService: Original } = require('./.build/original/cache.service.js')
+    const seed = new Original(server.url)
+    for (let i = 0; i < COLD; i += 500) {
+      const batch = {}
+      for (let j = i; j < i + 500; j++) batch[`cold:${j}`] = record(j)
+      await seed.mset(batch, 3600)
+    }
+    await seed.close()
+  }
+
+  const results = {}
+  for (const w of chosen) results[w] = Object.fromEntries(NAMES.map((n) => [n, []]))
+  for (let rep = 1; rep <= REPS; rep++) {
+    for (const w of chosen) {
+      const wl = workloads[w]
+      const line = []
+      for (const name of NAMES) {
+        const a = await make(name, server.url)
+        const b = wl.pair ? await make(name, server.url) : null
+        let r
+        try {
+          r = await wl.run(a, b)
+        } catch (err) {
+          r = { value: null, note: `error: ${String(err?.message ?? err).slice(0, 80)}` }
+        }
+        await a.close()
+        if (b) await b.close()
+        const entry = typeof r === 'object' && r !== null ? r : { value: r }
+        results[w][name].push(entry)
+        line.push(`${name} ${fmt(entry.value, wl.unit)}`)
+      }
+      log(`  rep ${rep}/${REPS} ${w}: ${line.join(' | ')}`)
+    }
+  }
+
+  log('  redis-benchmark …')
+  const limit = redisBenchmark(server.port)
+  const memory = {}
+  if (!ONLY || ONLY.includes('W9')) {
+    for (const name of NAMES) {
+      log(`  W9 memory: ${name} …`)
+      memory[name] = memoryPerEntry(name, server.url)
+    }
+  }
+  server.stop()
+
+  // Medians, and medians of per-repetition ratios to the baseline.
+  const table = {}
+  for (const w of chosen) {
+    const wl = workloads[w]
+    table[w] = {}
+    for (const name of NAMES) {
+      const runs = results[w][name]
+      const ratios = runs.map((r, i) => {
+        const base = results[w][BASELINE][i]?.value
+        if (r.value === null || base === null || base === undefined || r.value === 0) return null
+        return wl.higher ? r.value / base : base / r.value
+      })
+      table[w][name] = {
+        median: median(runs.map((r) => r.value)),
+        p99: median(runs.map((r) => r.p99 ?? null)),
+        ratio: median(ratios),
+        note: runs.find((r) => r.note)?.note,
+      }
+    }
+  }
+
+  const meta = { date: new Date().toISOString(), machine: `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB`, reps: REPS, runMs: RUN_MS, concurrency: CONCURRENCY, quick: QUICK, versions: versions() }
+  const out = { meta, workloads: Object.fromEntries(chosen.map((w) => [w, workloads[w].title])), table, raw: results, redisBenchmark: limit, memory }
+  mkdirSync(join(here, 'results'), { recursive: true })
+  const file = join(here, 'results', `bench-${QUICK ? 'quick-' : ''}${meta.date.replace(/[:.]/g, '-')}.json`)
+  writeFileSync(file, JSON.stringify(out, null, 2))
+
+  // Markdown.
+  const lines = []
+  lines.push(`Run ${meta.date} · ${meta.machine} · Node ${meta.versions.node} · Redis ${meta.versions.redis} · ${REPS} repetitions × ${RUN_MS} ms, medians; (×N) = median ratio to the baseline in the same repetition, >1 is better`)
+  lines.push('')
+  lines.push(`| workload | ${NAMES.join(' | ')} |`)
+  lines.push(`|---|${NAMES.map(() => '---').join('|')}|`)
+  for (const w of chosen) {
+    const wl = workloads[w]
+    const cells = NAMES.map((n) => {
+      const c = table[w][n]
+      if (c.median === null) return c.note ?? '—'
+      let s = fmt(c.median, wl.unit)
+      if (w === 'W7' && c.p99 !== null) s += ` / ${c.p99.toFixed(1)}`
+      if (c.ratio !== null && w !== 'W6') s += ` (×${c.ratio.toFixed(2)})`
+      return s
+    })
+    lines.push(`| ${w} ${wl.title} [${wl.unit}] | ${cells.join(' | ')} |`)
+  }
+  if (Object.keys(memory).length > 0) {
+    const cells = NAMES.map((n) => {
+      const m = memory[n]
+      if (!m || m.error || m.bytesPerEntry === undefined) return m?.note ?? '—'
+      return `${Math.round(m.bytesPerEntry)} B (×${m.overPayload.toFixed(2)} payload)`
+    })
+    lines.push(`| W9 memory per cached entry at ${QUICK ? '10,000' : '100,000'} entries, RSS + heap [bytes; × key+JSON] | ${cells.join(' | ')} |`)
+  }
+  lines.push('')
+  lines.push(`redis-benchmark on the same server (-c ${CONCURRENCY} -d 1000, no pipelining): GET ${limit.GET ?? '?'} rps, SET ${limit.SET ?? '?'} rps.`)
+  const md = lines.join('\n')
+  writeFileSync(join(here, 'results', QUICK ? 'latest-quick.md' : 'latest.md'), md + '\n')
+  console.log(md)
+  log(`\nwritten: ${file}`)
+  process.exit(0)
+}
+
+main().catch((err) => {
+  console.error(err)
+  process.exit(1)
+})
