@@ -36,10 +36,14 @@ export declare class NativeCache {
   flush(): Promise<Replies>
   /** Runs the queued calls against the `'memory'` store, synchronously. */
   runSync(): Replies
-  /** The JSON text cached for `key` in this process, or `null`: the synchronous hit path. */
+  /**
+   * The JSON text cached for `key` in this process, or `null`: the
+   * synchronous hit path. The JS string is made straight from the cached
+   * text, with no intermediate Rust copy.
+   */
   localGet(key: string): string | null
   /** `localGet` for many keys at once; `null` where this process has nothing. */
-  localMget(keys: Array<string>): Array<string | undefined | null>
+  localMget(keys: Array<string>): Array<string | null>
   noteCoalesced(): void
   stats(): CacheStats
   /** Messages for the user's logger since the last call. */

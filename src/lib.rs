@@ -16,6 +16,7 @@ mod store;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use napi::bindgen_prelude::*;
+use napi::JsString;
 use napi_derive::napi;
 
 use crate::local::{Local, Ticket};
@@ -238,23 +239,41 @@ impl NativeCache {
         }
     }
 
-    /// The JSON text cached for `key` in this process, or `null`: the synchronous hit path.
-    #[napi]
-    pub fn local_get(&self, key: String) -> Option<String> {
-        let hit = self.store().and_then(|s| s.get(&key));
+    fn lookup(&self, key: &str) -> Option<Arc<store::Entry>> {
+        let hit = self.store().and_then(|s| s.get(key));
         let counter = if hit.is_some() {
             &self.counters.local_hits
         } else {
             &self.counters.local_misses
         };
         Counters::add(counter, 1);
-        hit.map(|e| e.json.to_string())
+        hit
+    }
+
+    /// The JSON text cached for `key` in this process, or `null`: the
+    /// synchronous hit path. The JS string is made straight from the cached
+    /// text, with no intermediate Rust copy.
+    #[napi(ts_return_type = "string | null")]
+    pub fn local_get<'env>(&self, env: &'env Env, key: String) -> Result<Option<JsString<'env>>> {
+        self.lookup(&key)
+            .map(|e| env.create_string(&*e.json))
+            .transpose()
     }
 
     /// `localGet` for many keys at once; `null` where this process has nothing.
-    #[napi]
-    pub fn local_mget(&self, keys: Vec<String>) -> Vec<Option<String>> {
-        keys.into_iter().map(|k| self.local_get(k)).collect()
+    #[napi(ts_return_type = "Array<string | null>")]
+    pub fn local_mget<'env>(
+        &self,
+        env: &'env Env,
+        keys: Vec<String>,
+    ) -> Result<Vec<Option<JsString<'env>>>> {
+        keys.iter()
+            .map(|k| {
+                self.lookup(k)
+                    .map(|e| env.create_string(&*e.json))
+                    .transpose()
+            })
+            .collect()
     }
 
     #[napi]
