@@ -17,6 +17,8 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
  */
 export declare class NativeCache {
   constructor(options: NativeOptions)
+  /** The handle `localGet`/`localMget` take for this instance. */
+  get handle(): number
   queueGet(key: string): void
   queueSet(key: string, json: string, ttlMs: number): void
   queueDel(keys: Array<string>): void
@@ -36,14 +38,6 @@ export declare class NativeCache {
   flush(): Promise<Replies>
   /** Runs the queued calls against the `'memory'` store, synchronously. */
   runSync(): Replies
-  /**
-   * The JSON text cached for `key` in this process, or `null`: the
-   * synchronous hit path. The JS string is made straight from the cached
-   * text, with no intermediate Rust copy.
-   */
-  localGet(key: string): string | null
-  /** `localGet` for many keys at once; `null` where this process has nothing. */
-  localMget(keys: Array<string>): Array<string | null>
   noteCoalesced(): void
   stats(): CacheStats
   /** Messages for the user's logger since the last call. */
@@ -59,6 +53,12 @@ export interface CacheStats {
   /** `getOrSet` calls that joined a factory run already in flight instead of running their own. */
   coalesced: number
 }
+
+/** The JSON text cached for `key` in this process, or `null`. */
+export declare function localGet(handle: number, key: string): string | null
+
+/** `localGet` for many keys; `null` where this process has nothing. */
+export declare function localMget(handle: number, keys: Array<string>): Array<string | null>
 
 export interface LocalStats {
   /** Whether L1 is serving (configured, and the server tracks keys for it). */

@@ -3,7 +3,7 @@
 // The public surface. Kept thin on purpose: argument checks, JSON.parse /
 // JSON.stringify (V8's own are the fastest there are) and promise plumbing.
 // Tiers, connections, invalidation and counters live in Rust (src/).
-const { NativeCache } = require('./binding.js')
+const { NativeCache, localGet, localMget } = require('./binding.js')
 
 const DEFAULT_TTL = 300
 const DEFAULT_MAX_BYTES = 64 * 1024 * 1024
@@ -170,7 +170,8 @@ const asText = (ok, num, texts, t) => texts[t] ?? null
 
 class CacheService {
   #native = null
-  #options = null
+  /** This instance's handle for the hit path (free functions are cheaper to call than methods). */
+  #handle = -1
   #memory = false
   #defaultTtlMs = DEFAULT_TTL * 1000
   #logger = null
@@ -191,6 +192,7 @@ class CacheService {
   #init(resolved) {
     try {
       this.#native = new NativeCache(resolved.native)
+      this.#handle = this.#native.handle
     } catch (err) {
       throw new TypeError(err && err.message ? err.message : String(err))
     }
@@ -299,8 +301,8 @@ class CacheService {
   get(key) {
     return this.#guard((native) => {
       const k = toKey(key, 'key')
-      const text = native.localGet(k)
-      if (text !== null && text !== undefined) return Promise.resolve(parse(text))
+      const text = localGet(this.#handle, k)
+      if (text !== null) return Promise.resolve(parse(text))
       if (this.#memory) return Promise.resolve(null)
       native.queueGet(k)
       return this.#call(1, asValue)
@@ -346,8 +348,8 @@ class CacheService {
         throw new TypeError(`factory must be a function, got ${describe(factory)}`)
       }
       // The hit path: answered from L1 at once, like get.
-      const text = native.localGet(k)
-      if (text !== null && text !== undefined) {
+      const text = localGet(this.#handle, k)
+      if (text !== null) {
         const value = parse(text)
         if (value !== null) return Promise.resolve(value)
       }
@@ -409,9 +411,9 @@ class CacheService {
     return this.#guard((native) => {
       const list = toKeys(keys, 'keys')
       if (list.length === 0) return Promise.resolve([])
-      const local = native.localMget(list)
+      const local = localMget(this.#handle, list)
       const missing = []
-      for (let i = 0; i < local.length; i++) if (local[i] === null || local[i] === undefined) missing.push(i)
+      for (let i = 0; i < local.length; i++) if (local[i] === null) missing.push(i)
       if (missing.length === 0 || this.#memory) return Promise.resolve(local.map(parse))
       const keysToFetch = missing.length === list.length ? list : missing.map((i) => list[i])
       native.queueMget(keysToFetch)

@@ -1,21 +1,12 @@
 // W9, one contender per process: RSS (which includes the V8 heap and native
 // allocations) per cached entry once 100,000 ~1 KB records sit in its L1.
 import { make } from './contenders.mjs'
+import { record } from './record.mjs'
 
 const [name, url, countArg] = process.argv.slice(2)
 const count = Number(countArg ?? 100000)
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 
-function record(i) {
-  return {
-    id: `svc-${i}`,
-    name: `media-service-${i}`,
-    status: 'up',
-    uptime: 99.97,
-    lastCheckAt: new Date(1_700_000_000_000 + i * 1000).toISOString(),
-    checks: Array.from({ length: 10 }, (_, j) => ({ name: `probe-${j}`, ok: true, latencyMs: 3 + j, region: 'eu-west' })),
-  }
-}
 
 function settle() {
   for (let i = 0; i < 3; i++) globalThis.gc?.()

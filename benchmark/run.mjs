@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url'
 import { createRequire } from 'node:module'
 import { Bench } from 'tinybench'
 import { make, NAMES, BASELINE } from './contenders.mjs'
+import { record } from './record.mjs'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const require = createRequire(import.meta.url)
@@ -30,17 +31,6 @@ const CONCURRENCY = 64
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 const log = (...a) => console.error(...a)
 
-/** The ~1 KB service-status record the backend caches. */
-export function record(i) {
-  return {
-    id: `svc-${i}`,
-    name: `media-service-${i}`,
-    status: 'up',
-    uptime: 99.97,
-    lastCheckAt: new Date(1_700_000_000_000 + i * 1000).toISOString(),
-    checks: Array.from({ length: 10 }, (_, j) => ({ name: `probe-${j}`, ok: true, latencyMs: 3 + j, region: 'eu-west' })),
-  }
-}
 
 async function freePort() {
   return new Promise((resolve, reject) => {

@@ -3,6 +3,7 @@
 //! with MediaNest's `CacheService` API; everything stateful lives here.
 
 mod glob;
+mod hits;
 mod human;
 mod local;
 mod logs;
@@ -13,10 +14,10 @@ mod redis_tier;
 mod stats;
 mod store;
 
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use napi::bindgen_prelude::*;
-use napi::JsString;
 use napi_derive::napi;
 
 use crate::local::{Local, Ticket};
@@ -53,6 +54,8 @@ pub struct NativeCache {
     counters: Arc<Counters>,
     max_bytes: u64,
     pending: Mutex<Pending>,
+    /// This instance's entry in the hit path's handle table (see `hits.rs`).
+    handle: u32,
 }
 
 #[napi(object)]
@@ -123,12 +126,33 @@ impl NativeCache {
                 Tier::Redis { tier, local }
             }
         };
+        let (store, serving) = match &tier {
+            Tier::Memory(store) => (store.clone(), Arc::new(AtomicBool::new(true))),
+            Tier::Redis { tier, local } => (
+                local
+                    .as_ref()
+                    .map_or_else(|| Store::new(0, counters.clone()), |l| l.store.clone()),
+                tier.shared().serving(),
+            ),
+        };
+        let handle = hits::register(hits::Lookup {
+            store,
+            serving,
+            counters: counters.clone(),
+        });
         Ok(NativeCache {
             tier,
             counters,
             max_bytes,
             pending: Mutex::default(),
+            handle,
         })
+    }
+
+    /// The handle `localGet`/`localMget` take for this instance.
+    #[napi(getter)]
+    pub fn handle(&self) -> u32 {
+        self.handle
     }
 
     fn pending(&self) -> MutexGuard<'_, Pending> {
@@ -239,43 +263,6 @@ impl NativeCache {
         }
     }
 
-    fn lookup(&self, key: &str) -> Option<Arc<store::Entry>> {
-        let hit = self.store().and_then(|s| s.get(key));
-        let counter = if hit.is_some() {
-            &self.counters.local_hits
-        } else {
-            &self.counters.local_misses
-        };
-        Counters::add(counter, 1);
-        hit
-    }
-
-    /// The JSON text cached for `key` in this process, or `null`: the
-    /// synchronous hit path. The JS string is made straight from the cached
-    /// text, with no intermediate Rust copy.
-    #[napi(ts_return_type = "string | null")]
-    pub fn local_get<'env>(&self, env: &'env Env, key: String) -> Result<Option<JsString<'env>>> {
-        self.lookup(&key)
-            .map(|e| env.create_string(&*e.json))
-            .transpose()
-    }
-
-    /// `localGet` for many keys at once; `null` where this process has nothing.
-    #[napi(ts_return_type = "Array<string | null>")]
-    pub fn local_mget<'env>(
-        &self,
-        env: &'env Env,
-        keys: Vec<String>,
-    ) -> Result<Vec<Option<JsString<'env>>>> {
-        keys.iter()
-            .map(|k| {
-                self.lookup(k)
-                    .map(|e| env.create_string(&*e.json))
-                    .transpose()
-            })
-            .collect()
-    }
-
     #[napi]
     pub fn note_coalesced(&self) {
         Counters::add(&self.counters.coalesced, 1);
@@ -338,6 +325,7 @@ impl NativeCache {
     /// Drops the connection and stops background work; idempotent.
     #[napi]
     pub fn close(&self) {
+        hits::unregister(self.handle);
         match &self.tier {
             Tier::Memory(store) => store.clear(),
             Tier::Redis { tier, .. } => tier.close(),

@@ -44,7 +44,8 @@ pub struct Shared {
     pub logs: Logs,
     /// L1, when configured; it is used only while the server tracks keys for us.
     local: Option<Arc<Local>>,
-    tracking: AtomicBool,
+    /// Whether L1 serves: configured, and the server tracks keys for this instance.
+    tracking: Arc<AtomicBool>,
     timeout: Duration,
     link: watch::Sender<Link>,
     wake: Notify,
@@ -76,7 +77,7 @@ impl RedisTier {
         let shared = Arc::new(Shared {
             counters,
             logs: Logs::default(),
-            tracking: AtomicBool::new(local.is_some()),
+            tracking: Arc::new(AtomicBool::new(local.is_some())),
             local,
             timeout,
             link,
@@ -179,6 +180,11 @@ impl Drop for RedisTier {
 }
 
 impl Shared {
+    /// The flag the hit path checks before serving from L1.
+    pub fn serving(&self) -> Arc<AtomicBool> {
+        self.tracking.clone()
+    }
+
     /// L1, if configured and the server is tracking keys for this instance.
     pub fn l1(&self) -> Option<&Arc<Local>> {
         self.local
@@ -970,7 +976,7 @@ mod tests {
             counters,
             logs: Logs::default(),
             local: Some(local.clone()),
-            tracking: AtomicBool::new(true),
+            tracking: Arc::new(AtomicBool::new(true)),
             timeout: Duration::from_secs(1),
             link,
             wake: Notify::new(),

@@ -16,6 +16,8 @@ use crate::stats::Counters;
 
 pub struct Entry {
     pub json: Arc<str>,
+    /// Whether `json` is all ASCII, so it can cross to JavaScript as Latin-1.
+    pub ascii: bool,
     /// When the entry stops being served.
     pub deadline: Instant,
 }
@@ -88,8 +90,14 @@ impl Store {
             self.cache.invalidate(key);
             return;
         }
-        self.cache
-            .insert(Arc::from(key), Arc::new(Entry { json, deadline }));
+        self.cache.insert(
+            Arc::from(key),
+            Arc::new(Entry {
+                ascii: json.is_ascii(),
+                json,
+                deadline,
+            }),
+        );
     }
 
     pub fn remove(&self, key: &str) {
