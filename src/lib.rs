@@ -195,7 +195,7 @@ impl NativeCache {
     #[napi]
     pub fn queue_mset(&self, pairs: Vec<String>, ttl_ms: f64) -> Result<()> {
         let ttl_ms = ops::ttl_ms(ttl_ms).map_err(invalid)?;
-        if pairs.len() % 2 != 0 {
+        if !pairs.len().is_multiple_of(2) {
             return Err(invalid("mset pairs must come in twos".into()));
         }
         let mut it = pairs.into_iter();
