@@ -6,12 +6,12 @@
 // repetitions, and each figure also as a ratio to the baseline from the same
 // repetition. redis-benchmark's GET/SET on the same server is the physical
 // limit. Writes benchmark/results/bench-*.json and prints a markdown table.
-import { spawn, spawnSync, execFileSync } from 'node:child_process'
-import { createServer, connect } from 'node:net'
-import { mkdirSync, writeFileSync, mkdtempSync, rmSync, readFileSync } from 'node:fs'
-import { tmpdir, cpus, totalmem } from 'node:os'
+import { spawnSync, execFileSync } from 'node:child_process'
+import { mkdirSync, writeFileSync, readFileSync } from 'node:fs'
+import { cpus, totalmem } from 'node:os'
 import { join, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { startRedis } from './redis-server.mjs'
 import { createRequire } from 'node:module'
 import { Bench } from 'tinybench'
 import { make, NAMES, BASELINE } from './contenders.mjs'
@@ -31,33 +31,6 @@ const CONCURRENCY = 64
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 const log = (...a) => console.error(...a)
 
-
-async function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = createServer()
-    s.on('error', reject)
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address()
-      s.close(() => resolve(port))
-    })
-  })
-}
-
-async function startRedis() {
-  const port = await freePort()
-  const dir = mkdtempSync(join(tmpdir(), 'bench-redis-'))
-  const child = spawn(process.env.REDIS_SERVER_BIN ?? 'redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' })
-  for (let i = 0; i < 200; i++) {
-    const ok = await new Promise((r) => {
-      const s = connect(port, '127.0.0.1')
-      s.once('connect', () => (s.destroy(), r(true)))
-      s.once('error', () => r(false))
-    })
-    if (ok) return { port, url: `redis://127.0.0.1:${port}`, stop: () => (child.kill('SIGKILL'), rmSync(dir, { recursive: true, force: true })) }
-    await sleep(25)
-  }
-  throw new Error('redis-server did not start')
-}
 
 /** Runs `op(i)` from `concurrency` loops for `ms` (or `max` calls); returns ops per second. */
 async function drive(op, { concurrency = CONCURRENCY, ms = RUN_MS, max = Infinity } = {}) {

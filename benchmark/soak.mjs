@@ -7,12 +7,10 @@
 // Starts its own redis-server on a free loopback port unless --url is given.
 // Samples RSS, V8 heap after a forced GC (run under --expose-gc), L1 bytes and
 // this process's open sockets; writes benchmark/results/soak-*.csv.
-import { spawn } from 'node:child_process'
-import { createServer, connect } from 'node:net'
-import { mkdirSync, readdirSync, readlinkSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { mkdirSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs'
 import { join, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { startRedis } from './redis-server.mjs'
 import { createRequire } from 'node:module'
 
 const require = createRequire(import.meta.url)
@@ -37,32 +35,6 @@ const HEAP_GROWTH_MB = 8
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 
-async function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = createServer()
-    s.on('error', reject)
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address()
-      s.close(() => resolve(port))
-    })
-  })
-}
-
-async function startRedis() {
-  const port = await freePort()
-  const dir = mkdtempSync(join(tmpdir(), 'soak-redis-'))
-  const child = spawn(process.env.REDIS_SERVER_BIN ?? 'redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' })
-  for (let i = 0; i < 200; i++) {
-    const ok = await new Promise((r) => {
-      const s = connect(port, '127.0.0.1')
-      s.once('connect', () => (s.destroy(), r(true)))
-      s.once('error', () => r(false))
-    })
-    if (ok) return { url: `redis://127.0.0.1:${port}`, stop: () => (child.kill('SIGKILL'), rmSync(dir, { recursive: true, force: true })) }
-    await sleep(25)
-  }
-  throw new Error('redis-server did not start')
-}
 
 function openSockets() {
   let n = 0
