@@ -199,7 +199,7 @@ describe('bad options throw a TypeError at construction', () => {
   it.each([
     ['a number as options', 5],
     ['a url that does not parse', { url: 'not a url' }],
-    ['a url of another scheme', { url: 'http://localhost:6379' }],
+    ['a url of another scheme', { url: 'http://localhost:7000' }],
     ['a negative local.maxBytes', { local: { maxBytes: -1 } }],
     ['a fractional local.maxBytes', { local: { maxBytes: 1.5 } }],
     ['a zero local.maxTtl', { local: { maxTtl: 0 } }],

@@ -19,25 +19,10 @@ const quiet = { error: () => {}, warn: () => {}, info: () => {}, debug: () => {}
 export const NAMES = ['native', 'native-noL1', 'baseline', 'bentocache', 'node-redis-csc', 'lru-cache']
 export const BASELINE = 'baseline'
 
-function nativeAdapter(name, url, local) {
-  const c = new CacheService({ url, local, logger: quiet })
+/** The native addon and the original share the CacheService API: one adapter for both. */
+function serviceAdapter(name, c) {
   return {
     name,
-    coherent: true,
-    get: (k) => c.get(k),
-    set: (k, v, ttl) => c.set(k, v, ttl),
-    getOrSet: (k, f, ttl) => c.getOrSet(k, f, ttl),
-    mget: (keys) => c.mget(keys),
-    del: (k) => c.del(k),
-    ready: () => c.ping(),
-    close: () => c.close(),
-  }
-}
-
-function baselineAdapter(url) {
-  const c = new Original(url)
-  return {
-    name: 'baseline',
     coherent: true,
     get: (k) => c.get(k),
     set: (k, v, ttl) => c.set(k, v, ttl),
@@ -138,9 +123,9 @@ function lruAdapter(maxBytes) {
 /** A connected contender; `maxBytes` bounds the L1s (large enough for every workload). */
 export async function make(name, url, maxBytes = 256 * 1024 * 1024) {
   const a = {
-    native: () => nativeAdapter('native', url, { maxBytes, maxTtl: 600 }),
-    'native-noL1': () => nativeAdapter('native-noL1', url, false),
-    baseline: () => baselineAdapter(url),
+    native: () => serviceAdapter('native', new CacheService({ url, local: { maxBytes, maxTtl: 600 }, logger: quiet })),
+    'native-noL1': () => serviceAdapter('native-noL1', new CacheService({ url, local: false, logger: quiet })),
+    baseline: () => serviceAdapter('baseline', new Original(url)),
     bentocache: () => bentoAdapter(url, maxBytes),
     'node-redis-csc': () => nodeRedisAdapter(url, 0),
     'lru-cache': () => lruAdapter(maxBytes),
