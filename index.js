@@ -366,17 +366,19 @@ class CacheService {
       }
       run.then(done, done)
       // The caller that ran the factory gets its value itself, as with the original.
-      return run.then((r) => (r.ran ? r.value : parse(r.json)))
+      return run.then((r) => r.value)
     })
   }
 
   async #fill(native, k, factory, ttlMs) {
     const cached = this.#memory ? null : await this.#fetchText(native, k)
-    if (cached !== null && parse(cached) !== null) return { ran: false, json: cached }
+    const hit = parse(cached)
+    // A hit parsed once: this caller keeps that copy, joiners parse their own from json.
+    if (hit !== null) return { json: cached, value: hit }
     const value = await factory()
     const json = this.#serialize(value, k)
     if (!this.#closed) await this.#setJson(k, json, ttlMs)
-    return { ran: true, value, json }
+    return { value, json }
   }
 
   invalidatePattern(pattern) {

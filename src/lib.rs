@@ -347,3 +347,11 @@ impl NativeCache {
         }
     }
 }
+
+impl Drop for NativeCache {
+    /// An instance garbage-collected without `close()` must not keep its store
+    /// alive in the hit path's handle table.
+    fn drop(&mut self) {
+        hits::unregister(self.handle);
+    }
+}
