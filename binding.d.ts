@@ -54,6 +54,41 @@ export interface CacheStats {
   coalesced: number
 }
 
+/** Bound on one Redis command, in milliseconds. */
+export declare const DEFAULT_COMMAND_TIMEOUT_MS: number
+
+/** L1's bound on real memory, in bytes. */
+export declare const DEFAULT_LOCAL_MAX_BYTES: number
+
+/** Longest an L1 entry is served, in seconds. */
+export declare const DEFAULT_LOCAL_MAX_TTL_SECONDS: number
+
+/** Seconds a value is kept when a call's ttl is falsy. */
+export declare const DEFAULT_TTL_SECONDS: number
+
+/** Failed calls by the code their logger message carries. */
+export interface ErrorCounts {
+  /** `ERR_CACHE_CLOSED` */
+  closed: number
+  /** `ERR_CACHE_TIMEOUT` */
+  timeout: number
+  /** `ERR_CACHE_UNAVAILABLE` */
+  unavailable: number
+  /** `ERR_CACHE_SERVER` */
+  server: number
+  /** `ERR_CACHE_PROTOCOL` */
+  protocol: number
+}
+
+/** How often an idle connection is asked to prove it is alive, in milliseconds. */
+export declare const HEARTBEAT_INTERVAL_MS: number
+
+/**
+ * How long after the last proof of the link L1 keeps serving, in milliseconds:
+ * the bound on staleness during a silent partition.
+ */
+export declare const LIVENESS_LEASE_MS: number
+
 /** The JSON text cached for `key` in this process, or `null`. */
 export declare function localGet(handle: number, key: string): string | null
 
@@ -80,6 +115,8 @@ export interface LocalStats {
 export interface LogEntry {
   level: string
   message: string
+  /** The failure code it is about (`ERR_CACHE_…`). */
+  code: string
 }
 
 /** Options as `index.js` hands them over (environment fallbacks applied). */
@@ -93,7 +130,8 @@ export interface NativeOptions {
   username?: string
   password?: string
   db?: number
-  tls?: boolean
+  /** Present: connect with TLS (also for a `redis://` URL). */
+  tls?: TlsOptions
   /** Bound on L1 keys plus JSON bytes; 0 disables L1 (in `'memory'` mode it bounds the store). */
   localMaxBytes: number
   /** Longest an L1 entry is served without Redis confirming it, in ms. */
@@ -108,14 +146,47 @@ export interface RedisStats {
   misses: number
   /** Calls that took their failure result (down, timeout, error reply). */
   errors: number
+  /** `errors` by code. */
+  errorsByCode: ErrorCounts
   reconnects: number
 }
 
-/** What a batch resolves to in JavaScript. */
+/**
+ * What a batch resolves to in JavaScript: per op, whether it succeeded, its
+ * number, and where its texts start in `texts` (so JavaScript never restates
+ * how many texts each op answers).
+ */
 export interface Replies {
   ok: Array<boolean>
   nums: Array<number>
+  starts: Array<number>
   texts: Array<string | undefined | null>
-  /** Messages for the logger, one per failed op. */
-  errors: Array<string>
+  /** One per failed op. */
+  errors: Array<ReplyError>
+}
+
+/** A failed call's report for the logger. */
+export interface ReplyError {
+  /** Which call: the op's index in the batch. */
+  op: number
+  message: string
+  /** A stable code: `ERR_CACHE_TIMEOUT`, `ERR_CACHE_UNAVAILABLE`, `ERR_CACHE_SERVER`, … */
+  code: string
+}
+
+/**
+ * TLS settings, with Node's `tls.connect` names; PEM text (`index.js`
+ * turns Buffers and arrays into text).
+ */
+export interface TlsOptions {
+  /** Trusted CA certificates (PEM); default: the Mozilla roots. */
+  ca?: string
+  /** Client certificate chain (PEM), for servers that require client certificates. */
+  cert?: string
+  /** Client private key (PEM). */
+  key?: string
+  /** `false`: accept any server certificate. Default `true`. */
+  rejectUnauthorized?: boolean
+  /** The name the server certificate must carry (and SNI), when it is not the host connected to. */
+  servername?: string
 }

@@ -3,12 +3,15 @@
 // The public surface. Kept thin on purpose: argument checks, JSON.parse /
 // JSON.stringify (V8's own are the fastest there are) and promise plumbing.
 // Tiers, connections, invalidation and counters live in Rust (src/).
-const { NativeCache, localGet, localMget } = require('./binding.js')
+const { readFileSync } = require('node:fs')
+const binding = require('./binding.js')
 
-const DEFAULT_TTL = 300
-const DEFAULT_MAX_BYTES = 64 * 1024 * 1024
-const DEFAULT_MAX_TTL = 60
-const DEFAULT_TIMEOUT_MS = 1000
+const { NativeCache, localGet, localMget } = binding
+// Defaults live in Rust (src/options.rs) and are read from there.
+const DEFAULT_TTL = binding.DEFAULT_TTL_SECONDS
+const DEFAULT_MAX_BYTES = binding.DEFAULT_LOCAL_MAX_BYTES
+const DEFAULT_MAX_TTL = binding.DEFAULT_LOCAL_MAX_TTL_SECONDS
+const DEFAULT_TIMEOUT_MS = binding.DEFAULT_COMMAND_TIMEOUT_MS
 const MAX_TTL_MS = Number.MAX_SAFE_INTEGER
 
 const LAZY = Symbol('lazy')
@@ -81,6 +84,84 @@ function envString(env, name) {
   return v === undefined || v === '' ? undefined : v
 }
 
+/** The URL from the environment: `REDIS_URL_FILE` (a Docker secret) when it names a file, else `REDIS_URL`. */
+function envUrl(env) {
+  const file = envString(env, 'REDIS_URL_FILE')
+  if (file !== undefined) {
+    let text
+    try {
+      text = readFileSync(file, 'utf8')
+    } catch {
+      text = undefined
+    }
+    if (text !== undefined && text.trim() !== '') return text.trim()
+  }
+  return envString(env, 'REDIS_URL')
+}
+
+/** PEM text from what Node's tls.connect takes: a string, a Buffer, or an array of them. */
+function pem(value, name) {
+  if (value === undefined || value === null) return undefined
+  if (typeof value === 'string') return value
+  if (ArrayBuffer.isView(value)) return Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('utf8')
+  if (Array.isArray(value)) return value.map((v, i) => pem(v, `${name}[${i}]`)).join('\n')
+  throw new TypeError(`${name} must be PEM text, a Buffer or an array of them, got ${describe(value)}`)
+}
+
+/** `tls: true | { ca, cert, key, rejectUnauthorized, servername }` (or env REDIS_TLS) as the native options. */
+function resolveTls(tls) {
+  if (typeof tls === 'string') tls = tls === 'true' || tls === '1' || tls === 'yes'
+  if (tls === undefined || tls === null || tls === false) return undefined
+  if (tls === true) return {}
+  if (typeof tls !== 'object' || Array.isArray(tls)) {
+    throw new TypeError(`tls must be a boolean or { ca, cert, key, rejectUnauthorized, servername }, got ${describe(tls)}`)
+  }
+  const { rejectUnauthorized, servername } = tls
+  if (rejectUnauthorized !== undefined && typeof rejectUnauthorized !== 'boolean') {
+    throw new TypeError(`tls.rejectUnauthorized must be a boolean, got ${describe(rejectUnauthorized)}`)
+  }
+  const out = {
+    ca: pem(tls.ca, 'tls.ca'),
+    cert: pem(tls.cert, 'tls.cert'),
+    key: pem(tls.key, 'tls.key'),
+    rejectUnauthorized,
+    servername: optionalString(servername, 'tls.servername'),
+  }
+  if ((out.cert === undefined) !== (out.key === undefined)) {
+    throw new TypeError('tls.cert and tls.key must be given together')
+  }
+  return out
+}
+
+/** A logger that is not there: failures stay visible as rate-limited warnings on stderr. */
+const stderrLogger = (() => {
+  const EVERY_MS = 10_000
+  let windowStart = 0
+  let suppressed = 0
+  const write = (message, meta) => {
+    const now = Date.now()
+    if (now - windowStart < EVERY_MS) {
+      suppressed++
+      return
+    }
+    const more = suppressed > 0 ? ` (${suppressed} more in the last ${EVERY_MS / 1000} s)` : ''
+    windowStart = now
+    suppressed = 0
+    const code = meta && typeof meta === 'object' && typeof meta.code === 'string' ? ` [${meta.code}]` : ''
+    process.stderr.write(`@medianest/native-cache: ${message}${code}${more}; pass a logger (or logger: false) to CacheService or call setLogger()\n`)
+  }
+  const quiet = () => {}
+  return { error: write, warn: write, info: quiet, debug: quiet }
+})()
+
+function checkLogger(logger, name) {
+  if (logger === undefined || logger === null || logger === false) return logger ?? null
+  if (typeof logger !== 'object' && typeof logger !== 'function') {
+    throw new TypeError(`${name} must be false or an object with error/warn/info/debug methods, got ${describe(logger)}`)
+  }
+  return logger
+}
+
 function positive(value, name) {
   if (typeof value !== 'number' || !(value > 0) || !Number.isFinite(value)) {
     throw new TypeError(`${name} must be a positive, finite number, got ${describe(value)}`)
@@ -114,12 +195,8 @@ function resolveOptions(options, env) {
   }
   // Explicit connection options win over REDIS_URL; an explicit url wins over everything.
   const explicitParts = ['host', 'port', 'username', 'password', 'db', 'tls'].some((k) => options[k] !== undefined)
-  const url = optionalString(options.url ?? (explicitParts ? undefined : envString(env, 'REDIS_URL')), 'url')
-  let tls = options.tls ?? envString(env, 'REDIS_TLS')
-  if (typeof tls === 'string') tls = tls === 'true' || tls === '1' || tls === 'yes'
-  else if (tls !== undefined && typeof tls !== 'boolean' && (typeof tls !== 'object' || tls === null)) {
-    throw new TypeError(`tls must be a boolean, got ${describe(tls)}`)
-  }
+  const url = optionalString(options.url ?? (explicitParts ? undefined : envUrl(env)), 'url')
+  const tls = resolveTls(options.tls ?? envString(env, 'REDIS_TLS'))
   let local = options.local
   if (local === undefined || local === true) local = {}
   if (local !== false && (typeof local !== 'object' || local === null || Array.isArray(local))) {
@@ -135,10 +212,7 @@ function resolveOptions(options, env) {
     maxTtl = positive(local.maxTtl ?? DEFAULT_MAX_TTL, 'local.maxTtl')
   }
   if (mode === 'memory' && maxBytes === 0) maxBytes = DEFAULT_MAX_BYTES
-  const logger = options.logger
-  if (logger !== undefined && logger !== null && typeof logger !== 'object') {
-    throw new TypeError(`logger must be an object with error/warn/info/debug methods, got ${describe(logger)}`)
-  }
+  const logger = checkLogger(options.logger, 'logger')
   return {
     native: {
       mode,
@@ -148,18 +222,18 @@ function resolveOptions(options, env) {
       username: optionalString(options.username ?? envString(env, 'REDIS_USERNAME'), 'username'),
       password: optionalString(options.password ?? envString(env, 'REDIS_PASSWORD'), 'password'),
       db: integer(options.db ?? envString(env, 'REDIS_DATABASE') ?? 0, 'db', 0, 2 ** 31 - 1),
-      tls: Boolean(tls),
+      tls,
       localMaxBytes: maxBytes,
       localMaxTtlMs: maxTtl * 1000,
       commandTimeoutMs: positive(options.commandTimeoutMs ?? DEFAULT_TIMEOUT_MS, 'commandTimeoutMs'),
     },
     defaultTtlMs: Math.round(positive(options.defaultTtl ?? DEFAULT_TTL, 'defaultTtl') * 1000),
-    logger: logger ?? null,
+    logger,
   }
 }
 
 // How each op's replies become the value its promise resolves to:
-// (ok, num, texts, t) where texts[t] is the op's first text.
+// (ok, num, texts, t) where texts[t] is the op's first text (Rust says where).
 const asUndefined = () => undefined
 const asValue = (ok, num, texts, t) => parse(texts[t])
 const asBool = (ok, num) => ok && num === 1
@@ -174,7 +248,9 @@ class CacheService {
   #handle = -1
   #memory = false
   #defaultTtlMs = DEFAULT_TTL * 1000
+  /** The user's logger; null: the stderr default; false: silent. */
   #logger = null
+  #loggerSet = false
   #closed = false
   /** The batch this event-loop turn is filling, sent on process.nextTick. */
   #pending = null
@@ -198,7 +274,8 @@ class CacheService {
     }
     this.#memory = resolved.native.mode === 'memory'
     this.#defaultTtlMs = resolved.defaultTtlMs
-    this.#logger = resolved.logger
+    // The lazy singleton may have been given a logger before its first use.
+    if (!this.#loggerSet) this.#logger = resolved.logger
   }
 
   /** The native half, created on first use for the lazy singleton. Throws when closed. */
@@ -209,8 +286,8 @@ class CacheService {
   }
 
   #log(level, message, meta) {
-    const logger = this.#logger
-    if (logger === null) return
+    const logger = this.#logger === null ? stderrLogger : this.#logger
+    if (logger === false) return
     const fn = logger[level] ?? logger.error
     if (typeof fn !== 'function') return
     try {
@@ -222,26 +299,25 @@ class CacheService {
   }
 
   #drainLogs() {
-    for (const { level, message } of this.#native.drainLogs()) this.#log(level, message)
+    for (const { level, message, code } of this.#native.drainLogs()) this.#log(level, message, { code })
   }
 
   /**
-   * The promise of the call just queued natively (`native.queue*`): `texts` is
-   * how many texts its reply carries, `settle` maps its reply to the value.
-   * In 'memory' mode it runs at once; for Redis, every call of this event-loop
-   * turn goes in one batch, sent on process.nextTick.
+   * The promise of the call just queued natively (`native.queue*`): `settle`
+   * maps its reply to the value. In 'memory' mode it runs at once; for Redis,
+   * every call of this event-loop turn goes in one batch, sent on process.nextTick.
    */
-  #call(texts, settle) {
+  #call(settle) {
     if (this.#memory) {
       const r = this.#native.runSync()
-      return Promise.resolve(settle(r.ok[0], r.nums[0], r.texts, 0))
+      return Promise.resolve(settle(r.ok[0], r.nums[0], r.texts, r.starts[0]))
     }
     let waiters = this.#pending
     if (waiters === null) {
       waiters = this.#pending = []
       process.nextTick(this.#flush)
     }
-    return new Promise((resolve) => waiters.push({ settle, resolve, texts }))
+    return new Promise((resolve) => waiters.push({ settle, resolve }))
   }
 
   #flush = () => {
@@ -262,19 +338,17 @@ class CacheService {
   }
 
   #dispatch(waiters, r) {
-    for (const message of r.errors) this.#log('error', message)
+    for (const e of r.errors) this.#log('error', e.message, { code: e.code })
     this.#drainLogs()
-    const { ok, nums, texts } = r
-    let t = 0
+    const { ok, nums, texts, starts } = r
     for (let i = 0; i < waiters.length; i++) {
       const w = waiters[i]
-      w.resolve(w.settle(ok[i], nums[i], texts, t))
-      t += w.texts
+      w.resolve(w.settle(ok[i], nums[i], texts, starts[i]))
     }
   }
 
   #fail(waiters, err) {
-    this.#log('error', 'Cache error: native call failed', { error: err })
+    this.#log('error', 'Cache error: native call failed', { error: err, code: 'ERR_CACHE_PROTOCOL' })
     for (const w of waiters) w.resolve(w.settle(false, 0, EMPTY, 0))
   }
 
@@ -305,22 +379,23 @@ class CacheService {
       if (text !== null) return Promise.resolve(parse(text))
       if (this.#memory) return Promise.resolve(null)
       native.queueGet(k)
-      return this.#call(1, asValue)
+      return this.#call(asValue)
     })
   }
 
   /** JSON text for `k` from Redis, or null: getOrSet's read after an L1 miss. */
   #fetchText(native, k) {
     native.queueGet(k)
-    return this.#call(1, asText)
+    return this.#call(asText)
   }
 
   #setJson(k, json, ttlMs) {
     if (json === NO_VALUE) return Promise.resolve(undefined)
+    this.#inflight.delete(k)
     // JSON has no text for undefined, functions and symbols: the key goes, so get answers null.
     if (json === undefined) this.#native.queueDel([k])
     else this.#native.queueSet(k, json, ttlMs)
-    return this.#call(0, asUndefined)
+    return this.#call(asUndefined)
   }
 
   set(key, value, ttl) {
@@ -335,8 +410,9 @@ class CacheService {
     return this.#guard((native) => {
       const list = Array.isArray(keys) ? toKeys(keys, 'keys') : [toKey(keys, 'keys')]
       if (list.length === 0) return Promise.resolve(undefined)
+      for (const k of list) this.#inflight.delete(k)
       native.queueDel(list)
-      return this.#call(0, asUndefined)
+      return this.#call(asUndefined)
     })
   }
 
@@ -384,28 +460,30 @@ class CacheService {
   invalidatePattern(pattern) {
     return this.#guard((native) => {
       native.queueDelPattern(toKey(pattern, 'pattern'))
-      return this.#call(0, asUndefined)
+      // New getOrSet calls must not join a run that started before this write.
+      this.#inflight.clear()
+      return this.#call(asUndefined)
     })
   }
 
   exists(key) {
     return this.#guard((native) => {
       native.queueExists(toKey(key, 'key'))
-      return this.#call(0, asBool)
+      return this.#call(asBool)
     })
   }
 
   ttl(key) {
     return this.#guard((native) => {
       native.queueTtl(toKey(key, 'key'))
-      return this.#call(0, asTtl)
+      return this.#call(asTtl)
     })
   }
 
   ping() {
     return this.#guard((native) => {
       native.queuePing()
-      return this.#call(0, asBool)
+      return this.#call(asBool)
     })
   }
 
@@ -419,7 +497,7 @@ class CacheService {
       if (missing.length === 0 || this.#memory) return Promise.resolve(local.map(parse))
       const keysToFetch = missing.length === list.length ? list : missing.map((i) => list[i])
       native.queueMget(keysToFetch)
-      return this.#call(keysToFetch.length, (ok, num, texts, t) => {
+      return this.#call((ok, num, texts, t) => {
         if (!ok) return []
         for (let j = 0; j < missing.length; j++) local[missing[j]] = texts[t + j]
         return local.map(parse)
@@ -438,17 +516,18 @@ class CacheService {
       for (const [k, value] of Object.entries(record)) {
         const json = this.#serialize(value, k)
         if (json === NO_VALUE) continue
+        this.#inflight.delete(k)
         if (json === undefined) gone.push(k)
         else strs.push(k, json)
       }
       const calls = []
       if (strs.length > 0) {
         native.queueMset(strs, ttlMs)
-        calls.push(this.#call(0, asUndefined))
+        calls.push(this.#call(asUndefined))
       }
       if (gone.length > 0) {
         native.queueDel(gone)
-        calls.push(this.#call(0, asUndefined))
+        calls.push(this.#call(asUndefined))
       }
       return Promise.all(calls).then(asUndefined)
     })
@@ -457,15 +536,26 @@ class CacheService {
   getInfo() {
     return this.#guard((native) => {
       native.queueInfo()
-      return this.#call(1, asInfo)
+      return this.#call(asInfo)
     })
   }
 
   clear() {
     return this.#guard((native) => {
       native.queueClear()
-      return this.#call(0, asUndefined)
+      this.#inflight.clear()
+      return this.#call(asUndefined)
     })
+  }
+
+  /**
+   * Where swallowed failures go from now on: a winston-compatible logger,
+   * `false` for nowhere, `null` for the default (rate-limited warnings on stderr).
+   * Lets an application give the lazy `cacheService` its logger without touching callers.
+   */
+  setLogger(logger) {
+    this.#logger = checkLogger(logger, 'logger')
+    this.#loggerSet = true
   }
 
   /** Releases the connection and background work. Later calls reject with a CacheClosedError. */

@@ -8,20 +8,20 @@
 // napi-derive registers these for Node; a `cargo test` build sees no caller.
 #![cfg_attr(test, allow(dead_code))]
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use napi::bindgen_prelude::*;
 use napi::JsString;
 use napi_derive::napi;
 
+use crate::gate::Gate;
 use crate::stats::Counters;
 use crate::store::{Entry, Store};
 
 /// What a hit needs: the store, whether it may serve (L1 only while tracked), the counters.
 pub struct Lookup {
     pub store: Store,
-    pub serving: Arc<AtomicBool>,
+    pub serving: Arc<Gate>,
     pub counters: Arc<Counters>,
 }
 
@@ -44,7 +44,7 @@ pub fn unregister(handle: u32) {
 fn lookup(handle: u32, key: &str) -> Option<Arc<Entry>> {
     let table = TABLE.read().unwrap_or_else(|e| e.into_inner());
     let l = table.get(handle as usize)?.as_ref()?;
-    let hit = if l.serving.load(Ordering::Acquire) {
+    let hit = if l.serving.open() {
         l.store.get(key)
     } else {
         None

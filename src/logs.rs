@@ -3,23 +3,28 @@
 
 use std::sync::Mutex;
 
+use crate::error::Code;
+
+/// One message: its level, the failure code it is about, its text.
+pub type Line = (&'static str, Code, String);
+
 #[derive(Default)]
 pub struct Logs {
-    queue: Mutex<Vec<(&'static str, String)>>,
+    queue: Mutex<Vec<Line>>,
 }
 
 /// Bound on queued messages: an outage with no one draining must not grow memory.
 const MAX_QUEUED: usize = 1_000;
 
 impl Logs {
-    pub fn push(&self, level: &'static str, message: impl Into<String>) {
+    pub fn push(&self, level: &'static str, code: Code, message: impl Into<String>) {
         let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
         if q.len() < MAX_QUEUED {
-            q.push((level, message.into()));
+            q.push((level, code, message.into()));
         }
     }
 
-    pub fn drain(&self) -> Vec<(&'static str, String)> {
+    pub fn drain(&self) -> Vec<Line> {
         std::mem::take(&mut *self.queue.lock().unwrap_or_else(|e| e.into_inner()))
     }
 }

@@ -6,6 +6,9 @@
 
 use napi_derive::napi;
 
+use crate::error::{Code, Failure};
+use crate::stats::Counters;
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Op {
     Get(String),
@@ -29,15 +32,49 @@ pub enum Op {
     DelPattern(String),
 }
 
-/// What a batch resolves to in JavaScript.
+/// A failed call's report for the logger.
+#[napi(object)]
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReplyError {
+    /// Which call: the op's index in the batch.
+    pub op: u32,
+    pub message: String,
+    /// A stable code: `ERR_CACHE_TIMEOUT`, `ERR_CACHE_UNAVAILABLE`, `ERR_CACHE_SERVER`, …
+    pub code: String,
+}
+
+/// What a batch resolves to in JavaScript: per op, whether it succeeded, its
+/// number, and where its texts start in `texts` (so JavaScript never restates
+/// how many texts each op answers).
 #[napi(object)]
 #[derive(Default, Debug)]
 pub struct Replies {
     pub ok: Vec<bool>,
     pub nums: Vec<f64>,
+    pub starts: Vec<u32>,
     pub texts: Vec<Option<String>>,
-    /// Messages for the logger, one per failed op.
-    pub errors: Vec<String>,
+    /// One per failed op.
+    pub errors: Vec<ReplyError>,
+}
+
+/// A successful op's result: its number and its texts.
+#[derive(Debug, Default, PartialEq)]
+pub struct Answer {
+    pub num: f64,
+    pub texts: Vec<Option<String>>,
+}
+
+impl Answer {
+    pub fn num(num: f64) -> Self {
+        Answer {
+            num,
+            texts: Vec::new(),
+        }
+    }
+
+    pub fn texts(num: f64, texts: Vec<Option<String>>) -> Self {
+        Answer { num, texts }
+    }
 }
 
 impl Replies {
@@ -45,23 +82,47 @@ impl Replies {
         Replies {
             ok: Vec::with_capacity(ops),
             nums: Vec::with_capacity(ops),
+            starts: Vec::with_capacity(ops),
             texts: Vec::with_capacity(ops),
             errors: Vec::new(),
         }
     }
 
-    /// Appends the failure result of an op: not ok, zero, and its texts as `null`.
-    pub fn fail(&mut self, shape: Shape, why: &str) {
-        self.ok.push(false);
-        self.nums.push(0.0);
-        self.texts.extend(std::iter::repeat_n(None, shape.texts));
-        self.errors
-            .push(format!("Cache {} error: {why}", shape.name));
+    /// Appends an op's result; a failure gets `null` for each text its shape has.
+    pub fn push(&mut self, shape: Shape, result: Result<Answer, Failure>) {
+        self.starts.push(self.texts.len() as u32);
+        match result {
+            Ok(Answer { num, texts }) => {
+                self.ok.push(true);
+                self.nums.push(num);
+                self.texts.extend(texts);
+            }
+            Err(f) => {
+                self.errors.push(ReplyError {
+                    op: self.ok.len() as u32,
+                    message: format!("Cache {} error: {}", shape.name, f.message),
+                    code: f.code.js().to_string(),
+                });
+                self.ok.push(false);
+                self.nums.push(0.0);
+                self.texts.extend(std::iter::repeat_n(None, shape.texts));
+            }
+        }
     }
 
-    pub fn done(&mut self, num: f64) {
-        self.ok.push(true);
-        self.nums.push(num);
+    pub fn fail(&mut self, shape: Shape, why: &Failure) {
+        self.push(shape, Err(why.clone()));
+    }
+
+    pub fn done(&mut self, shape: Shape, num: f64) {
+        self.push(shape, Ok(Answer::num(num)));
+    }
+
+    /// Counts this batch's failures by code, once, when it is delivered.
+    pub fn count_failures(&self, counters: &Counters) {
+        for e in &self.errors {
+            counters.failed(Code::from_js(&e.code), 1);
+        }
     }
 }
 
@@ -116,13 +177,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn failure_keeps_text_count_fixed() {
+    fn each_op_says_where_its_texts_start() {
         let mut r = Replies::default();
         let keys = vec!["a".to_string(), "b".to_string(), "c".to_string()];
-        r.fail(Op::MGet(keys).shape(), "down");
-        assert_eq!(r.texts.len(), 3);
-        assert_eq!(r.errors, vec!["Cache mget error: down".to_string()]);
-        assert_eq!(r.ok, vec![false]);
+        r.fail(
+            Op::MGet(keys).shape(),
+            &Failure::new(Code::Unavailable, "down"),
+        );
+        r.push(
+            Op::Get("k".into()).shape(),
+            Ok(Answer::texts(0.0, vec![Some("1".into())])),
+        );
+        r.done(Op::Ping.shape(), 1.0);
+        assert_eq!(r.starts, vec![0, 3, 4]);
+        assert_eq!(r.texts.len(), 4);
+        assert_eq!(r.ok, vec![false, true, true]);
+        assert_eq!(r.errors[0].message, "Cache mget error: down");
+        assert_eq!(r.errors[0].code, "ERR_CACHE_UNAVAILABLE");
+        assert_eq!(r.errors[0].op, 0);
     }
 
     #[test]

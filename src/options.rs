@@ -8,6 +8,46 @@ use redis::{
     ConnectionAddr, ConnectionInfo, IntoConnectionInfo, ProtocolVersion, RedisConnectionInfo,
 };
 
+/// Seconds a value is kept when a call's ttl is falsy.
+#[napi]
+#[cfg_attr(test, allow(dead_code))] // read by JavaScript
+pub const DEFAULT_TTL_SECONDS: u32 = 300;
+/// L1's bound on real memory, in bytes.
+#[napi]
+#[cfg_attr(test, allow(dead_code))] // read by JavaScript
+pub const DEFAULT_LOCAL_MAX_BYTES: u32 = 64 * 1024 * 1024;
+/// Longest an L1 entry is served, in seconds.
+#[napi]
+#[cfg_attr(test, allow(dead_code))] // read by JavaScript
+pub const DEFAULT_LOCAL_MAX_TTL_SECONDS: u32 = 60;
+/// Bound on one Redis command, in milliseconds.
+#[napi]
+#[cfg_attr(test, allow(dead_code))] // read by JavaScript
+pub const DEFAULT_COMMAND_TIMEOUT_MS: u32 = 1000;
+/// How often an idle connection is asked to prove it is alive, in milliseconds.
+#[napi]
+pub const HEARTBEAT_INTERVAL_MS: u32 = 250;
+/// How long after the last proof of the link L1 keeps serving, in milliseconds:
+/// the bound on staleness during a silent partition.
+#[napi]
+pub const LIVENESS_LEASE_MS: u32 = 1500;
+
+/// TLS settings, with Node's `tls.connect` names; PEM text (`index.js`
+/// turns Buffers and arrays into text).
+#[napi(object)]
+pub struct TlsOptions {
+    /// Trusted CA certificates (PEM); default: the Mozilla roots.
+    pub ca: Option<String>,
+    /// Client certificate chain (PEM), for servers that require client certificates.
+    pub cert: Option<String>,
+    /// Client private key (PEM).
+    pub key: Option<String>,
+    /// `false`: accept any server certificate. Default `true`.
+    pub reject_unauthorized: Option<bool>,
+    /// The name the server certificate must carry (and SNI), when it is not the host connected to.
+    pub servername: Option<String>,
+}
+
 /// Options as `index.js` hands them over (environment fallbacks applied).
 #[napi(object)]
 pub struct NativeOptions {
@@ -20,7 +60,8 @@ pub struct NativeOptions {
     pub username: Option<String>,
     pub password: Option<String>,
     pub db: Option<u32>,
-    pub tls: Option<bool>,
+    /// Present: connect with TLS (also for a `redis://` URL).
+    pub tls: Option<TlsOptions>,
     /// Bound on L1 keys plus JSON bytes; 0 disables L1 (in `'memory'` mode it bounds the store).
     pub local_max_bytes: f64,
     /// Longest an L1 entry is served without Redis confirming it, in ms.
@@ -31,7 +72,14 @@ pub struct NativeOptions {
 
 pub enum Mode {
     Memory,
-    Redis(Box<ConnectionInfo>),
+    Redis(Box<Target>),
+}
+
+/// Where and how to connect.
+pub struct Target {
+    pub info: ConnectionInfo,
+    /// The address actually dialled when `servername` names the certificate instead.
+    pub dial: Option<(String, u16)>,
 }
 
 pub struct Settings {
@@ -52,7 +100,7 @@ fn ms(n: f64, name: &str) -> Result<Duration, String> {
 }
 
 /// The Redis address and handshake settings, always asking for RESP3 (needed for tracking).
-pub fn connection_info(o: &NativeOptions) -> Result<ConnectionInfo, String> {
+pub fn target(o: &NativeOptions) -> Result<Target, String> {
     let info = match &o.url {
         Some(url) => {
             if redis::parse_redis_url(url).is_none() {
@@ -68,16 +116,6 @@ pub fn connection_info(o: &NativeOptions) -> Result<ConnectionInfo, String> {
             let host = o.host.clone().unwrap_or_else(|| "localhost".into());
             let port = u16::try_from(o.port.unwrap_or(6379))
                 .map_err(|_| "port must be between 1 and 65535".to_string())?;
-            let addr = if o.tls.unwrap_or(false) {
-                ConnectionAddr::TcpTls {
-                    host,
-                    port,
-                    insecure: false,
-                    tls_params: None,
-                }
-            } else {
-                ConnectionAddr::Tcp(host, port)
-            };
             let mut redis = RedisConnectionInfo::default().set_db(o.db.unwrap_or(0) as i64);
             if let Some(user) = &o.username {
                 redis = redis.set_username(user);
@@ -85,7 +123,8 @@ pub fn connection_info(o: &NativeOptions) -> Result<ConnectionInfo, String> {
             if let Some(password) = &o.password {
                 redis = redis.set_password(password);
             }
-            addr.into_connection_info()
+            ConnectionAddr::Tcp(host, port)
+                .into_connection_info()
                 .map_err(|e| e.to_string())?
                 .set_redis_settings(redis)
         }
@@ -95,13 +134,67 @@ pub fn connection_info(o: &NativeOptions) -> Result<ConnectionInfo, String> {
         .clone()
         .set_protocol(ProtocolVersion::RESP3)
         .set_lib_name("medianest-native-cache", env!("CARGO_PKG_VERSION"));
-    Ok(info.set_redis_settings(redis))
+    let info = info.set_redis_settings(redis);
+    with_tls(info, o.tls.as_ref())
+}
+
+/// Applies `tls` (certificates, verification, servername) to the address.
+fn with_tls(info: ConnectionInfo, tls: Option<&TlsOptions>) -> Result<Target, String> {
+    let (host, port) = match info.addr() {
+        ConnectionAddr::Tcp(host, port) | ConnectionAddr::TcpTls { host, port, .. } => {
+            (host.clone(), *port)
+        }
+        other => return Err(format!("unsupported address {other}")),
+    };
+    let Some(tls) = tls else {
+        return Ok(Target { info, dial: None });
+    };
+    let insecure = tls.reject_unauthorized == Some(false);
+    let servername = tls.servername.clone().filter(|s| !s.is_empty());
+    let dial = servername
+        .as_ref()
+        .filter(|name| **name != host)
+        .map(|_| (host.clone(), port));
+    let addr = ConnectionAddr::TcpTls {
+        host: servername.unwrap_or(host),
+        port,
+        insecure,
+        tls_params: None,
+    };
+    let redis = info.redis_settings().clone();
+    let info = addr
+        .into_connection_info()
+        .map_err(|e| e.to_string())?
+        .set_redis_settings(redis);
+    let pem = |b: &Option<String>| b.as_ref().map(|b| b.as_bytes().to_vec());
+    let (cert, key) = (pem(&tls.cert), pem(&tls.key));
+    if cert.is_some() != key.is_some() {
+        return Err("tls.cert and tls.key must be given together".into());
+    }
+    let certificates = redis::TlsCertificates {
+        client_tls: cert
+            .zip(key)
+            .map(|(client_cert, client_key)| redis::ClientTlsConfig {
+                client_cert,
+                client_key,
+            }),
+        root_cert: pem(&tls.ca),
+    };
+    if certificates.client_tls.is_none() && certificates.root_cert.is_none() {
+        return Ok(Target { info, dial });
+    }
+    let client = redis::Client::build_with_tls(info, certificates)
+        .map_err(|e| format!("tls options are not usable: {e}"))?;
+    Ok(Target {
+        info: client.get_connection_info().clone(),
+        dial,
+    })
 }
 
 pub fn settings(o: &NativeOptions) -> Result<Settings, String> {
     let mode = match o.mode.as_str() {
         "memory" => Mode::Memory,
-        "redis" => Mode::Redis(Box::new(connection_info(o)?)),
+        "redis" => Mode::Redis(Box::new(target(o)?)),
         other => return Err(format!("mode must be 'redis' or 'memory', got {other:?}")),
     };
     if !(o.local_max_bytes.is_finite() && o.local_max_bytes >= 0.0) {
@@ -140,7 +233,7 @@ mod tests {
 
     #[test]
     fn parts_make_a_resp3_connection() {
-        let info = connection_info(&opts(None)).unwrap();
+        let info = target(&opts(None)).unwrap().info;
         assert_eq!(info.addr().to_string(), "127.0.0.1:7000");
         assert_eq!(info.redis_settings().db(), 3);
         assert_eq!(info.redis_settings().password(), Some("p@ss:word"));
@@ -149,16 +242,51 @@ mod tests {
 
     #[test]
     fn url_wins_and_bad_urls_are_named() {
-        let info = connection_info(&opts(Some("redis://:secret@10.0.0.1:6380/2"))).unwrap();
+        let info = target(&opts(Some("redis://:secret@10.0.0.1:6380/2")))
+            .unwrap()
+            .info;
         assert_eq!(info.addr().to_string(), "10.0.0.1:6380");
         assert_eq!(info.redis_settings().db(), 2);
-        let err = connection_info(&opts(Some("http://nope"))).unwrap_err();
+        let err = target(&opts(Some("http://nope"))).err().unwrap();
         assert!(err.contains("url"), "{err}");
     }
 
     #[test]
     fn rediss_url_is_tls() {
-        let info = connection_info(&opts(Some("rediss://example.com:6380"))).unwrap();
+        let info = target(&opts(Some("rediss://example.com:6380")))
+            .unwrap()
+            .info;
         assert!(matches!(info.addr(), ConnectionAddr::TcpTls { .. }));
+    }
+
+    #[test]
+    fn servername_is_checked_while_the_host_is_dialled() {
+        let mut o = opts(None);
+        o.tls = Some(TlsOptions {
+            ca: None,
+            cert: None,
+            key: None,
+            reject_unauthorized: None,
+            servername: Some("redis.test".into()),
+        });
+        let t = target(&o).unwrap();
+        assert!(
+            matches!(t.info.addr(), ConnectionAddr::TcpTls { host, insecure: false, .. } if host == "redis.test")
+        );
+        assert_eq!(t.dial, Some(("127.0.0.1".to_string(), 7000)));
+        assert_eq!(t.info.redis_settings().db(), 3);
+    }
+
+    #[test]
+    fn a_lone_cert_without_key_is_named() {
+        let mut o = opts(None);
+        o.tls = Some(TlsOptions {
+            ca: None,
+            cert: Some("x".into()),
+            key: None,
+            reject_unauthorized: None,
+            servername: None,
+        });
+        assert!(target(&o).err().unwrap().contains("tls.cert"));
     }
 }

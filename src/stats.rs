@@ -10,6 +10,11 @@ pub struct Counters {
     pub redis_hits: AtomicU64,
     pub redis_misses: AtomicU64,
     pub redis_errors: AtomicU64,
+    pub errors_closed: AtomicU64,
+    pub errors_timeout: AtomicU64,
+    pub errors_unavailable: AtomicU64,
+    pub errors_server: AtomicU64,
+    pub errors_protocol: AtomicU64,
     pub invalidations: AtomicU64,
     pub flushes: AtomicU64,
     pub reconnects: AtomicU64,
@@ -17,6 +22,12 @@ pub struct Counters {
 }
 
 impl Counters {
+    /// One call failed with `code`.
+    pub fn failed(&self, code: crate::error::Code, calls: u64) {
+        Self::add(&self.redis_errors, calls);
+        Self::add(code.counter(self), calls);
+    }
+
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Relaxed);
     }

@@ -1,0 +1,252 @@
+//! The serial executor: every batch of one instance goes through it in call
+//! order, merged into as few pipelines as possible.
+//!
+//! Why serial: the calls of one instance must take effect in the order they
+//! were made. Batches queue in a channel filled on the JavaScript thread in
+//! call order; the executor drains everything queued into one pipeline, so
+//! under load pipelines grow instead of round trips multiplying.
+//!
+//! Deadlines: a call still queued at its deadline has been answered as timed
+//! out, so it is never sent; every segment re-checks before it goes out.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use redis::aio::MultiplexedConnection;
+use tokio::sync::{mpsc, oneshot, Mutex};
+use tokio::time::{timeout, timeout_at};
+
+use super::commands::{add_commands, apply_reply};
+use super::scan::delete_pattern;
+use super::{Link, Shared};
+use crate::error::{Code, Failure};
+use crate::local::Ticket;
+use crate::ops::{Op, Replies};
+
+/// Ops merged into one pipeline at most; more wait for the next round trip.
+const MAX_PIPELINE_OPS: usize = 4096;
+
+pub struct Job {
+    pub ops: Vec<Op>,
+    /// Per op, one ticket per key it reads through L1.
+    pub tickets: Vec<Vec<Ticket>>,
+    pub reply: oneshot::Sender<Replies>,
+    pub deadline: Instant,
+}
+
+/// Runs the executor, restarting it should it ever panic (the calls of that
+/// round are answered as failed; later calls are served).
+pub fn start(shared: Arc<Shared>, rx: mpsc::UnboundedReceiver<Job>) {
+    let rx = Arc::new(Mutex::new(rx));
+    napi::bindgen_prelude::spawn(async move {
+        loop {
+            let run = tokio::spawn(execute(shared.clone(), rx.clone()));
+            match run.await {
+                Err(e) if e.is_panic() => shared.logs.push(
+                    "error",
+                    Code::Unavailable,
+                    "Redis executor failed; restarting it",
+                ),
+                _ => return,
+            }
+        }
+    });
+}
+
+async fn execute(shared: Arc<Shared>, rx: Arc<Mutex<mpsc::UnboundedReceiver<Job>>>) {
+    let mut rx = rx.lock().await;
+    while let Some(first) = rx.recv().await {
+        let mut jobs = vec![first];
+        let mut ops = jobs[0].ops.len();
+        while ops < MAX_PIPELINE_OPS {
+            match rx.try_recv() {
+                Ok(job) => {
+                    ops += job.ops.len();
+                    jobs.push(job);
+                }
+                Err(_) => break,
+            }
+        }
+        let Some(latest) = jobs.iter().map(|j| j.deadline).max() else {
+            continue;
+        };
+        match current_link(&shared, latest).await {
+            Ok((conn, gen)) => run(&shared, conn, gen, jobs).await,
+            Err(why) => {
+                for job in jobs {
+                    let mut r = Replies::with_capacity(job.ops.len());
+                    let why = if job.deadline <= Instant::now() {
+                        Failure::timeout()
+                    } else {
+                        why.clone()
+                    };
+                    for op in &job.ops {
+                        r.fail(op.shape(), &why);
+                    }
+                    deliver(&shared, job.reply, r);
+                }
+            }
+        }
+    }
+}
+
+/// Hands a job its replies, counting its failures if its caller still waits.
+fn deliver(shared: &Shared, out: oneshot::Sender<Replies>, r: Replies) {
+    if !out.is_closed() {
+        r.count_failures(&shared.counters);
+        let _ = out.send(r);
+    }
+}
+
+/// The connection to use for a batch due by `deadline`, waiting only while the first connect is under way.
+async fn current_link(
+    shared: &Shared,
+    deadline: Instant,
+) -> Result<(MultiplexedConnection, u64), Failure> {
+    let mut rx = shared.link.subscribe();
+    loop {
+        match &*rx.borrow_and_update() {
+            Link::Up { conn, gen } => return Ok((conn.clone(), *gen)),
+            Link::Down(why) => {
+                return Err(Failure::new(
+                    Code::Unavailable,
+                    format!("Redis unavailable: {}", why.message),
+                ))
+            }
+            Link::Closed => return Err(Failure::closed()),
+            Link::Connecting => {}
+        }
+        match timeout_at(deadline.into(), rx.changed()).await {
+            Ok(Ok(())) => continue,
+            Ok(Err(_)) => return Err(Failure::closed()),
+            Err(_) => return Err(Failure::new(Code::Timeout, "Redis connect timed out")),
+        }
+    }
+}
+
+/// An op of a merged pipeline: the job it belongs to, the op, its L1 tickets.
+struct Planned {
+    job: usize,
+    op: Op,
+    tickets: Vec<Ticket>,
+}
+
+/// Runs `jobs` on one connection, in order: one pipeline for everything up to
+/// each `invalidatePattern`, which runs its own SCAN loop in between.
+async fn run(shared: &Shared, mut conn: MultiplexedConnection, gen: u64, jobs: Vec<Job>) {
+    let mut replies: Vec<Replies> = jobs
+        .iter()
+        .map(|j| Replies::with_capacity(j.ops.len()))
+        .collect();
+    let mut outs = Vec::with_capacity(jobs.len());
+    let mut deadlines = Vec::with_capacity(jobs.len());
+    let mut planned: Vec<Planned> = Vec::new();
+    for (job, j) in jobs.into_iter().enumerate() {
+        outs.push(j.reply);
+        deadlines.push(j.deadline);
+        planned.extend(
+            j.ops
+                .into_iter()
+                .zip(j.tickets)
+                .map(|(op, tickets)| Planned { job, op, tickets }),
+        );
+    }
+    let mut broken: Option<Failure> = None;
+    let mut rest = planned.into_iter().peekable();
+    while rest.peek().is_some() {
+        let mut segment = Vec::new();
+        while let Some(p) = rest.next_if(|p| !matches!(p.op, Op::DelPattern(_))) {
+            segment.push(p);
+        }
+        // Answered as timed out already (or about to be): never sent.
+        let now = Instant::now();
+        let (due, live): (Vec<Planned>, Vec<Planned>) = segment
+            .into_iter()
+            .partition(|p| deadlines[p.job] <= now || outs[p.job].is_closed());
+        for p in due {
+            replies[p.job].fail(p.op.shape(), &Failure::timeout());
+        }
+        if !live.is_empty() {
+            if let Some(why) = &broken {
+                for p in &live {
+                    replies[p.job].fail(p.op.shape(), why);
+                }
+            } else if let Err(why) = run_pipeline(shared, &mut conn, live, &mut replies).await {
+                if why.breaks_link() {
+                    shared.broken(gen, &why);
+                    broken = Some(why);
+                }
+            }
+        }
+        if let Some(p) = rest.next() {
+            let Op::DelPattern(pattern) = &p.op else {
+                unreachable!("segments end at invalidatePattern")
+            };
+            let result = match &broken {
+                Some(why) => Err(why.clone()),
+                None if deadlines[p.job] <= Instant::now() => Err(Failure::timeout()),
+                None => delete_pattern(shared, &mut conn, pattern).await,
+            };
+            if let Err(why) = &result {
+                if broken.is_none() && why.breaks_link() {
+                    shared.broken(gen, why);
+                    broken = Some(why.clone());
+                }
+            }
+            replies[p.job].push(p.op.shape(), result.map(|()| Default::default()));
+        }
+    }
+    for (out, r) in outs.into_iter().zip(replies) {
+        deliver(shared, out, r);
+    }
+}
+
+/// Sends `segment` as one pipeline. `Err` means the connection failed (and
+/// every op of the segment has its failure result); server error replies fail
+/// only their own op.
+async fn run_pipeline(
+    shared: &Shared,
+    conn: &mut MultiplexedConnection,
+    segment: Vec<Planned>,
+    replies: &mut [Replies],
+) -> Result<(), Failure> {
+    let mut pipe = redis::pipe();
+    let counts: Vec<usize> = segment
+        .iter()
+        .map(|p| add_commands(&mut pipe, &p.op, !p.tickets.is_empty()))
+        .collect();
+    let total: usize = counts.iter().sum();
+    let sent_at = Instant::now();
+    let values = if total == 0 {
+        Ok(Vec::new())
+    } else {
+        match timeout(shared.timeout, conn.send_packed_commands(&pipe, 0, total)).await {
+            Ok(Ok(values)) if values.len() == total => Ok(values),
+            Ok(Ok(values)) => Err(Failure::new(
+                Code::Protocol,
+                format!("expected {total} replies, got {}", values.len()),
+            )),
+            Ok(Err(e)) => Err(e.into()),
+            Err(_) => Err(Failure::timeout()),
+        }
+    };
+    let values = match values {
+        Ok(values) => values,
+        Err(why) => {
+            for p in &segment {
+                replies[p.job].fail(p.op.shape(), &why);
+            }
+            return Err(why);
+        }
+    };
+    if total > 0 {
+        shared.gate.prove(sent_at);
+    }
+    let mut values = values.into_iter();
+    for (p, n) in segment.into_iter().zip(counts) {
+        let vals: Vec<redis::Value> = values.by_ref().take(n).collect();
+        let result = apply_reply(&shared.counters, &p.op, vals, sent_at, p.tickets);
+        replies[p.job].push(p.op.shape(), result);
+    }
+    Ok(())
+}

@@ -1,0 +1,301 @@
+//! The connection: a supervisor that (re)connects it, switches client
+//! tracking on, and a heartbeat that keeps proving it alive.
+
+use std::hash::{BuildHasher, RandomState};
+use std::net::SocketAddr;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use redis::aio::MultiplexedConnection;
+use redis::io::AsyncDNSResolver;
+use redis::{AsyncConnectionConfig, ProtocolVersion, PushInfo, PushKind, RedisFuture, Value};
+use tokio::time::{sleep, timeout};
+
+use super::{Link, Shared};
+use crate::error::{classify_connect, tracking_unsupported, Code, ConnectFailure, Failure};
+use crate::options::{Target, HEARTBEAT_INTERVAL_MS};
+use crate::stats::Counters;
+
+/// Runs the supervisor, restarting it should it ever panic: an instance must
+/// never be left without one.
+pub fn start(shared: Arc<Shared>, target: Target) {
+    let target = Arc::new(target);
+    napi::bindgen_prelude::spawn(async move {
+        while !shared.is_closed() {
+            let run = tokio::spawn(supervise(shared.clone(), target.clone()));
+            match run.await {
+                Err(e) if e.is_panic() => shared.logs.push(
+                    "error",
+                    Code::Unavailable,
+                    "Redis connection supervisor failed; restarting it",
+                ),
+                _ => return,
+            }
+        }
+    });
+}
+
+/// Reconnect delays: 50 ms doubling to 1 s, each between half and all of
+/// that, so a fleet does not reconnect in step after a Redis restart.
+fn backoff(attempt: u32) -> Duration {
+    let cap = (50u64 << attempt.min(5)).min(1000);
+    let jitter = RandomState::new().hash_one(attempt) % (cap / 2 + 1);
+    Duration::from_millis(cap / 2 + jitter)
+}
+
+async fn supervise(shared: Arc<Shared>, target: Arc<Target>) {
+    let mut gen = 0u64;
+    let mut failures = 0u32;
+    let mut ever_up = false;
+    let mut resp3 = true;
+    let mut said_no_tracking = false;
+    while !shared.is_closed() {
+        gen += 1;
+        match connect(&shared, &target, gen, resp3).await {
+            Ok((conn, untracked)) => {
+                if let Some(why) = untracked.filter(|_| !said_no_tracking) {
+                    said_no_tracking = true;
+                    shared.logs.push(
+                        "warn",
+                        Code::Server,
+                        format!("Redis cannot track keys for this client ({why}); running without the local tier"),
+                    );
+                }
+                // No flush here: losing the last connection flushed L1 already, and
+                // reads queued meanwhile are sent only now, with tracking on.
+                let published = shared.link.send_if_modified(|link| {
+                    if matches!(link, Link::Closed) {
+                        return false;
+                    }
+                    *link = Link::Up {
+                        conn: conn.clone(),
+                        gen,
+                    };
+                    true
+                });
+                if !published {
+                    return;
+                }
+                if ever_up {
+                    Counters::add(&shared.counters.reconnects, 1);
+                    shared
+                        .logs
+                        .push("info", Code::Unavailable, "Redis connection re-established");
+                }
+                ever_up = true;
+                failures = 0;
+                tokio::spawn(heartbeat(Arc::downgrade(&shared), conn, gen));
+                // Wait until this connection is reported broken or the cache closes.
+                while shared.is_current(gen) {
+                    shared.wake.notified().await;
+                }
+                // A server that spoke RESP2 may have been upgraded since.
+                resp3 = true;
+            }
+            Err(ConnectFailure::NoResp3) if resp3 => resp3 = false,
+            Err(ConnectFailure::NoResp3) => {}
+            Err(ConnectFailure::Transient(why)) => {
+                if failures == 0 {
+                    shared.logs.push(
+                        "error",
+                        why.code,
+                        format!("Redis connection failed: {}", why.message),
+                    );
+                }
+                shared.link.send_if_modified(|link| {
+                    if matches!(link, Link::Closed) {
+                        return false;
+                    }
+                    *link = Link::Down(why.clone());
+                    true
+                });
+                let delay = backoff(failures);
+                failures = failures.saturating_add(1);
+                tokio::select! {
+                    _ = sleep(delay) => {}
+                    _ = shared.wake.notified() => {}
+                }
+            }
+        }
+    }
+}
+
+/// Dials `host:port` while the TLS layer checks the certificate against the
+/// name in the address (`tls.servername`).
+struct Dial(String, u16);
+
+impl AsyncDNSResolver for Dial {
+    fn resolve<'a, 'b: 'a>(
+        &'a self,
+        _host: &'b str,
+        _port: u16,
+    ) -> RedisFuture<'a, Box<dyn Iterator<Item = SocketAddr> + Send + 'a>> {
+        Box::pin(async move {
+            let addrs = tokio::net::lookup_host((self.0.as_str(), self.1)).await?;
+            Ok(Box::new(addrs) as Box<dyn Iterator<Item = SocketAddr> + Send>)
+        })
+    }
+}
+
+/// Opens connection `gen` and asks the server to track the keys it reads.
+/// Returns the connection and, when L1 is configured but tracking is off, why.
+async fn connect(
+    shared: &Arc<Shared>,
+    target: &Target,
+    gen: u64,
+    resp3: bool,
+) -> Result<(MultiplexedConnection, Option<String>), ConnectFailure> {
+    let transient = |f: Failure| ConnectFailure::Transient(f);
+    let mut info = target.info.clone();
+    if !resp3 {
+        let redis = info
+            .redis_settings()
+            .clone()
+            .set_protocol(ProtocolVersion::RESP2);
+        info = info.set_redis_settings(redis);
+    }
+    let client = redis::Client::open(info).map_err(|e| transient(e.into()))?;
+    let mut config = AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(shared.timeout))
+        .set_response_timeout(None);
+    if let Some((host, port)) = &target.dial {
+        config = config.set_dns_resolver(Dial(host.clone(), *port));
+    }
+    if resp3 {
+        // Weak: the connection must not keep the instance alive.
+        let weak: Weak<Shared> = Arc::downgrade(shared);
+        config = config.set_push_sender(move |push: PushInfo| {
+            if let Some(shared) = weak.upgrade() {
+                on_push(&shared, gen, push);
+            }
+            Ok::<(), ()>(())
+        });
+    }
+    let connecting = client.get_multiplexed_async_connection_with_config(&config);
+    let mut conn = match timeout(shared.timeout, connecting).await {
+        Err(_) => {
+            return Err(transient(Failure::new(
+                Code::Unavailable,
+                "connect timed out",
+            )))
+        }
+        Ok(Err(e)) => return Err(classify_connect(e)),
+        Ok(Ok(conn)) => conn,
+    };
+    if shared.local.is_none() {
+        return Ok((conn, None));
+    }
+    if !resp3 {
+        shared.gate.set_tracking(false);
+        return Ok((conn, Some("the server speaks RESP2 only".into())));
+    }
+    // Without NOLOOP: when this client's own command makes Redis drop keys from
+    // its tracking table or evict data, the invalidation is sent to this client
+    // too (NOLOOP would suppress exactly those).
+    let mut cmd = redis::cmd("CLIENT");
+    cmd.arg("TRACKING").arg("ON");
+    let sent = Instant::now();
+    let refused = match timeout(shared.timeout, cmd.query_async::<Value>(&mut conn)).await {
+        Err(_) => return Err(transient(Failure::timeout())),
+        Ok(Ok(Value::ServerError(e))) => {
+            if !tracking_unsupported(Some(e.code()), None) {
+                return Err(transient(Failure::new(Code::Server, e.to_string())));
+            }
+            Some(e.to_string())
+        }
+        Ok(Err(e)) if e.code().is_some() => {
+            if !tracking_unsupported(e.code(), Some(e.kind())) {
+                return Err(transient(Failure::new(Code::Server, e.to_string())));
+            }
+            Some(e.to_string())
+        }
+        Ok(Err(e)) => return Err(transient(e.into())),
+        Ok(Ok(_)) => None,
+    };
+    match refused {
+        None => {
+            shared.gate.set_tracking(true);
+            shared.gate.prove(sent);
+            Ok((conn, None))
+        }
+        Some(why) => {
+            shared.gate.set_tracking(false);
+            if let Some(local) = &shared.local {
+                local.flush();
+            }
+            Ok((conn, Some(format!("client tracking refused: {why}"))))
+        }
+    }
+}
+
+/// Applies a RESP3 push from connection `gen`: invalidations, or the library's disconnect notice.
+fn on_push(shared: &Shared, gen: u64, push: PushInfo) {
+    match push.kind {
+        PushKind::Invalidate => {
+            if let Some(local) = &shared.local {
+                local.on_invalidate(push.data);
+            }
+        }
+        PushKind::Disconnection => {
+            shared.broken(gen, &Failure::new(Code::Unavailable, "connection closed"))
+        }
+        _ => {}
+    }
+}
+
+/// Pings connection `gen` every [`HEARTBEAT_INTERVAL_MS`]: each answer proves
+/// the invalidation link alive (see `gate.rs`); no answer within the command
+/// timeout breaks the connection, which empties L1 and reconnects.
+async fn heartbeat(shared: Weak<Shared>, mut conn: MultiplexedConnection, gen: u64) {
+    let every = Duration::from_millis(HEARTBEAT_INTERVAL_MS.into());
+    let ping = redis::cmd("PING");
+    loop {
+        sleep(every).await;
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        if !shared.is_current(gen) {
+            return;
+        }
+        let sent = Instant::now();
+        match timeout(shared.timeout, conn.send_packed_command(&ping)).await {
+            Ok(Ok(_)) => shared.gate.prove(sent),
+            // An error reply (a busy script, say) is still the server answering in order.
+            Ok(Err(e)) if e.code().is_some() => shared.gate.prove(sent),
+            Ok(Err(e)) => {
+                shared.broken(gen, &e.into());
+                return;
+            }
+            Err(_) => {
+                shared.broken(
+                    gen,
+                    &Failure::new(
+                        Code::Timeout,
+                        format!(
+                            "no answer to a heartbeat within {} ms",
+                            shared.timeout.as_millis()
+                        ),
+                    ),
+                );
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_is_capped_and_jittered() {
+        for _ in 0..100 {
+            let first = backoff(0);
+            assert!(first >= Duration::from_millis(25) && first <= Duration::from_millis(50));
+            let late = backoff(10);
+            assert!(late >= Duration::from_millis(500) && late <= Duration::from_millis(1000));
+        }
+        let delays: std::collections::HashSet<Duration> = (0..50).map(|_| backoff(10)).collect();
+        assert!(delays.len() > 5, "reconnect delays must differ: {delays:?}");
+    }
+}

@@ -1,0 +1,79 @@
+//! `invalidatePattern`: `SCAN MATCH` the whole keyspace and `UNLINK` what it
+//! finds, one bounded round trip at a time, after dropping the matching keys
+//! from L1.
+
+use redis::aio::MultiplexedConnection;
+use redis::Value;
+use tokio::time::timeout;
+
+use super::Shared;
+use crate::error::{Code, Failure};
+
+/// Keys per `SCAN` step.
+const SCAN_COUNT: usize = 1000;
+
+pub async fn delete_pattern(
+    shared: &Shared,
+    conn: &mut MultiplexedConnection,
+    pattern: &str,
+) -> Result<(), Failure> {
+    // Here, not on the JavaScript thread: a walk of a large L1 takes
+    // milliseconds. Fills happen only in this executor, so none can slip in
+    // between; reads in flight were spoiled when the call was made.
+    if let Some(local) = shared.l1() {
+        local.store.remove_matching(pattern);
+    }
+    let mut cursor = 0u64;
+    loop {
+        let mut scan = redis::cmd("SCAN");
+        scan.arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(SCAN_COUNT);
+        let (next, keys) = match round_trip(shared, conn, &scan).await? {
+            Value::Array(mut parts) if parts.len() == 2 => {
+                let protocol = |e: redis::ParsingError| Failure::new(Code::Protocol, e.to_string());
+                let keys: Vec<Vec<u8>> =
+                    redis::from_redis_value(parts.pop().unwrap_or(Value::Nil)).map_err(protocol)?;
+                let next: u64 =
+                    redis::from_redis_value(parts.pop().unwrap_or(Value::Nil)).map_err(protocol)?;
+                (next, keys)
+            }
+            Value::ServerError(e) => return Err(Failure::new(Code::Server, e.to_string())),
+            other => {
+                return Err(Failure::new(
+                    Code::Protocol,
+                    format!("unexpected SCAN reply {other:?}"),
+                ))
+            }
+        };
+        if !keys.is_empty() {
+            let mut unlink = redis::cmd("UNLINK");
+            unlink.arg(&keys);
+            if let Value::ServerError(e) = round_trip(shared, conn, &unlink).await? {
+                return Err(Failure::new(Code::Server, e.to_string()));
+            }
+        }
+        if next == 0 {
+            return Ok(());
+        }
+        cursor = next;
+    }
+}
+
+async fn round_trip(
+    shared: &Shared,
+    conn: &mut MultiplexedConnection,
+    cmd: &redis::Cmd,
+) -> Result<Value, Failure> {
+    let sent = std::time::Instant::now();
+    match timeout(shared.timeout, conn.send_packed_command(cmd)).await {
+        Ok(Ok(v)) => {
+            shared.gate.prove(sent);
+            Ok(v)
+        }
+        Ok(Err(e)) => Err(e.into()),
+        Err(_) => Err(Failure::timeout()),
+    }
+}
