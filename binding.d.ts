@@ -47,7 +47,7 @@ export declare class NativeCache {
 }
 
 export interface CacheStats {
-  mode: string
+  mode: 'redis' | 'memory'
   local: LocalStats
   redis: RedisStats
   /** `getOrSet` calls that joined a factory run already in flight instead of running their own. */

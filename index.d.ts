@@ -13,6 +13,22 @@ export interface CacheLogger {
   debug?(message: string, meta?: unknown): unknown
 }
 
+type Pem = string | Buffer | Array<string | Buffer>
+
+/** TLS settings, with Node's `tls.connect` names. */
+export interface CacheTlsOptions {
+  /** Trusted CA certificates (PEM). Default: the Mozilla roots. */
+  ca?: Pem
+  /** Client certificate chain (PEM), for servers that require client certificates; with `key`. */
+  cert?: Pem
+  /** Client private key (PEM); with `cert`. */
+  key?: Pem
+  /** `false`: accept any server certificate. Default `true`. */
+  rejectUnauthorized?: boolean
+  /** The name the server certificate must carry (and SNI), when it is not the host. */
+  servername?: string
+}
+
 /** The in-process tier in front of Redis. */
 export interface LocalTierOptions {
   /** Bound on keys plus JSON text held in this process, in bytes. Default 64 MiB; 0 turns L1 off. */
@@ -22,7 +38,10 @@ export interface LocalTierOptions {
 }
 
 export interface CacheServiceOptions {
-  /** `redis://` or `rediss://` (TLS) URL with user, password and db. Default: env `REDIS_URL`. */
+  /**
+   * `redis://` or `rediss://` (TLS) URL with user, password and db. Default: the trimmed content
+   * of the file named by env `REDIS_URL_FILE` (a Docker secret) when it exists, else env `REDIS_URL`.
+   */
   url?: string
   /** Used when there is no URL. Default: env `REDIS_HOST`, else `'localhost'`. */
   host?: string
@@ -34,8 +53,8 @@ export interface CacheServiceOptions {
   password?: string
   /** Database number. Default: env `REDIS_DATABASE`, else 0. */
   db?: number
-  /** Connect with TLS. Default: env `REDIS_TLS` (`'true'`/`'1'`). */
-  tls?: boolean
+  /** Connect with TLS (also for a `redis://` URL). Default: env `REDIS_TLS` (`'true'`/`'1'`). */
+  tls?: boolean | CacheTlsOptions
   /** `'memory'`: the in-process tier alone, no Redis, one process. Default: env `CACHE_MODE`, else `'redis'`. */
   mode?: 'redis' | 'memory'
   /** Seconds used when a call's ttl is falsy. Default 300. */
@@ -44,8 +63,11 @@ export interface CacheServiceOptions {
   local?: false | LocalTierOptions
   /** Bound on one Redis command; past it the call takes its failure result. Default 1000. */
   commandTimeoutMs?: number
-  /** Receives every swallowed error. Default: quiet. */
-  logger?: CacheLogger
+  /**
+   * Receives every swallowed failure as `(message, { code })`; `false` silences.
+   * Default: rate-limited warnings on stderr.
+   */
+  logger?: CacheLogger | false
 }
 
 export interface CacheInfo {
@@ -55,39 +77,19 @@ export interface CacheInfo {
   memoryUsage: string
 }
 
-export interface LocalTierStats {
-  /** Whether L1 is serving (configured, and the server tracks keys for it). */
-  enabled: boolean
-  hits: number
-  misses: number
-  /** Entries dropped to stay within `maxBytes`. */
-  evictions: number
-  /** Keys invalidated by Redis tracking pushes. */
-  invalidations: number
-  /** Whole-L1 flushes caused by `FLUSHDB`/`FLUSHALL` elsewhere. */
-  flushes: number
-  entries: number
-  /** Keys plus JSON text, in bytes. */
-  bytes: number
-  maxBytes: number
-}
+// The counters' types are generated from Rust (src/lib.rs), documented there.
+import type { CacheStats, LocalStats, RedisStats, ErrorCounts } from './binding'
+export type { CacheStats, ErrorCounts }
+export type LocalTierStats = LocalStats
+export type RedisTierStats = RedisStats
 
-export interface RedisTierStats {
-  connected: boolean
-  hits: number
-  misses: number
-  /** Calls that took their failure result (down, timeout, error reply). */
-  errors: number
-  reconnects: number
-}
-
-export interface CacheStats {
-  mode: 'redis' | 'memory'
-  local: LocalTierStats
-  redis: RedisTierStats
-  /** `getOrSet` calls that joined a factory run already in flight instead of running their own. */
-  coalesced: number
-}
+/** The code every failure handed to the logger carries as `meta.code`. */
+export type CacheErrorCode =
+  | 'ERR_CACHE_TIMEOUT'
+  | 'ERR_CACHE_UNAVAILABLE'
+  | 'ERR_CACHE_SERVER'
+  | 'ERR_CACHE_PROTOCOL'
+  | 'ERR_CACHE_CLOSED'
 
 /** Rejection of any call made after `close()`. */
 export declare class CacheClosedError extends Error {
@@ -127,6 +129,12 @@ export declare class CacheService {
   close(): Promise<void>
   /** Counters of both tiers and the L1 size. */
   stats(): CacheStats
+  /**
+   * Where swallowed failures go from now on: a logger, `false` for nowhere, `null` for the
+   * default (rate-limited warnings on stderr). Gives the lazy `cacheService` the application's
+   * logger without touching callers.
+   */
+  setLogger(logger: CacheLogger | false | null): void
 }
 
 /** The lazily connected singleton, configured from the environment on first use. */

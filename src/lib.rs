@@ -107,6 +107,7 @@ pub struct ErrorCounts {
 
 #[napi(object)]
 pub struct CacheStats {
+    #[napi(ts_type = "'redis' | 'memory'")]
     pub mode: String,
     pub local: LocalStats,
     pub redis: RedisStats,
