@@ -51,7 +51,20 @@ export interface RedisProcess {
   signal(sig: NodeJS.Signals): void
 }
 
-export async function startRedis(extraArgs: string[] = [], fixedPort?: number): Promise<RedisProcess> {
+export interface StartRedisOptions {
+  /**
+   * Serve TLS only: the chosen port becomes `--tls-port` and the plain port is
+   * off (`--port 0`); `url` is then `rediss://`. The certificate arguments
+   * (`--tls-cert-file`, …) go in `extraArgs`.
+   */
+  tlsOnly?: boolean
+}
+
+export async function startRedis(
+  extraArgs: string[] = [],
+  fixedPort?: number,
+  options: StartRedisOptions = {},
+): Promise<RedisProcess> {
   const bin = redisServerBinary()
   const dir = mkdtempSync(join(tmpdir(), 'native-cache-redis-'))
   const port = fixedPort ?? (await freePort())
@@ -67,9 +80,10 @@ export async function startRedis(extraArgs: string[] = [], fixedPort?: number): 
     dying = null
     if (running()) return
     for (let attempt = 0; attempt < 50; attempt++) {
+      const portArgs = options.tlsOnly ? ['--port', '0', '--tls-port', String(port)] : ['--port', String(port)]
       child = spawn(
         bin,
-        ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, ...extraArgs],
+        [...portArgs, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, ...extraArgs],
         { stdio: 'ignore' },
       )
       const proc = child
@@ -102,7 +116,7 @@ export async function startRedis(extraArgs: string[] = [], fixedPort?: number): 
   await start()
   return {
     port,
-    url: `redis://127.0.0.1:${port}`,
+    url: `${options.tlsOnly ? 'rediss' : 'redis'}://127.0.0.1:${port}`,
     start,
     stop: async () => {
       await stop()

@@ -1,0 +1,186 @@
+// Issue 8, defect 3: a silent partition. A TCP proxy between the instance and
+// redis-server stops forwarding in both directions without closing anything
+// (no FIN, no RST), so only the instance's own liveness checks can notice.
+// With default options a value changed in Redis meanwhile is not served from
+// L1 later than 2 s after the change, no call hangs, and the instance recovers
+// by itself when the link heals.
+import { describe, it, expect, beforeAll, afterAll, afterEach } from 'vitest'
+import Redis from 'ioredis'
+import { CacheService } from '../index.js'
+import { startRedis, stopRedis, eventually, sleep, type RedisProcess } from './helpers/redis'
+import { startProxy, type TcpProxy } from './helpers/proxy'
+
+/** The default commandTimeoutMs: these tests use default options. */
+const TIMEOUT = 1000
+const MARGIN = 500
+const STALE_BOUND_MS = 2000
+
+let server: RedisProcess
+let raw: Redis
+beforeAll(async () => {
+  server = await startRedis()
+  raw = new Redis(server.port, '127.0.0.1').on('error', () => {})
+})
+afterAll(async () => {
+  raw.disconnect()
+  await stopRedis(server)
+})
+
+let proxy: TcpProxy | undefined
+let cache: CacheService | undefined
+afterEach(async () => {
+  await cache?.close()
+  cache = undefined
+  await proxy?.close()
+  proxy = undefined
+})
+
+const quiet = { error: () => {}, warn: () => {}, info: () => {}, debug: () => {} }
+
+/** A default-options instance through a fresh proxy, connected. */
+async function throughProxy() {
+  proxy = await startProxy(server.port)
+  cache = new CacheService({ host: '127.0.0.1', port: proxy.port, logger: quiet })
+  expect(await eventually(() => cache!.ping(), 5000, 50), 'never connected through the proxy').toBe(true)
+  return { c: cache, p: proxy }
+}
+
+/** `key` is in L1: repeated gets are local hits. */
+async function servedFromL1(c: CacheService, key: string, expected: unknown) {
+  expect(await c.get(key)).toEqual(expected)
+  const before = c.stats().local.hits
+  for (let i = 0; i < 5; i++) expect(await c.get(key)).toEqual(expected)
+  expect(c.stats().local.hits - before, `${key} should be served from L1`).toBe(5)
+}
+
+interface Read {
+  start: number
+  end: number
+  value: unknown
+}
+
+describe('a silent partition', () => {
+  it('a value changed during the silence is not served from L1 later than 2 s after the change; recovery after heal', async () => {
+    const { c, p } = await throughProxy()
+    const k = 'part:k'
+    await raw.set(k, JSON.stringify('old'))
+    await servedFromL1(c, k, 'old')
+
+    p.silence()
+    await sleep(20)
+    await raw.set(k, JSON.stringify('new'))
+    const T = performance.now()
+
+    // A get every ~20 ms for 4 s, not waiting for one another, each timed.
+    const reads: Read[] = []
+    const inFlight: Promise<void>[] = []
+    while (performance.now() - T < 4000) {
+      const start = performance.now() - T
+      inFlight.push(
+        c.get(k).then((value) => {
+          reads.push({ start, end: performance.now() - T, value })
+        }),
+      )
+      await sleep(20)
+    }
+    await Promise.all(inFlight)
+
+    const old = reads.filter((r) => r.value === 'old')
+    const lastOld = old.length ? Math.max(...old.map((r) => r.end)) : -1
+    const slowest = Math.max(...reads.map((r) => r.end - r.start))
+    const report = `${reads.length} reads; ${old.length} returned the old value, the last one completing at T+${lastOld.toFixed(0)} ms; slowest read ${slowest.toFixed(0)} ms`
+    console.log(`silent partition: ${report}`)
+    // Nothing but the old value, the new one, or the failure result.
+    for (const r of reads) expect([null, 'old', 'new'], report).toContain(r.value)
+    expect(lastOld, `old value served after T+${STALE_BOUND_MS} ms: ${report}`).toBeLessThan(STALE_BOUND_MS)
+    expect(slowest, `a read hung: ${report}`).toBeLessThan(TIMEOUT + MARGIN)
+
+    // The link heals: the same instance serves the new value, then from L1 again.
+    p.heal()
+    const healed = performance.now()
+    expect(await eventually(async () => (await c.get(k)) === 'new', 10_000, 50), 'never served the new value after heal').toBe(true)
+    const recoveredIn = performance.now() - healed
+    await eventually(async () => {
+      const h = c.stats().local.hits
+      await c.get(k)
+      return c.stats().local.hits > h
+    }, 5000, 50)
+    await servedFromL1(c, k, 'new')
+    expect(c.stats().local.enabled).toBe(true)
+    expect(recoveredIn).toBeLessThan(10_000)
+
+    // And L1 is coherent again: another writer's change shows within 100 ms.
+    await raw.set(k, JSON.stringify('newer'))
+    const started = performance.now()
+    expect(await eventually(async () => (await c.get(k)) === 'newer', 2000, 2)).toBe(true)
+    expect(performance.now() - started).toBeLessThan(100)
+  }, 40_000)
+
+  it('no call hangs while the link is silent: every call settles within commandTimeoutMs + margin', async () => {
+    const { c, p } = await throughProxy()
+    await raw.set('part:cached', JSON.stringify('c'))
+    await servedFromL1(c, 'part:cached', 'c')
+    p.silence()
+    const slow: string[] = []
+    let calls = 0
+    const timed = async (name: string, call: () => Promise<unknown>, expected: unknown[]) => {
+      const started = performance.now()
+      const value = await call()
+      const took = performance.now() - started
+      calls += 1
+      if (took >= TIMEOUT + MARGIN) slow.push(`${name} ${took.toFixed(0)} ms`)
+      expect(expected.map((e) => JSON.stringify(e)), `${name} resolved to ${JSON.stringify(value)}`).toContain(
+        JSON.stringify(value),
+      )
+    }
+    // Calls keep coming for 3.5 s of silence: first on the stale connection,
+    // later while the instance may be reconnecting through the silent proxy.
+    const end = performance.now() + 3500
+    const waves: Promise<unknown>[] = []
+    let i = 0
+    while (performance.now() < end) {
+      i += 1
+      waves.push(
+        Promise.all([
+          timed('ping', () => c.ping(), [false]),
+          timed('get (not cached)', () => c.get(`part:none:${i}`), [null]),
+          timed('get (cached before)', () => c.get('part:cached'), ['c', null]),
+          timed('exists', () => c.exists('part:cached'), [false]),
+          timed('ttl', () => c.ttl('part:cached'), [-1]),
+          timed('mget', () => c.mget(['part:none', `part:none:${i}`]), [[]]),
+          timed('getOrSet', () => c.getOrSet(`part:gos:${i}`, async () => 'f'), ['f']),
+          timed('getInfo', () => c.getInfo(), [{ keyCount: 0, memoryUsage: 'unknown' }]),
+        ]),
+      )
+      await sleep(150)
+    }
+    await Promise.all(waves)
+    expect(slow, `${slow.length} of ${calls} calls took too long`).toEqual([])
+    p.heal()
+    expect(await eventually(() => c.ping(), 10_000, 50), 'never recovered after heal').toBe(true)
+    await c.set('part:after', { fine: true })
+    expect(await raw.get('part:after')).toBe('{"fine":true}')
+    expect(await c.get('part:after')).toEqual({ fine: true })
+  }, 40_000)
+
+  it('writes answered as failed during the silence never land after the link heals', async () => {
+    const { c, p } = await throughProxy()
+    p.silence()
+    const keys = Array.from({ length: 5 }, (_, i) => `part:w:${i}`)
+    const started = performance.now()
+    // Spread over the silence: on the stale connection and during reconnect attempts.
+    for (const k of keys) {
+      await c.set(k, 'from the partitioned instance')
+      await sleep(300)
+    }
+    await c.mset({ 'part:w:m': 'from the partitioned instance' })
+    expect(performance.now() - started).toBeGreaterThan(1500)
+    // Another writer has the last word while the instance is cut off.
+    for (const k of [...keys, 'part:w:m']) await raw.set(k, JSON.stringify('newer'))
+    p.heal()
+    expect(await eventually(() => c.ping(), 10_000, 50)).toBe(true)
+    await sleep(300)
+    for (const k of [...keys, 'part:w:m']) expect(await raw.get(k), `${k} was overwritten late`).toBe('"newer"')
+    expect(await c.get(keys[0])).toBe('newer')
+  }, 40_000)
+})
