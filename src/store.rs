@@ -159,6 +159,8 @@ impl Store {
         for (key, _) in self.cache.iter() {
             self.cache.invalidate(&*key);
         }
+        // The walk skips entries moka already deems expired but still counts.
+        self.cache.invalidate_all();
         self.cache.run_pending_tasks();
     }
 
