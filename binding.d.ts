@@ -107,7 +107,7 @@ export interface LocalStats {
   /** Whole-L1 flushes from `FLUSHDB`/`FLUSHALL` pushes. */
   flushes: number
   entries: number
-  /** Keys plus JSON text, in bytes. */
+  /** Memory the entries take: keys, JSON text and each entry's bookkeeping, in bytes. */
   bytes: number
   maxBytes: number
 }

@@ -31,7 +31,7 @@ export interface CacheTlsOptions {
 
 /** The in-process tier in front of Redis. */
 export interface LocalTierOptions {
-  /** Bound on keys plus JSON text held in this process, in bytes. Default 64 MiB; 0 turns L1 off. */
+  /** Bound on the real memory of the entries held in this process (keys, JSON text, bookkeeping), in bytes. Default 64 MiB; 0 turns L1 off. */
   maxBytes?: number
   /** Longest an entry is served from this process, in seconds. Default 60. */
   maxTtl?: number

@@ -25,25 +25,102 @@ pub struct Lookup {
     pub counters: Arc<Counters>,
 }
 
-static TABLE: RwLock<Vec<Option<Arc<Lookup>>>> = RwLock::new(Vec::new());
+/// A slab: freed slots are reused, and each reuse bumps the slot's generation,
+/// which is part of the handle, so a stale handle never reaches a newer instance.
+struct Table {
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+}
+
+struct Slot {
+    generation: u32,
+    lookup: Option<Arc<Lookup>>,
+}
+
+/// A handle is a slot index in its low 20 bits and the slot's generation above them.
+const INDEX_BITS: u32 = 20;
+const INDEX_MASK: u32 = (1 << INDEX_BITS) - 1;
+/// A slot whose generation reaches this is retired rather than wrap to an old handle.
+const MAX_GENERATION: u32 = u32::MAX >> INDEX_BITS;
+
+static TABLE: RwLock<Table> = RwLock::new(Table {
+    slots: Vec::new(),
+    free: Vec::new(),
+});
+
+fn handle(index: usize, generation: u32) -> u32 {
+    (generation << INDEX_BITS) | index as u32
+}
 
 /// Registers an instance's lookup state; the handle stays valid until [`unregister`].
 pub fn register(lookup: Lookup) -> u32 {
     let mut table = TABLE.write().unwrap_or_else(|e| e.into_inner());
-    table.push(Some(Arc::new(lookup)));
-    (table.len() - 1) as u32
+    let lookup = Some(Arc::new(lookup));
+    if let Some(index) = table.free.pop() {
+        let slot = &mut table.slots[index as usize];
+        slot.lookup = lookup;
+        return handle(index as usize, slot.generation);
+    }
+    if table.slots.len() <= INDEX_MASK as usize {
+        table.slots.push(Slot {
+            generation: 0,
+            lookup,
+        });
+        return handle(table.slots.len() - 1, 0);
+    }
+    // Every slot live or retired: about 2^32 registrations in one process. Reopen
+    // the retired ones, accepting that a handle that old could then resolve again.
+    let table = &mut *table;
+    for (index, slot) in table.slots.iter_mut().enumerate() {
+        if slot.lookup.is_none() {
+            slot.generation = 0;
+            table.free.push(index as u32);
+        }
+    }
+    match table.free.pop() {
+        Some(index) => {
+            table.slots[index as usize].lookup = lookup;
+            handle(index as usize, 0)
+        }
+        // 2^20 instances alive at once: share the last slot's handle space rather than panic.
+        None => {
+            let index = INDEX_MASK as usize;
+            let slot = &mut table.slots[index];
+            slot.lookup = lookup;
+            handle(index, slot.generation)
+        }
+    }
 }
 
+/// Frees `handle`'s slot; a stale or unknown handle (a second unregister) changes nothing.
 pub fn unregister(handle: u32) {
     let mut table = TABLE.write().unwrap_or_else(|e| e.into_inner());
-    if let Some(slot) = table.get_mut(handle as usize) {
-        *slot = None;
+    let index = handle & INDEX_MASK;
+    let Some(slot) = table.slots.get_mut(index as usize) else {
+        return;
+    };
+    if slot.generation != handle >> INDEX_BITS || slot.lookup.is_none() {
+        return;
     }
+    slot.lookup = None;
+    slot.generation += 1;
+    if slot.generation < MAX_GENERATION {
+        table.free.push(index);
+    }
+}
+
+/// The live registration behind `handle`, if any.
+fn resolve(table: &Table, handle: u32) -> Option<&Arc<Lookup>> {
+    let slot = table.slots.get((handle & INDEX_MASK) as usize)?;
+    if slot.generation != handle >> INDEX_BITS {
+        return None;
+    }
+    slot.lookup.as_ref()
 }
 
 fn lookup(handle: u32, key: &str) -> Option<Arc<Entry>> {
     let table = TABLE.read().unwrap_or_else(|e| e.into_inner());
-    let l = table.get(handle as usize)?.as_ref()?;
+    let l = resolve(&table, handle)?;
     let hit = if l.serving.open() {
         l.store.get(key)
     } else {
@@ -83,4 +160,81 @@ pub fn local_mget<'env>(
     keys.iter()
         .map(|k| lookup(handle, k).map(|e| to_js(env, &e)).transpose())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    /// The table is process-wide: its tests take turns.
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    fn lookup_with(json: &str) -> Lookup {
+        let counters = Arc::new(Counters::default());
+        let store = Store::new(1 << 20, counters.clone());
+        store.insert(
+            "k",
+            Arc::from(json),
+            Instant::now() + Duration::from_secs(60),
+        );
+        Lookup {
+            store,
+            serving: Arc::new(Gate::open_always()),
+            counters,
+        }
+    }
+
+    fn value(handle: u32) -> Option<String> {
+        lookup(handle, "k").map(|e| e.json.to_string())
+    }
+
+    #[test]
+    fn freed_slots_are_reused() {
+        let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let before = TABLE.read().unwrap().slots.len();
+        for _ in 0..10_000 {
+            let h = register(lookup_with("1"));
+            unregister(h);
+        }
+        let after = TABLE.read().unwrap().slots.len();
+        // Other tests register concurrently; without reuse this would add 10,000.
+        assert!(
+            after <= before + 16,
+            "the table grew from {before} to {after} slots"
+        );
+    }
+
+    #[test]
+    fn a_stale_handle_never_reaches_a_newer_instance() {
+        let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let old = register(lookup_with("\"old\""));
+        assert_eq!(value(old).as_deref(), Some("\"old\""));
+        unregister(old);
+        // The freed slot is the next one handed out (unless a concurrent test took it).
+        let new = register(lookup_with("\"new\""));
+        assert_eq!(value(old), None, "the old handle reached the new instance");
+        unregister(old); // close() then drop: the second unregister must not free the new one
+        assert_eq!(value(new).as_deref(), Some("\"new\""));
+        unregister(new);
+        assert_eq!(value(new), None);
+        assert_eq!(value(u32::MAX), None);
+    }
+
+    #[test]
+    fn a_worn_out_slot_is_retired_not_wrapped() {
+        let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let first = register(lookup_with("1"));
+        let index = first & INDEX_MASK;
+        TABLE.write().unwrap().slots[index as usize].generation = MAX_GENERATION - 1;
+        let worn = handle(index as usize, MAX_GENERATION - 1);
+        unregister(worn);
+        let next = register(lookup_with("2"));
+        assert_ne!(
+            next & INDEX_MASK,
+            index,
+            "a slot at its last generation was reused"
+        );
+        unregister(next);
+    }
 }

@@ -73,7 +73,7 @@ pub struct LocalStats {
     /// Whole-L1 flushes from `FLUSHDB`/`FLUSHALL` pushes.
     pub flushes: f64,
     pub entries: f64,
-    /// Keys plus JSON text, in bytes.
+    /// Memory the entries take: keys, JSON text and each entry's bookkeeping, in bytes.
     pub bytes: f64,
     pub max_bytes: f64,
 }
@@ -375,10 +375,7 @@ impl NativeCache {
     pub fn close(&self) {
         hits::unregister(self.handle);
         match &self.tier {
-            Tier::Memory(store) => {
-                store.clear();
-                store.size();
-            }
+            Tier::Memory(store) => store.clear(),
             Tier::Redis { tier, .. } => tier.close(),
         }
     }

@@ -102,7 +102,6 @@ impl Local {
         let mut fills = self.lock();
         fills.epoch += 1;
         self.store.clear();
-        self.store.size();
     }
 
     /// Local effects of a call, applied when it is made: writes drop their

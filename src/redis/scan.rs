@@ -8,6 +8,7 @@ use tokio::time::timeout;
 
 use super::Shared;
 use crate::error::{Code, Failure};
+use crate::glob;
 
 /// Keys per `SCAN` step.
 const SCAN_COUNT: usize = 1000;
@@ -21,7 +22,12 @@ pub async fn delete_pattern(
     // milliseconds. Fills happen only in this executor, so none can slip in
     // between; reads in flight were spoiled when the call was made.
     if let Some(local) = shared.l1() {
-        local.store.remove_matching(pattern);
+        if pattern.bytes().filter(|b| *b == b'*').count() > glob::MAX_NESTING {
+            // Servers differ on patterns past Redis' star limit; dropping all of L1 is always safe.
+            local.flush();
+        } else {
+            local.store.remove_matching(pattern);
+        }
     }
     let mut cursor = 0u64;
     loop {
