@@ -34,22 +34,13 @@ pub struct Job {
     pub deadline: Instant,
 }
 
-/// Runs the executor, restarting it should it ever panic (the calls of that
-/// round are answered as failed; later calls are served).
+/// Runs the executor, restarted should it ever panic (the calls of that round
+/// are answered as failed; later calls are served).
 pub fn start(shared: Arc<Shared>, rx: mpsc::UnboundedReceiver<Job>) {
     let rx = Arc::new(Mutex::new(rx));
-    napi::bindgen_prelude::spawn(async move {
-        loop {
-            let run = tokio::spawn(execute(shared.clone(), rx.clone()));
-            match run.await {
-                Err(e) if e.is_panic() => shared.logs.push(
-                    "error",
-                    Code::Unavailable,
-                    "Redis executor failed; restarting it",
-                ),
-                _ => return,
-            }
-        }
+    let task = shared.clone();
+    super::spawn_restarting(shared, "Redis executor", move || {
+        execute(task.clone(), rx.clone())
     });
 }
 

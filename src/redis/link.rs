@@ -16,22 +16,12 @@ use crate::error::{classify_connect, tracking_unsupported, Code, ConnectFailure,
 use crate::options::{Target, HEARTBEAT_INTERVAL_MS};
 use crate::stats::Counters;
 
-/// Runs the supervisor, restarting it should it ever panic: an instance must
-/// never be left without one.
+/// Runs the supervisor (restarted should it ever panic).
 pub fn start(shared: Arc<Shared>, target: Target) {
     let target = Arc::new(target);
-    napi::bindgen_prelude::spawn(async move {
-        while !shared.is_closed() {
-            let run = tokio::spawn(supervise(shared.clone(), target.clone()));
-            match run.await {
-                Err(e) if e.is_panic() => shared.logs.push(
-                    "error",
-                    Code::Unavailable,
-                    "Redis connection supervisor failed; restarting it",
-                ),
-                _ => return,
-            }
-        }
+    let task = shared.clone();
+    super::spawn_restarting(shared, "Redis connection supervisor", move || {
+        supervise(task.clone(), target.clone())
     });
 }
 

@@ -185,6 +185,27 @@ impl Drop for RedisTier {
     }
 }
 
+/// Runs the task `make` builds, and builds and runs it again should it ever
+/// panic: an instance must never be left without its supervisor or executor.
+fn spawn_restarting<F, Fut>(shared: Arc<Shared>, what: &'static str, make: F)
+where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    napi::bindgen_prelude::spawn(async move {
+        while !shared.is_closed() {
+            match tokio::spawn(make()).await {
+                Err(e) if e.is_panic() => shared.logs.push(
+                    "error",
+                    Code::Unavailable,
+                    format!("{what} failed; restarting it"),
+                ),
+                _ => return,
+            }
+        }
+    });
+}
+
 impl Shared {
     /// The gate the hit path checks before serving from L1.
     pub fn gate(&self) -> Arc<Gate> {
