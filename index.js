@@ -3,7 +3,7 @@
 // The public surface. Kept thin on purpose: argument checks, JSON.parse /
 // JSON.stringify (V8's own are the fastest there are) and promise plumbing.
 // Tiers, connections, invalidation and counters live in Rust (src/).
-const { NativeCache, localGet, localMget } = require('./binding.js')
+const { NativeCache, localGet, localMget } = require('./native.js')
 
 const DEFAULT_TTL = 300
 const DEFAULT_MAX_BYTES = 64 * 1024 * 1024
