@@ -4,7 +4,7 @@
 // JSON.stringify (V8's own are the fastest there are) and promise plumbing.
 // Tiers, connections, invalidation and counters live in Rust (src/).
 const { readFileSync } = require('node:fs')
-const binding = require('./binding.js')
+const binding = require('./native.js')
 
 const { NativeCache, localGet, localMget } = binding
 // Defaults live in Rust (src/options.rs) and are read from there.

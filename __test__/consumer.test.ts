@@ -23,24 +23,34 @@ function run(cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = 
 
 describe('swap into a TypeScript backend', () => {
   let work: string
+  let platform: string
   beforeAll(() => {
     // Inside the repo so the consumer finds vitest and typescript up the tree,
     // while the package itself resolves from the consumer's own node_modules.
     mkdirSync(join(root, '.tmp'), { recursive: true })
     work = mkdtempSync(join(root, '.tmp', 'consumer-'))
-    run('npm', ['pack', '--ignore-scripts', '--pack-destination', work], root)
-    const tarball = readdirSync(work).find((f) => f.endsWith('.tgz'))!
+    // As published: the main package carries no binary; this platform's
+    // package (npm/<platform>, filled as `napi artifacts` does) carries it.
+    run('npm', ['pack', '--pack-destination', work], root)
+    const binary = readdirSync(root).find((f) => /^native-cache\..+\.node$/.test(f))!
+    platform = binary.split('.')[1]
+    cpSync(join(root, 'npm', platform), join(work, 'platform'), { recursive: true })
+    cpSync(join(root, binary), join(work, 'platform', binary))
+    run('npm', ['pack', '--pack-destination', work], join(work, 'platform'))
+    const tarballs = readdirSync(work).filter((f) => f.endsWith('.tgz')).map((f) => join(work, f))
     cpSync(join(root, '__test__', 'consumer'), join(work, 'app'), { recursive: true })
-    run('npm', ['install', '--no-audit', '--no-fund', '--ignore-scripts', join(work, tarball)], join(work, 'app'))
+    run('npm', ['install', '--no-audit', '--no-fund', '--strict-allow-scripts', ...tarballs], join(work, 'app'))
   }, 240_000)
   afterAll(() => {
     rmSync(work, { recursive: true, force: true })
   })
 
-  it('the tarball carries the built binary and the loader', () => {
+  it('the main tarball carries the loader, the platform tarball the binary', () => {
     const files = readdirSync(join(work, 'app', 'node_modules', '@medianest', 'native-cache'))
-    expect(files).toEqual(expect.arrayContaining(['index.js', 'index.d.ts', 'binding.js', 'package.json']))
-    expect(files.some((f) => f.endsWith('.node'))).toBe(true)
+    expect(files).toEqual(expect.arrayContaining(['index.js', 'index.d.ts', 'native.js', 'binding.js', 'package.json']))
+    expect(files.some((f) => f.endsWith('.node'))).toBe(false)
+    const binaries = readdirSync(join(work, 'app', 'node_modules', '@medianest', `native-cache-${platform}`))
+    expect(binaries).toContain(`native-cache.${platform}.node`)
   })
 
   it('type-checks with tsc --noEmit --strict', () => {
