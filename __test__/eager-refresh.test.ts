@@ -61,7 +61,7 @@ describe.each(setups)('%s', (_name, mode, local) => {
     let runs = 0
     const factory = async () => {
       runs += 1
-      await sleep(80)
+      await sleep(150)
       return runs
     }
     const opts = { ttl: 0.5, eagerRefresh: 0.5 }
@@ -74,8 +74,8 @@ describe.each(setups)('%s', (_name, mode, local) => {
       slowest = Math.max(slowest, performance.now() - started)
       await sleep(20)
     }
-    // A miss would have waited 80 ms for the factory.
-    expect(slowest).toBeLessThan(60)
+    // A miss, or a caller waiting on the refresh, would have waited 150 ms for the factory.
+    expect(slowest).toBeLessThan(100)
     expect(runs).toBeGreaterThanOrEqual(3)
   })
 
