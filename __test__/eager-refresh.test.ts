@@ -79,6 +79,20 @@ describe.each(setups)('%s', (_name, mode, local) => {
     expect(runs).toBeGreaterThanOrEqual(3)
   })
 
+  it('a refresh that fails is logged with ERR_CACHE_FACTORY and the current value stays', async () => {
+    const warns: string[] = []
+    const c = new CacheService({ mode, port, host: '127.0.0.1', db: DB, ...(local === false ? { local } : {}), logger: { error: () => {}, warn: (_m: string, meta: { code: string }) => warns.push(meta.code) } })
+    open.push(c)
+    const opts = { ttl: 1, eagerRefresh: 0.2 }
+    await c.getOrSet('k', () => 'v1', opts)
+    await c.getOrSet('k', () => 'v1', opts)
+    await c.getOrSet('k', () => 'v1', opts)
+    await sleep(300)
+    expect(await c.getOrSet('k', () => Promise.reject(new Error('down')), opts)).toBe('v1')
+    expect(await eventually(() => warns.includes('ERR_CACHE_FACTORY'), 1000)).toBe(true)
+    expect(await c.get('k')).toBe('v1')
+  })
+
   it('a hit before the fraction refreshes nothing', async () => {
     const c = instance(mode, local)
     let runs = 0

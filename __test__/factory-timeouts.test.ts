@@ -81,6 +81,13 @@ describe.each(['redis', 'memory'] as const)('%s mode', (mode) => {
     expect(await eventually(async () => (await c.get('k')) === 'new', 2000)).toBe(true)
   })
 
+  it('a factory that rejects after its callers were answered is logged with ERR_CACHE_FACTORY', async () => {
+    const { c, warns } = instance(mode)
+    const late = () => new Promise<never>((_, reject) => setTimeout(() => reject(new Error('late')), 200))
+    await expect(c.getOrSet('k', late, { timeout: { hard: 50 } })).rejects.toBeInstanceOf(TimeoutError)
+    expect(await eventually(() => warns.some((w) => w.meta.code === 'ERR_CACHE_FACTORY'), 1000)).toBe(true)
+  })
+
   it('soft, no copy: the caller keeps waiting for the factory', async () => {
     const { c } = instance(mode)
     expect(await c.getOrSet('k', slow(200, 'made'), { timeout: { soft: 20 } })).toBe('made')

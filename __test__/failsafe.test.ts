@@ -81,6 +81,15 @@ describe.each(['redis', 'memory'] as const)('%s mode', (mode) => {
     expect(await c.getOrSet('k', failing(new Error('x')), { ttl: 0.2, grace: 60 })).toBe('written by set')
   })
 
+  it("this instance's del and clear leave the copy (stale, still a fail-safe answer)", async () => {
+    const { c } = instance(mode)
+    await c.getOrSet('k', () => 'old', { ttl: 60, grace: 60 })
+    await c.del('k')
+    expect(await c.getOrSet('k', failing(new Error('x')), { ttl: 60, grace: 60 })).toBe('old')
+    await c.clear()
+    expect(await c.getOrSet('k', failing(new Error('x')), { ttl: 60, grace: 60 })).toBe('old')
+  })
+
   it('copies stay within the byte bound (local.maxBytes)', async () => {
     const { c } = instance(mode, { local: { maxBytes: 64 * 1024, maxTtl: 60 } })
     const value = { pad: 'x'.repeat(1000) }
@@ -143,6 +152,19 @@ describe('redis mode: never over a value Redis holds; invalidation keeps the cop
     expect(await call).toBe('last known')
     expect(performance.now() - started).toBeLessThan(TIMEOUT + MARGIN)
     expect(ran).toBe(0)
+  })
+
+  it('Redis killed: a caller without grace joining a run answered from the copy runs its own factory', async () => {
+    const { c } = instance('redis')
+    await c.getOrSet('k', () => 'last known', { ttl: 60, grace: 60 })
+    server.signal('SIGKILL')
+    await sleep(50)
+    const [withGrace, plain, noGrace] = await Promise.all([
+      c.getOrSet('k', () => 'fresh', { ttl: 60, grace: 60 }),
+      c.getOrSet('k', () => 'fresh', 60),
+      c.getOrSet('k', () => 'fresh', { ttl: 60 }),
+    ])
+    expect([withGrace, plain, noGrace]).toEqual(['last known', 'fresh', 'fresh'])
   })
 
   it('Redis hung mid-call (SIGSTOP): the read times out at commandTimeoutMs and the copy answers', async () => {
