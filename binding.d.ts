@@ -20,6 +20,8 @@ export declare class NativeCache {
   /** The handle `localGet`/`localMget` take for this instance. */
   get handle(): number
   queueGet(key: string): void
+  /** `getOrSet`'s read: the value and its `PTTL` (the reply's number). */
+  queueGetTtl(key: string): void
   queueSet(key: string, json: string, ttlMs: number): void
   queueDel(keys: Array<string>): void
   queueMget(keys: Array<string>): void
@@ -39,6 +41,27 @@ export declare class NativeCache {
   /** Runs the queued calls against the `'memory'` store, synchronously. */
   runSync(): Replies
   noteCoalesced(): void
+  noteFactoryRun(): void
+  noteFailsafe(): void
+  /** A caller's `timeout.hard` (`true`) or `timeout.soft` (`false`) decided its answer. */
+  noteTimeout(hard: boolean): void
+  noteEagerRefresh(): void
+  /**
+   * Keeps `json` as the fail-safe copy of `key` for `keep_ms`; the key
+   * expires in `expires_in_ms` (negative: no expiry, or not known).
+   */
+  graceKeep(key: string, json: string, expiresInMs: number, keepMs: number): void
+  /** The fail-safe copy of `key`, if one is kept. */
+  graceGet(key: string): string | null
+  /**
+   * A `getOrSet` with options was just answered from this process's tier:
+   * keeps the value as the fail-safe copy for `keep_ms` and returns whether
+   * the key expires within `refresh_when_left_ms` (negative: never asked),
+   * which starts an eager refresh.
+   */
+  onHit(key: string, keepMs: number, refreshWhenLeftMs: number): boolean
+  /** `stats()` in the Prometheus text exposition format. */
+  metrics(): string
   stats(): CacheStats
   /** Messages for the user's logger since the last call. */
   drainLogs(): Array<LogEntry>
@@ -52,6 +75,14 @@ export interface CacheStats {
   redis: RedisStats
   /** `getOrSet` calls that joined a factory run already in flight instead of running their own. */
   coalesced: number
+  /** `getOrSet` factory invocations (misses and background refreshes). */
+  factoryRuns: number
+  /** `getOrSet` answers taken from a fail-safe copy (`grace`). */
+  failsafe: number
+  timeouts: TimeoutCounts
+  /** Background refreshes started by `eagerRefresh`. */
+  eagerRefreshes: number
+  grace: GraceStats
 }
 
 /** Bound on one Redis command, in milliseconds. */
@@ -78,6 +109,14 @@ export interface ErrorCounts {
   server: number
   /** `ERR_CACHE_PROTOCOL` */
   protocol: number
+}
+
+/** `getOrSet`'s fail-safe copies, kept in process for `ttl + grace`. */
+export interface GraceStats {
+  entries: number
+  /** Keys plus JSON text, in bytes. */
+  bytes: number
+  maxBytes: number
 }
 
 /** How often an idle connection is asked to prove it is alive, in milliseconds. */
@@ -149,6 +188,8 @@ export interface RedisStats {
   /** `errors` by code. */
   errorsByCode: ErrorCounts
   reconnects: number
+  /** Calls sent to Redis (one per method call, however many commands it takes). */
+  calls: number
 }
 
 /**
@@ -172,6 +213,14 @@ export interface ReplyError {
   message: string
   /** A stable code: `ERR_CACHE_TIMEOUT`, `ERR_CACHE_UNAVAILABLE`, `ERR_CACHE_SERVER`, … */
   code: string
+}
+
+/** `getOrSet` callers whose answer a timeout decided. */
+export interface TimeoutCounts {
+  /** Past `timeout.soft`: answered with the fail-safe copy while the factory went on. */
+  soft: number
+  /** Past `timeout.hard`: answered with the fail-safe copy, or rejected with a `TimeoutError`. */
+  hard: number
 }
 
 /**

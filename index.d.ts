@@ -78,8 +78,8 @@ export interface CacheInfo {
 }
 
 // The counters' types are generated from Rust (src/lib.rs), documented there.
-import type { CacheStats, LocalStats, RedisStats, ErrorCounts } from './binding'
-export type { CacheStats, ErrorCounts }
+import type { CacheStats, LocalStats, RedisStats, ErrorCounts, TimeoutCounts, GraceStats } from './binding'
+export type { CacheStats, ErrorCounts, TimeoutCounts, GraceStats }
 export type LocalTierStats = LocalStats
 export type RedisTierStats = RedisStats
 
@@ -90,6 +90,40 @@ export type CacheErrorCode =
   | 'ERR_CACHE_SERVER'
   | 'ERR_CACHE_PROTOCOL'
   | 'ERR_CACHE_CLOSED'
+  /** A `getOrSet` answered with its fail-safe copy (`meta.reason`: why). */
+  | 'ERR_CACHE_FAILSAFE'
+  /** A background factory run (eager refresh, or one that finished after its callers were answered) failed. */
+  | 'ERR_CACHE_FACTORY'
+
+/** `getOrSet`'s options object (its third argument may also be a ttl in seconds, as before). */
+export interface GetOrSetOptions {
+  /** Seconds the value is stored for, as the number form. Default: `defaultTtl`. */
+  ttl?: number | string
+  /**
+   * Seconds past `ttl` that the last value read or written through `getOrSet` is kept in this
+   * process as a fail-safe copy, answered (with a logger warning, code `ERR_CACHE_FAILSAFE`)
+   * when the factory rejects or times out, or Redis cannot be read. Default 0: no fail-safe.
+   */
+  grace?: number
+  /** Factory timeouts in milliseconds, counted from when the factory starts. Default: none. */
+  timeout?: {
+    /** Past it, the fail-safe copy answers (if there is one) while the factory goes on and refreshes the cache. */
+    soft?: number
+    /** Past it, the fail-safe copy answers, else the call rejects with a `TimeoutError`. */
+    hard?: number
+  }
+  /**
+   * Fraction of `ttl` (above 0, below 1) after which a hit starts one background refresh
+   * (shared by concurrent callers). Default: none.
+   */
+  eagerRefresh?: number
+}
+
+/** Rejection of a `getOrSet` whose factory ran past `timeout.hard` with no fail-safe copy. */
+export declare class TimeoutError extends Error {
+  readonly name: 'TimeoutError'
+  readonly code: 'ERR_CACHE_FACTORY_TIMEOUT'
+}
 
 /** Rejection of any call made after `close()`. */
 export declare class CacheClosedError extends Error {
@@ -111,6 +145,11 @@ export declare class CacheService {
    * process run the factory once. A factory rejection rejects the call with the same value.
    */
   getOrSet<T>(key: string | number, factory: () => T | Promise<T>, ttl?: number | string): Promise<T>
+  /**
+   * `getOrSet` with options: `ttl`, `grace` (fail-safe), `timeout: { soft, hard }`, `eagerRefresh`.
+   * Bad options reject with a `TypeError`/`RangeError` naming the option.
+   */
+  getOrSet<T>(key: string | number, factory: () => T | Promise<T>, options: GetOrSetOptions): Promise<T>
   /** Deletes every key matching the Redis glob (`*`, `?`, `[a-c]`, `[^a]`, `\` escapes), with SCAN. */
   invalidatePattern(pattern: string): Promise<void>
   exists(key: string | number): Promise<boolean>
@@ -129,6 +168,8 @@ export declare class CacheService {
   close(): Promise<void>
   /** Counters of both tiers and the L1 size. */
   stats(): CacheStats
+  /** `stats()` as Prometheus text exposition (`native_cache_…` names), for a `/metrics` route. */
+  metrics(): string
   /**
    * Where swallowed failures go from now on: a logger, `false` for nowhere, `null` for the
    * default (rate-limited warnings on stderr). Gives the lazy `cacheService` the application's

@@ -70,6 +70,92 @@ function toTtlMs(ttl, defaultTtlMs) {
   return ms
 }
 
+/** Rejection of a `getOrSet` whose factory ran past `timeout.hard` with no fail-safe copy to answer. */
+class TimeoutError extends Error {
+  constructor(key, ms) {
+    super(`getOrSet factory for key ${JSON.stringify(key.length > 80 ? `${key.slice(0, 80)}…` : key)} did not settle within timeout.hard (${ms} ms)`)
+    this.name = 'TimeoutError'
+    this.code = 'ERR_CACHE_FACTORY_TIMEOUT'
+  }
+}
+
+const OPTION_NAMES = new Set(['ttl', 'grace', 'timeout', 'eagerRefresh', 'lock'])
+
+/** A non-negative, finite number (or undefined: `fallback`); names the option in its errors. */
+function amount(value, name, unit, fallback) {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || Number.isNaN(value)) {
+    throw new TypeError(`${name} must be a number of ${unit}, got ${describe(value)}`)
+  }
+  if (!(value >= 0) || !Number.isFinite(value)) {
+    throw new RangeError(`${name} must be a non-negative, finite number of ${unit}, got ${String(value)}`)
+  }
+  return value
+}
+
+/**
+ * getOrSet's third argument as an options object, checked: `{ ttl, grace, timeout: { soft, hard }, eagerRefresh }`.
+ * Throws a TypeError/RangeError naming the bad option.
+ */
+function getOrSetOptions(o, defaultTtlMs) {
+  for (const name of Object.keys(o)) {
+    if (!OPTION_NAMES.has(name)) throw new TypeError(`getOrSet options: unknown option ${JSON.stringify(name)}`)
+  }
+  const ttlMs = toTtlMs(o.ttl, defaultTtlMs)
+  const graceMs = Math.round(amount(o.grace, 'grace', 'seconds', 0) * 1000)
+  let soft = 0
+  let hard = 0
+  if (o.timeout !== undefined) {
+    const t = o.timeout
+    if (typeof t !== 'object' || t === null || Array.isArray(t)) {
+      throw new TypeError(`timeout must be { soft, hard } in milliseconds, got ${describe(t)}`)
+    }
+    for (const name of Object.keys(t)) {
+      if (name !== 'soft' && name !== 'hard') throw new TypeError(`getOrSet options: unknown option ${JSON.stringify(`timeout.${name}`)}`)
+    }
+    soft = amount(t.soft, 'timeout.soft', 'milliseconds', 0)
+    hard = amount(t.hard, 'timeout.hard', 'milliseconds', 0)
+    if (soft > 0 && hard > 0 && soft > hard) {
+      throw new RangeError(`timeout.soft (${soft} ms) must not exceed timeout.hard (${hard} ms)`)
+    }
+  }
+  let eager = 0
+  if (o.eagerRefresh !== undefined) {
+    eager = o.eagerRefresh
+    if (typeof eager !== 'number' || Number.isNaN(eager)) {
+      throw new TypeError(`eagerRefresh must be a fraction of the ttl, got ${describe(eager)}`)
+    }
+    if (!(eager > 0 && eager < 1)) throw new RangeError(`eagerRefresh must be above 0 and below 1, got ${String(eager)}`)
+  }
+  if (o.lock !== undefined) {
+    if (o.lock === 'distributed') throw new RangeError("lock: 'distributed' is not supported yet")
+    throw new TypeError(`lock must be 'distributed', got ${describe(o.lock)}`)
+  }
+  return {
+    ttlMs,
+    graceMs,
+    soft,
+    hard,
+    /** How long the copy of a value read or written is kept: ttl + grace. */
+    keepMs: ttlMs + graceMs,
+    /** A hit with this little left of its ttl starts a refresh; -1: never. */
+    refreshLeftMs: eager > 0 ? ttlMs * (1 - eager) : -1,
+    /** Whether hits must tell Rust (to keep the copy, or to learn the key's age). */
+    track: graceMs > 0 || eager > 0,
+  }
+}
+
+const IDLE_PHASE = { started() {}, settled() {} }
+
+/** A promise with its resolve function, for "the factory has started". */
+function deferred() {
+  let resolve
+  const promise = new Promise((r) => {
+    resolve = r
+  })
+  return { promise, resolve }
+}
+
 function parse(text) {
   if (!text) return null
   try {
@@ -256,6 +342,12 @@ class CacheService {
   #pending = null
   /** getOrSet runs in flight, by key: concurrent callers join instead of running the factory again. */
   #inflight = new Map()
+  /**
+   * Eager refreshes in flight, by key. Apart from #inflight: callers that can
+   * still read the current value must not wait for a refresh; only a caller
+   * that finds nothing joins it instead of running the factory again.
+   */
+  #refreshing = new Map()
 
   /**
    * @param {import('./index').CacheServiceOptions} [options]
@@ -392,6 +484,7 @@ class CacheService {
   #setJson(k, json, ttlMs) {
     if (json === NO_VALUE) return Promise.resolve(undefined)
     this.#inflight.delete(k)
+    this.#refreshing.delete(k)
     // JSON has no text for undefined, functions and symbols: the key goes, so get answers null.
     if (json === undefined) this.#native.queueDel([k])
     else this.#native.queueSet(k, json, ttlMs)
@@ -410,13 +503,17 @@ class CacheService {
     return this.#guard((native) => {
       const list = Array.isArray(keys) ? toKeys(keys, 'keys') : [toKey(keys, 'keys')]
       if (list.length === 0) return Promise.resolve(undefined)
-      for (const k of list) this.#inflight.delete(k)
+      for (const k of list) {
+        this.#inflight.delete(k)
+        this.#refreshing.delete(k)
+      }
       native.queueDel(list)
       return this.#call(asUndefined)
     })
   }
 
   getOrSet(key, factory, ttl) {
+    if (typeof ttl === 'object' && ttl !== null && !Array.isArray(ttl)) return this.#getOrSetWith(key, factory, ttl)
     return this.#guard((native) => {
       const k = toKey(key, 'key')
       const ttlMs = toTtlMs(ttl, this.#defaultTtlMs)
@@ -433,7 +530,10 @@ class CacheService {
       if (running !== undefined) {
         native.noteCoalesced()
         // Each joiner gets its own copy: parsed from the stored text, or the value itself when JSON had none.
-        return running.then((r) => (typeof r.json === 'string' ? parse(r.json) : r.value))
+        // A fail-safe answer (a run with grace, Redis down) is not for a caller that did not ask for one.
+        return running.then((r) =>
+          r.stale ? this.#fill(native, k, factory, ttlMs).then((own) => own.value) : typeof r.json === 'string' ? parse(r.json) : r.value,
+        )
       }
       const run = this.#fill(native, k, factory, ttlMs)
       this.#inflight.set(k, run)
@@ -451,10 +551,219 @@ class CacheService {
     const hit = parse(cached)
     // A hit parsed once: this caller keeps that copy, joiners parse their own from json.
     if (hit !== null) return { json: cached, value: hit }
+    native.noteFactoryRun()
     const value = await factory()
     const json = this.#serialize(value, k)
     if (!this.#closed) await this.#setJson(k, json, ttlMs)
     return { value, json }
+  }
+
+  /** getOrSet with an options object: `grace` (fail-safe), `timeout`, `eagerRefresh`. */
+  #getOrSetWith(key, factory, options) {
+    return this.#guard((native) => {
+      const k = toKey(key, 'key')
+      const o = getOrSetOptions(options, this.#defaultTtlMs)
+      if (typeof factory !== 'function') {
+        throw new TypeError(`factory must be a function, got ${describe(factory)}`)
+      }
+      const text = localGet(this.#handle, k)
+      if (text !== null) {
+        const value = parse(text)
+        if (value !== null) {
+          if (o.track && native.onHit(k, o.keepMs, o.refreshLeftMs)) this.#refresh(native, k, factory, o)
+          return Promise.resolve(value)
+        }
+      }
+      let run = this.#inflight.get(k)
+      let answer
+      if (run !== undefined) {
+        native.noteCoalesced()
+        answer = run.then((r) => {
+          if (!r.stale) return typeof r.json === 'string' ? parse(r.json) : r.value
+          // Redis was down and the run answered from the copy: not for a caller without grace.
+          if (o.graceMs === 0) return this.#fillWith(native, k, factory, o, IDLE_PHASE).then((own) => own.value)
+          native.noteFailsafe()
+          return parse(r.json)
+        })
+      } else {
+        run = this.#start(k, (phase) => this.#fillWith(native, k, factory, o, phase))
+        answer = run.then((r) => {
+          if (r.stale) native.noteFailsafe()
+          if (r.refresh) this.#refresh(native, k, factory, o)
+          return r.value
+        })
+      }
+      return this.#bounded(native, k, run, answer, o)
+    })
+  }
+
+  /**
+   * Registers a getOrSet run for `k` so concurrent callers join it. `body(phase)`
+   * calls `phase.started()` as the factory starts and `phase.settled()` when it
+   * settles: callers' timeouts count only while the factory runs.
+   */
+  #start(k, body) {
+    const started = deferred()
+    const settled = deferred()
+    const run = body({ started: started.resolve, settled: settled.resolve })
+    run.started = started.promise
+    run.settled = settled.promise
+    this.#inflight.set(k, run)
+    const done = () => {
+      if (this.#inflight.get(k) === run) this.#inflight.delete(k)
+    }
+    run.then(done, done)
+    return run
+  }
+
+  /** The fail-safe copy of `k`, parsed, or NO_VALUE. */
+  #graceValue(native, k, o) {
+    if (o.graceMs === 0 || this.#closed) return NO_VALUE
+    const copy = native.graceGet(k)
+    const value = parse(copy)
+    return value === null ? NO_VALUE : value
+  }
+
+  /** Answers from the fail-safe copy: counted, and said once per run through the logger. */
+  #failsafe(native, k, run, value, reason, error) {
+    native.noteFailsafe()
+    if (!run.failsafeLogged) {
+      run.failsafeLogged = true
+      const meta = { code: 'ERR_CACHE_FAILSAFE', key: k, reason }
+      if (error !== undefined) meta.error = error
+      this.#log('warn', `Cache getOrSet answered ${JSON.stringify(k)} with its fail-safe copy (${reason})`, meta)
+    }
+    return value
+  }
+
+  async #fillWith(native, k, factory, o, phase) {
+    if (!this.#memory) {
+      native.queueGetTtl(k)
+      const read = await this.#call((ok, num, texts, t) => ({ ok, text: texts[t] ?? null, pttl: num }))
+      const hit = parse(read.text)
+      if (hit !== null) {
+        if (o.track && !this.#closed) native.graceKeep(k, read.text, read.pttl, o.keepMs)
+        const refresh = o.refreshLeftMs >= 0 && read.pttl >= 0 && read.pttl <= o.refreshLeftMs
+        return { json: read.text, value: hit, refresh }
+      }
+      // Redis could not be read: the copy rather than the factory, when there is one.
+      if (!read.ok) {
+        const copy = o.graceMs > 0 && !this.#closed ? native.graceGet(k) : null
+        const value = parse(copy)
+        if (value !== null) {
+          this.#log('warn', `Cache getOrSet answered ${JSON.stringify(k)} with its fail-safe copy (redis-unavailable)`, {
+            code: 'ERR_CACHE_FAILSAFE',
+            key: k,
+            reason: 'redis-unavailable',
+          })
+          return { json: copy, value, stale: true }
+        }
+      }
+    }
+    const refresh = this.#refreshing.get(k)
+    if (refresh !== undefined) {
+      native.noteCoalesced()
+      phase.started()
+      const joined = refresh.then((r) => ({ json: r.json, value: typeof r.json === 'string' ? parse(r.json) : r.value }))
+      joined.then(phase.settled, phase.settled)
+      return joined
+    }
+    return this.#produce(native, k, factory, o, phase)
+  }
+
+  /** Runs the factory, stores its value with the ttl and keeps it as the fail-safe copy. */
+  async #produce(native, k, factory, o, phase) {
+    phase.started()
+    native.noteFactoryRun()
+    let value
+    try {
+      value = await factory()
+    } finally {
+      phase.settled()
+    }
+    const json = this.#serialize(value, k)
+    if (!this.#closed) {
+      if (typeof json === 'string' && o.track) native.graceKeep(k, json, o.ttlMs, o.keepMs)
+      await this.#setJson(k, json, o.ttlMs)
+    }
+    return { value, json }
+  }
+
+  /** One background refresh of `k` (eagerRefresh), unless one is in flight or a caller is already filling it. */
+  #refresh(native, k, factory, o) {
+    if (this.#closed || this.#refreshing.has(k) || this.#inflight.has(k)) return
+    native.noteEagerRefresh()
+    const run = this.#produce(native, k, factory, o, IDLE_PHASE)
+    this.#refreshing.set(k, run)
+    const done = () => {
+      if (this.#refreshing.get(k) === run) this.#refreshing.delete(k)
+    }
+    run.then(done, (error) => {
+      done()
+      this.#log('warn', `Cache eager refresh of ${JSON.stringify(k)} failed; the current value stays`, { code: 'ERR_CACHE_FACTORY', key: k, error })
+    })
+  }
+
+  /**
+   * One caller's answer from a run: a factory failure answers the fail-safe copy
+   * when there is one; past `timeout.soft` the copy answers while the factory
+   * goes on; past `timeout.hard` the copy or a TimeoutError.
+   */
+  #bounded(native, k, run, answer, o) {
+    return new Promise((resolve, reject) => {
+      let settled = false
+      const timers = []
+      const finish = (fn, v) => {
+        if (settled) return
+        settled = true
+        for (const t of timers) clearTimeout(t)
+        fn(v)
+      }
+      answer.then(
+        (value) => finish(resolve, value),
+        (error) => {
+          if (settled) {
+            this.#log('warn', `Cache getOrSet factory for ${JSON.stringify(k)} failed after its callers were answered`, { code: 'ERR_CACHE_FACTORY', key: k, error })
+            return
+          }
+          const copy = this.#graceValue(native, k, o)
+          if (copy === NO_VALUE) finish(reject, error)
+          else finish(resolve, this.#failsafe(native, k, run, copy, 'factory-error', error))
+        },
+      )
+      if (o.soft === 0 && o.hard === 0) return
+      // Once the factory has settled, what is left (the write) is bounded by commandTimeoutMs.
+      let factoryDone = false
+      run.settled.then(() => {
+        factoryDone = true
+        for (const t of timers) clearTimeout(t)
+      })
+      run.started.then(() => {
+        if (settled || factoryDone) return
+        if (o.soft > 0) {
+          timers.push(
+            setTimeout(() => {
+              const copy = this.#graceValue(native, k, o)
+              if (copy === NO_VALUE) return
+              native.noteTimeout(false)
+              finish(resolve, this.#failsafe(native, k, run, copy, 'soft-timeout'))
+            }, o.soft),
+          )
+        }
+        if (o.hard > 0) {
+          timers.push(
+            setTimeout(() => {
+              native.noteTimeout(true)
+              // Callers from now on start a run of their own rather than join this one.
+              if (this.#inflight.get(k) === run) this.#inflight.delete(k)
+              const copy = this.#graceValue(native, k, o)
+              if (copy === NO_VALUE) finish(reject, new TimeoutError(k, o.hard))
+              else finish(resolve, this.#failsafe(native, k, run, copy, 'hard-timeout'))
+            }, o.hard),
+          )
+        }
+      })
+    })
   }
 
   invalidatePattern(pattern) {
@@ -462,6 +771,7 @@ class CacheService {
       native.queueDelPattern(toKey(pattern, 'pattern'))
       // New getOrSet calls must not join a run that started before this write.
       this.#inflight.clear()
+      this.#refreshing.clear()
       return this.#call(asUndefined)
     })
   }
@@ -517,6 +827,7 @@ class CacheService {
         const json = this.#serialize(value, k)
         if (json === NO_VALUE) continue
         this.#inflight.delete(k)
+        this.#refreshing.delete(k)
         if (json === undefined) gone.push(k)
         else strs.push(k, json)
       }
@@ -544,6 +855,7 @@ class CacheService {
     return this.#guard((native) => {
       native.queueClear()
       this.#inflight.clear()
+      this.#refreshing.clear()
       return this.#call(asUndefined)
     })
   }
@@ -568,6 +880,13 @@ class CacheService {
     return Promise.resolve()
   }
 
+  /** `stats()` in the Prometheus text exposition format (names `native_cache_…`); synchronous. */
+  metrics() {
+    if (this.#native === null && !this.#closed) this.#cache()
+    if (this.#native === null) throw new CacheClosedError()
+    return this.#native.metrics()
+  }
+
   /** Counters of both tiers and the L1 size; synchronous. */
   stats() {
     if (this.#native === null && !this.#closed) this.#cache()
@@ -579,4 +898,4 @@ class CacheService {
 /** The lazily connected, environment-configured instance the backend imports. */
 const cacheService = new CacheService(LAZY)
 
-module.exports = { CacheService, cacheService, CacheClosedError }
+module.exports = { CacheService, cacheService, CacheClosedError, TimeoutError }

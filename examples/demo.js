@@ -61,8 +61,24 @@ async function main() {
   await timeIt('set', 5_000, (i) => cache.set(`k${i % 100}`, serviceStatus('x'), 300))
   await timeIt('getOrSet, hit', 20_000, () => cache.getOrSet('hot', () => serviceStatus('never')))
 
+  console.log('\nFail-safe: the data source goes down, getOrSet keeps answering the last known value')
+  let sourceUp = true
+  const statuses = async () => {
+    if (!sourceUp) throw new Error('status source unreachable')
+    return { plex: 'up', checkedAt: new Date().toISOString() }
+  }
+  const opts = { ttl: 0.2, grace: 3600, timeout: { soft: 100, hard: 1000 } }
+  console.log('  source up:          ', JSON.stringify(await cache.getOrSet('service:statuses:all', statuses, opts)))
+  sourceUp = false
+  await new Promise((r) => setTimeout(r, 300)) // the cached value expires
+  console.log('  source down:        ', JSON.stringify(await cache.getOrSet('service:statuses:all', statuses, opts)))
+  const hang = () => new Promise(() => {}) // a source that never answers
+  const t0 = Date.now()
+  const v = await cache.getOrSet('service:statuses:all', hang, opts)
+  console.log(`  source hanging:      ${JSON.stringify(v)} after ${Date.now() - t0} ms (timeout.soft)`)
+
   const s = cache.stats()
-  console.log(`\nstats: L1 ${s.local.entries} entries, ${s.local.bytes} bytes, ${s.local.hits} hits, ${s.local.misses} misses; coalesced getOrSet: ${s.coalesced}`)
+  console.log(`\nstats: L1 ${s.local.entries} entries, ${s.local.bytes} bytes, ${s.local.hits} hits, ${s.local.misses} misses; coalesced getOrSet: ${s.coalesced}; fail-safe answers: ${s.failsafe}`)
   await cache.close()
 }
 

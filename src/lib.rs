@@ -5,11 +5,13 @@
 mod error;
 mod gate;
 mod glob;
+mod grace;
 mod hits;
 mod human;
 mod local;
 mod logs;
 mod memory;
+mod metrics;
 mod ops;
 mod options;
 mod redis;
@@ -17,11 +19,13 @@ mod stats;
 mod store;
 
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 use crate::gate::Gate;
+use crate::grace::Grace;
 use crate::local::{Local, Ticket};
 use crate::ops::{Op, Replies};
 use crate::options::{Mode, NativeOptions};
@@ -58,6 +62,8 @@ pub struct NativeCache {
     pending: Mutex<Pending>,
     /// This instance's entry in the hit path's handle table (see `hits.rs`).
     handle: u32,
+    /// `getOrSet`'s fail-safe copies (see `grace.rs`).
+    grace: Grace,
 }
 
 #[napi(object)]
@@ -88,6 +94,26 @@ pub struct RedisStats {
     /// `errors` by code.
     pub errors_by_code: ErrorCounts,
     pub reconnects: f64,
+    /// Calls sent to Redis (one per method call, however many commands it takes).
+    pub calls: f64,
+}
+
+/// `getOrSet` callers whose answer a timeout decided.
+#[napi(object)]
+pub struct TimeoutCounts {
+    /// Past `timeout.soft`: answered with the fail-safe copy while the factory went on.
+    pub soft: f64,
+    /// Past `timeout.hard`: answered with the fail-safe copy, or rejected with a `TimeoutError`.
+    pub hard: f64,
+}
+
+/// `getOrSet`'s fail-safe copies, kept in process for `ttl + grace`.
+#[napi(object)]
+pub struct GraceStats {
+    pub entries: f64,
+    /// Keys plus JSON text, in bytes.
+    pub bytes: f64,
+    pub max_bytes: f64,
 }
 
 /// Failed calls by the code their logger message carries.
@@ -113,6 +139,14 @@ pub struct CacheStats {
     pub redis: RedisStats,
     /// `getOrSet` calls that joined a factory run already in flight instead of running their own.
     pub coalesced: f64,
+    /// `getOrSet` factory invocations (misses and background refreshes).
+    pub factory_runs: f64,
+    /// `getOrSet` answers taken from a fail-safe copy (`grace`).
+    pub failsafe: f64,
+    pub timeouts: TimeoutCounts,
+    /// Background refreshes started by `eagerRefresh`.
+    pub eager_refreshes: f64,
+    pub grace: GraceStats,
 }
 
 #[napi(object)]
@@ -138,6 +172,15 @@ fn init() {
         .build()
     {
         napi::bindgen_prelude::create_custom_tokio_runtime(rt);
+    }
+}
+
+/// Milliseconds from JavaScript (finite, checked there) as a duration; anything else is zero.
+fn millis(ms: f64) -> Duration {
+    if ms.is_finite() && ms > 0.0 {
+        Duration::from_secs_f64((ms / 1000.0).min(1e12))
+    } else {
+        Duration::ZERO
     }
 }
 
@@ -175,6 +218,12 @@ impl NativeCache {
                 tier.shared().gate(),
             ),
         };
+        // Bounded like L1; with L1 off, by L1's default bound.
+        let grace_bytes = if max_bytes > 0 {
+            max_bytes
+        } else {
+            options::DEFAULT_LOCAL_MAX_BYTES.into()
+        };
         let handle = hits::register(hits::Lookup {
             store,
             serving,
@@ -186,6 +235,7 @@ impl NativeCache {
             max_bytes,
             pending: Mutex::default(),
             handle,
+            grace: Grace::new(grace_bytes),
         })
     }
 
@@ -201,7 +251,10 @@ impl NativeCache {
 
     fn queue(&self, op: Op) {
         let tickets = match &self.tier {
-            Tier::Redis { tier, .. } => tier.prepare(&op),
+            Tier::Redis { tier, .. } => {
+                Counters::add(&self.counters.redis_calls, 1);
+                tier.prepare(&op)
+            }
             Tier::Memory(_) => Vec::new(),
         };
         let mut pending = self.pending();
@@ -212,6 +265,12 @@ impl NativeCache {
     #[napi]
     pub fn queue_get(&self, key: String) {
         self.queue(Op::Get(key));
+    }
+
+    /// `getOrSet`'s read: the value and its `PTTL` (the reply's number).
+    #[napi]
+    pub fn queue_get_ttl(&self, key: String) {
+        self.queue(Op::GetTtl(key));
     }
 
     #[napi]
@@ -309,9 +368,84 @@ impl NativeCache {
     }
 
     #[napi]
+    pub fn note_factory_run(&self) {
+        Counters::add(&self.counters.factory_runs, 1);
+    }
+
+    #[napi]
+    pub fn note_failsafe(&self) {
+        Counters::add(&self.counters.failsafe, 1);
+    }
+
+    /// A caller's `timeout.hard` (`true`) or `timeout.soft` (`false`) decided its answer.
+    #[napi]
+    pub fn note_timeout(&self, hard: bool) {
+        let c = &self.counters;
+        Counters::add(
+            if hard {
+                &c.timeouts_hard
+            } else {
+                &c.timeouts_soft
+            },
+            1,
+        );
+    }
+
+    #[napi]
+    pub fn note_eager_refresh(&self) {
+        Counters::add(&self.counters.eager_refreshes, 1);
+    }
+
+    /// Keeps `json` as the fail-safe copy of `key` for `keep_ms`; the key
+    /// expires in `expires_in_ms` (negative: no expiry, or not known).
+    #[napi]
+    pub fn grace_keep(&self, key: String, json: String, expires_in_ms: f64, keep_ms: f64) {
+        let now = Instant::now();
+        let expires = (expires_in_ms >= 0.0).then(|| now + millis(expires_in_ms));
+        self.grace
+            .keep(&key, Arc::from(json), expires, now + millis(keep_ms));
+    }
+
+    /// The fail-safe copy of `key`, if one is kept.
+    #[napi]
+    pub fn grace_get(&self, key: String) -> Option<String> {
+        self.grace.get(&key).map(|c| c.json.to_string())
+    }
+
+    /// A `getOrSet` with options was just answered from this process's tier:
+    /// keeps the value as the fail-safe copy for `keep_ms` and returns whether
+    /// the key expires within `refresh_when_left_ms` (negative: never asked),
+    /// which starts an eager refresh.
+    #[napi]
+    pub fn on_hit(&self, key: String, keep_ms: f64, refresh_when_left_ms: f64) -> bool {
+        let Some(entry) = self.store().and_then(|s| s.get(&key)) else {
+            return false;
+        };
+        let now = Instant::now();
+        // The 'memory' store's deadline is the key's; an L1 deadline may be capped by maxTtl.
+        let known = matches!(self.tier, Tier::Memory(_)).then_some(entry.deadline);
+        let expires = self
+            .grace
+            .on_hit(&key, &entry.json, known, now + millis(keep_ms));
+        match expires {
+            Some(at) if refresh_when_left_ms >= 0.0 => {
+                at.saturating_duration_since(now) <= millis(refresh_when_left_ms)
+            }
+            _ => false,
+        }
+    }
+
+    /// `stats()` in the Prometheus text exposition format.
+    #[napi]
+    pub fn metrics(&self) -> String {
+        metrics::exposition(&self.stats())
+    }
+
+    #[napi]
     pub fn stats(&self) -> CacheStats {
         let c = &self.counters;
         let (entries, bytes) = self.store().map_or((0, 0), Store::size);
+        let (grace_entries, grace_bytes) = self.grace.size();
         let (mode, enabled, connected) = match &self.tier {
             Tier::Memory(_) => ("memory", true, false),
             Tier::Redis { tier, local } => (
@@ -346,8 +480,21 @@ impl NativeCache {
                     protocol: Counters::read(&c.errors_protocol),
                 },
                 reconnects: Counters::read(&c.reconnects),
+                calls: Counters::read(&c.redis_calls),
             },
             coalesced: Counters::read(&c.coalesced),
+            factory_runs: Counters::read(&c.factory_runs),
+            failsafe: Counters::read(&c.failsafe),
+            timeouts: TimeoutCounts {
+                soft: Counters::read(&c.timeouts_soft),
+                hard: Counters::read(&c.timeouts_hard),
+            },
+            eager_refreshes: Counters::read(&c.eager_refreshes),
+            grace: GraceStats {
+                entries: grace_entries as f64,
+                bytes: grace_bytes as f64,
+                max_bytes: self.grace.max_bytes() as f64,
+            },
         }
     }
 
@@ -374,6 +521,8 @@ impl NativeCache {
     #[napi]
     pub fn close(&self) {
         hits::unregister(self.handle);
+        self.grace.clear();
+        self.grace.size();
         match &self.tier {
             Tier::Memory(store) => store.clear(),
             Tier::Redis { tier, .. } => tier.close(),

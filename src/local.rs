@@ -115,7 +115,7 @@ impl Local {
     /// bookkeeping cost about 40 % of write throughput.
     pub fn prepare(self: &Arc<Self>, op: &Op) -> Vec<Ticket> {
         match op {
-            Op::Get(key) => vec![self.ticket(key)],
+            Op::Get(key) | Op::GetTtl(key) => vec![self.ticket(key)],
             Op::MGet(keys) if keys.len() <= MAX_TRACKED_MGET => {
                 keys.iter().map(|k| self.ticket(k)).collect()
             }

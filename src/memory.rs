@@ -16,6 +16,13 @@ pub fn apply(store: &Store, ops: Vec<Op>) -> Replies {
         let shape = op.shape();
         let answer = match op {
             Op::Get(key) => Answer::texts(0.0, vec![text(&key)]),
+            Op::GetTtl(key) => match store.get(&key) {
+                Some(e) => {
+                    let left = e.deadline.saturating_duration_since(now).as_millis();
+                    Answer::texts(left as f64, vec![Some(e.json.to_string())])
+                }
+                None => Answer::texts(-2.0, vec![None]),
+            },
             Op::Set { key, json, ttl_ms } => {
                 store.insert(&key, Arc::from(json), now + Duration::from_millis(ttl_ms));
                 Answer::num(0.0)

@@ -12,6 +12,9 @@ use crate::stats::Counters;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Op {
     Get(String),
+    /// `getOrSet`'s read: a get that also answers the key's `PTTL` as its
+    /// number (`-2` missing, `-1` no expiry), tracked or not.
+    GetTtl(String),
     /// `ttl_ms` is at least 1.
     Set {
         key: String,
@@ -136,7 +139,7 @@ pub struct Shape {
 impl Op {
     pub fn shape(&self) -> Shape {
         let texts = match self {
-            Op::Get(_) | Op::Info => 1,
+            Op::Get(_) | Op::GetTtl(_) | Op::Info => 1,
             Op::MGet(keys) => keys.len(),
             _ => 0,
         };
@@ -149,6 +152,7 @@ impl Op {
     fn name(&self) -> &'static str {
         match self {
             Op::Get(_) => "get",
+            Op::GetTtl(_) => "getOrSet",
             Op::Set { .. } => "set",
             Op::Del(_) => "del",
             Op::MGet(_) => "mget",

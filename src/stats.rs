@@ -19,6 +19,17 @@ pub struct Counters {
     pub flushes: AtomicU64,
     pub reconnects: AtomicU64,
     pub coalesced: AtomicU64,
+    /// Calls queued for Redis (one per method call, however many commands it sends).
+    pub redis_calls: AtomicU64,
+    /// `getOrSet` factory invocations (misses, eager refreshes).
+    pub factory_runs: AtomicU64,
+    /// `getOrSet` answers taken from a fail-safe copy.
+    pub failsafe: AtomicU64,
+    /// `getOrSet` callers whose `timeout.soft` or `timeout.hard` decided their answer.
+    pub timeouts_soft: AtomicU64,
+    pub timeouts_hard: AtomicU64,
+    /// Background refreshes started by `eagerRefresh`.
+    pub eager_refreshes: AtomicU64,
 }
 
 impl Counters {

@@ -23,6 +23,11 @@ pub fn add_commands(pipe: &mut redis::Pipeline, op: &Op, tracked: bool) -> usize
                 1
             }
         }
+        Op::GetTtl(key) => {
+            pipe.cmd("GET").arg(key);
+            pipe.cmd("PTTL").arg(key);
+            2
+        }
         Op::Set { key, json, ttl_ms } => {
             pipe.cmd("SET").arg(key).arg(json).arg("PX").arg(*ttl_ms);
             1
@@ -151,6 +156,13 @@ pub fn apply_reply(
             };
             read(counters, &value, tickets.next(), pttl, sent_at);
             Answer::texts(0.0, vec![value])
+        }
+        Op::GetTtl(_) => {
+            let value = text(next())?;
+            let pttl = int(&next()).unwrap_or(-2);
+            let pttl = if value.is_some() { pttl } else { -2 };
+            read(counters, &value, tickets.next(), pttl, sent_at);
+            Answer::texts(pttl as f64, vec![value])
         }
         Op::Set { .. } => match server_error(&next()) {
             Some(why) => return Err(why),

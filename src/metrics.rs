@@ -1,0 +1,184 @@
+//! `metrics()`: `stats()` in the Prometheus text exposition format (0.0.4),
+//! so a backend can serve it from its `/metrics` route as it is, or merge it
+//! with prom-client's output. Names follow Prometheus' conventions: a
+//! `native_cache_` prefix, `_total` on counters, base units (`_bytes`).
+
+use std::fmt::Write;
+
+use crate::CacheStats;
+
+enum Kind {
+    Counter,
+    Gauge,
+}
+
+struct Out(String);
+
+impl Out {
+    fn family(&mut self, name: &str, kind: Kind, help: &str, samples: &[(&str, f64)]) {
+        let kind = match kind {
+            Kind::Counter => "counter",
+            Kind::Gauge => "gauge",
+        };
+        let _ = writeln!(self.0, "# HELP native_cache_{name} {help}");
+        let _ = writeln!(self.0, "# TYPE native_cache_{name} {kind}");
+        for (labels, value) in samples {
+            let labels = if labels.is_empty() {
+                String::new()
+            } else {
+                format!("{{{labels}}}")
+            };
+            let _ = writeln!(self.0, "native_cache_{name}{labels} {value}");
+        }
+    }
+
+    fn one(&mut self, name: &str, kind: Kind, help: &str, value: f64) {
+        self.family(name, kind, help, &[("", value)]);
+    }
+}
+
+fn flag(b: bool) -> f64 {
+    if b {
+        1.0
+    } else {
+        0.0
+    }
+}
+
+pub fn exposition(s: &CacheStats) -> String {
+    use Kind::{Counter, Gauge};
+    let mut o = Out(String::with_capacity(4096));
+    let (l, r, e) = (&s.local, &s.redis, &s.redis.errors_by_code);
+    o.one(
+        "l1_enabled",
+        Gauge,
+        "Whether the in-process tier (L1) is serving.",
+        flag(l.enabled),
+    );
+    o.one(
+        "l1_hits_total",
+        Counter,
+        "Lookups answered from L1.",
+        l.hits,
+    );
+    o.one(
+        "l1_misses_total",
+        Counter,
+        "Lookups L1 could not answer.",
+        l.misses,
+    );
+    o.one(
+        "l1_evictions_total",
+        Counter,
+        "L1 entries evicted to stay within the byte bound.",
+        l.evictions,
+    );
+    o.one("l1_entries", Gauge, "Entries in L1.", l.entries);
+    o.one(
+        "l1_bytes",
+        Gauge,
+        "Keys plus JSON text held in L1.",
+        l.bytes,
+    );
+    o.one("l1_max_bytes", Gauge, "The bound on l1_bytes.", l.max_bytes);
+    o.one(
+        "invalidations_total",
+        Counter,
+        "Keys invalidated by Redis tracking pushes.",
+        l.invalidations,
+    );
+    o.one(
+        "flushes_total",
+        Counter,
+        "Whole-L1 flushes from FLUSHDB/FLUSHALL tracking pushes.",
+        l.flushes,
+    );
+    o.one(
+        "redis_connected",
+        Gauge,
+        "Whether the Redis connection is up.",
+        flag(r.connected),
+    );
+    o.one(
+        "redis_calls_total",
+        Counter,
+        "Calls sent to Redis (one per method call).",
+        r.calls,
+    );
+    o.one(
+        "redis_hits_total",
+        Counter,
+        "Keys read from Redis that were there.",
+        r.hits,
+    );
+    o.one(
+        "redis_misses_total",
+        Counter,
+        "Keys read from Redis that were missing.",
+        r.misses,
+    );
+    o.family(
+        "redis_errors_total",
+        Counter,
+        "Calls that took their failure result, by code.",
+        &[
+            ("code=\"ERR_CACHE_TIMEOUT\"", e.timeout),
+            ("code=\"ERR_CACHE_UNAVAILABLE\"", e.unavailable),
+            ("code=\"ERR_CACHE_SERVER\"", e.server),
+            ("code=\"ERR_CACHE_PROTOCOL\"", e.protocol),
+            ("code=\"ERR_CACHE_CLOSED\"", e.closed),
+        ],
+    );
+    o.one(
+        "redis_reconnects_total",
+        Counter,
+        "Redis reconnections.",
+        r.reconnects,
+    );
+    o.one(
+        "getorset_factory_runs_total",
+        Counter,
+        "getOrSet factory invocations.",
+        s.factory_runs,
+    );
+    o.one(
+        "getorset_coalesced_total",
+        Counter,
+        "getOrSet calls that joined a factory run in flight.",
+        s.coalesced,
+    );
+    o.one(
+        "getorset_failsafe_total",
+        Counter,
+        "getOrSet answers taken from a fail-safe copy.",
+        s.failsafe,
+    );
+    o.family(
+        "getorset_timeouts_total",
+        Counter,
+        "getOrSet callers whose answer a factory timeout decided.",
+        &[
+            ("kind=\"soft\"", s.timeouts.soft),
+            ("kind=\"hard\"", s.timeouts.hard),
+        ],
+    );
+    o.one(
+        "getorset_eager_refreshes_total",
+        Counter,
+        "Background refreshes started by eagerRefresh.",
+        s.eager_refreshes,
+    );
+    o.one(
+        "grace_entries",
+        Gauge,
+        "Fail-safe copies kept in process.",
+        s.grace.entries,
+    );
+    o.one(
+        "grace_bytes",
+        Gauge,
+        "Keys plus JSON text of the fail-safe copies.",
+        s.grace.bytes,
+    );
+    o.0
+}
