@@ -188,15 +188,18 @@ function envUrl(env) {
 /** PEM text from what Node's tls.connect takes: a string, a Buffer, or an array of them. */
 function pem(value, name) {
   if (value === undefined || value === null) return undefined
-  if (typeof value === 'string') return value
-  if (ArrayBuffer.isView(value)) return Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('utf8')
+  if (typeof value === 'string') {
+    if (!value.includes('-----BEGIN ')) throw new TypeError(`${name} must be PEM text (-----BEGIN …), got ${describe(value)}`)
+    return value
+  }
+  if (ArrayBuffer.isView(value)) return pem(Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('utf8'), name)
   if (Array.isArray(value)) return value.map((v, i) => pem(v, `${name}[${i}]`)).join('\n')
   throw new TypeError(`${name} must be PEM text, a Buffer or an array of them, got ${describe(value)}`)
 }
 
 /** `tls: true | { ca, cert, key, rejectUnauthorized, servername }` (or env REDIS_TLS) as the native options. */
 function resolveTls(tls) {
-  if (typeof tls === 'string') tls = tls === 'true' || tls === '1' || tls === 'yes'
+  if (typeof tls === 'string') tls = ['true', '1', 'yes'].includes(tls.trim().toLowerCase())
   if (tls === undefined || tls === null || tls === false) return undefined
   if (tls === true) return {}
   if (typeof tls !== 'object' || Array.isArray(tls)) {
@@ -768,11 +771,17 @@ class CacheService {
 
   invalidatePattern(pattern) {
     return this.#guard((native) => {
-      native.queueDelPattern(toKey(pattern, 'pattern'))
+      const p = toKey(pattern, 'pattern')
+      // Alone in its batch: its SCAN rounds may take far longer than
+      // commandTimeoutMs, and calls made with it must keep their own deadline.
+      this.#flush()
+      native.queueDelPattern(p)
       // New getOrSet calls must not join a run that started before this write.
       this.#inflight.clear()
       this.#refreshing.clear()
-      return this.#call(asUndefined)
+      const done = this.#call(asUndefined)
+      this.#flush()
+      return done
     })
   }
 

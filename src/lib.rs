@@ -524,7 +524,7 @@ impl NativeCache {
         self.grace.clear();
         self.grace.size();
         match &self.tier {
-            Tier::Memory(store) => store.clear(),
+            Tier::Memory(store) => store.close(),
             Tier::Redis { tier, .. } => tier.close(),
         }
     }

@@ -94,14 +94,14 @@ impl Local {
     pub fn flush(&self) {
         let mut fills = self.lock();
         fills.epoch += 1;
-        self.store.clear();
+        self.store.hide_all();
     }
 
-    /// `close()`: spoil every read in flight and free the entries now.
+    /// `close()`: spoil every read in flight and free every entry.
     pub fn close(&self) {
         let mut fills = self.lock();
         fills.epoch += 1;
-        self.store.clear();
+        self.store.close();
     }
 
     /// Local effects of a call, applied when it is made: writes drop their

@@ -148,7 +148,30 @@ impl Store {
         self.cache.invalidate(key);
     }
 
-    /// Empties the store and frees its entries before returning (`close()` relies on it).
+    /// Hides every entry at once, in constant time: the generation bump makes
+    /// `get` ignore them (including one whose insert is landing right now) and
+    /// moka frees them in its maintenance over the next calls. For L1 flushes,
+    /// which run on the JavaScript thread or the one tokio worker: a walk of a
+    /// large store there stalled every instance for half a second.
+    pub fn hide_all(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.cache.invalidate_all();
+    }
+
+    /// `close()`: hides every entry now and frees them on a thread of its own,
+    /// so a large store does not stall the caller.
+    pub fn close(&self) {
+        self.hide_all();
+        let store = self.clone();
+        let freeing = std::thread::Builder::new()
+            .name("native-cache-close".into())
+            .spawn(move || store.clear());
+        if freeing.is_err() {
+            self.clear();
+        }
+    }
+
+    /// Empties the store and frees its entries before returning.
     ///
     /// The generation bump hides every entry at once, including one whose
     /// insert is landing right now. Then an explicit walk frees them: moka's

@@ -44,6 +44,8 @@ pub fn start(shared: Arc<Shared>, rx: mpsc::UnboundedReceiver<Job>) {
     });
 }
 
+/// Runs every batch, in order, until `close()` has dropped the sender and the
+/// queue is empty; then shuts the tier down.
 async fn execute(shared: Arc<Shared>, rx: Arc<Mutex<mpsc::UnboundedReceiver<Job>>>) {
     let mut rx = rx.lock().await;
     while let Some(first) = rx.recv().await {
@@ -79,6 +81,7 @@ async fn execute(shared: Arc<Shared>, rx: Arc<Mutex<mpsc::UnboundedReceiver<Job>
             }
         }
     }
+    shared.shut_down();
 }
 
 /// Hands a job its replies, counting its failures if its caller still waits.

@@ -3,6 +3,7 @@
 
 use std::hash::{BuildHasher, RandomState};
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -34,13 +35,20 @@ fn backoff(attempt: u32) -> Duration {
 }
 
 async fn supervise(shared: Arc<Shared>, target: Arc<Target>) {
-    let mut gen = 0u64;
+    if shared.generations.load(Ordering::SeqCst) > 0 {
+        // Restarted after a panic: what L1 holds was tracked on a connection
+        // this supervisor no longer watches.
+        shared.gate.lapse();
+        if let Some(local) = &shared.local {
+            local.flush();
+        }
+    }
     let mut failures = 0u32;
     let mut ever_up = false;
     let mut resp3 = true;
     let mut said_no_tracking = false;
     while !shared.is_closed() {
-        gen += 1;
+        let gen = shared.generations.fetch_add(1, Ordering::SeqCst) + 1;
         match connect(&shared, &target, gen, resp3).await {
             Ok((conn, untracked)) => {
                 if let Some(why) = untracked.filter(|_| !said_no_tracking) {

@@ -16,7 +16,7 @@ mod executor;
 mod link;
 mod scan;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -59,6 +59,9 @@ pub struct Shared {
     link: watch::Sender<Link>,
     wake: Notify,
     closed: AtomicBool,
+    /// Connections opened so far: numbers every connection, also across a
+    /// restarted supervisor, so nothing from an old one passes for current.
+    generations: AtomicU64,
 }
 
 pub struct RedisTier {
@@ -85,6 +88,7 @@ impl RedisTier {
             link,
             wake: Notify::new(),
             closed: AtomicBool::new(false),
+            generations: AtomicU64::new(0),
         });
         let (tx, rx) = mpsc::unbounded_channel();
         link::start(shared.clone(), target);
@@ -167,15 +171,14 @@ impl RedisTier {
         matches!(&*self.shared.link.borrow(), Link::Up { .. })
     }
 
+    /// Takes no more calls and frees L1 at once; calls made before it still
+    /// run (each within its deadline), then the executor drops the connection.
     pub fn close(&self) {
-        self.shared.closed.store(true, Ordering::SeqCst);
         self.jobs.lock().unwrap_or_else(|e| e.into_inner()).take();
-        self.shared.link.send_replace(Link::Closed);
         self.shared.gate.lapse();
         if let Some(local) = &self.shared.local {
             local.close();
         }
-        self.shared.wake.notify_one();
     }
 }
 
@@ -215,6 +218,14 @@ impl Shared {
     /// L1, if configured and the server is tracking keys for this instance.
     pub fn l1(&self) -> Option<&Arc<Local>> {
         self.local.as_ref().filter(|_| self.gate.tracking())
+    }
+
+    /// The last queued call has run after `close()`: drop the connection and stop.
+    fn shut_down(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        self.link.send_replace(Link::Closed);
+        self.gate.lapse();
+        self.wake.notify_one();
     }
 
     fn is_closed(&self) -> bool {

@@ -1,0 +1,116 @@
+// Found by attacking the hardening work: emptying a large L1 must not stall
+// the event loop or other instances; calls made just before close() still
+// run; a call made in the same tick as invalidatePattern keeps its own deadline.
+import { describe, it, expect, beforeAll, afterAll } from 'vitest'
+import Redis from 'ioredis'
+import { CacheService } from '../index.js'
+import { startRedis, stopRedis, eventually, type RedisProcess } from './helpers/redis'
+
+const ENTRIES = 100_000
+let server: RedisProcess
+let raw: Redis
+beforeAll(async () => {
+  server = await startRedis()
+  raw = new Redis(server.port, '127.0.0.1')
+})
+afterAll(async () => {
+  raw.disconnect()
+  await stopRedis(server)
+})
+
+/** An instance with `ENTRIES` keys of its database in L1. */
+async function filled(db: number) {
+  const c = new CacheService({ url: `${server.url}/${db}`, local: { maxBytes: 512 * 1024 * 1024, maxTtl: 3600 }, logger: false })
+  const r = new Redis(server.port, '127.0.0.1', { db })
+  const keys = Array.from({ length: ENTRIES }, (_, i) => `f:${i}`)
+  for (let i = 0; i < ENTRIES; i += 1000) {
+    const batch = r.pipeline()
+    for (const k of keys.slice(i, i + 1000)) batch.set(k, '1', 'EX', 3600)
+    await batch.exec()
+  }
+  r.disconnect()
+  for (let i = 0; i < ENTRIES; i += 1000) await c.mget(keys.slice(i, i + 1000))
+  expect(c.stats().local.entries).toBeGreaterThanOrEqual(ENTRIES * 0.99)
+  return c
+}
+
+describe('emptying a large L1', () => {
+  it('clear() does not hold the event loop, and nothing cached is served after it', async () => {
+    const c = await filled(1)
+    const t0 = performance.now()
+    const done = c.clear()
+    const blocked = performance.now() - t0
+    await done
+    // Walking 100,000 entries here took about half a second.
+    expect(blocked, `clear() blocked the event loop ${blocked.toFixed(1)} ms`).toBeLessThan(20)
+    const hits = c.stats().local.hits
+    expect(await c.get('f:1')).toBeNull()
+    expect(c.stats().local.hits).toBe(hits)
+    await c.close()
+  }, 90_000)
+
+  it("losing one instance's connection does not delay another instance's invalidations", async () => {
+    const big = await filled(2)
+    const small = new CacheService({ url: `${server.url}/3`, local: { maxTtl: 3600 }, logger: false })
+    const r3 = new Redis(server.port, '127.0.0.1', { db: 3 })
+    await r3.set('x', JSON.stringify('old'))
+    expect(await small.get('x')).toBe('old')
+    const hits = small.stats().local.hits
+    expect(await small.get('x')).toBe('old')
+    expect(small.stats().local.hits, 'x is served from L1').toBe(hits + 1)
+    // Kill big's connection (the one on db 2): it empties its L1 on the one
+    // tokio worker, the worker that must also apply small's invalidation of x.
+    const clients = String(await raw.client('LIST'))
+      .split('\n')
+      .filter((l) => / db=2 /.test(l) && / resp=3\b/.test(l))
+      .map((l) => l.match(/id=(\d+)/)![1])
+    expect(clients.length).toBeGreaterThan(0)
+    for (const id of clients) await raw.client('KILL', 'ID', id)
+    await r3.set('x', JSON.stringify('new'))
+    const t0 = performance.now()
+    expect(await eventually(async () => (await small.get('x')) === 'new', 3000, 2)).toBe(true)
+    const took = performance.now() - t0
+    expect(took, `the other instance served the old value for ${took.toFixed(0)} ms`).toBeLessThan(100)
+    r3.disconnect()
+    await Promise.all([big.close(), small.close()])
+  }, 90_000)
+})
+
+describe('close()', () => {
+  it('runs the calls made before it, then refuses new ones', async () => {
+    const c = new CacheService({ url: `${server.url}/4`, logger: false })
+    await c.ping()
+    const set = c.set('closing', 'written')
+    const got = c.get('closing')
+    await c.close()
+    await expect(set).resolves.toBeUndefined()
+    expect(await got).toBe('written')
+    expect(await new Redis(server.port, '127.0.0.1', { db: 4 }).get('closing').finally(() => {})).toBe(JSON.stringify('written'))
+    await expect(c.get('closing')).rejects.toMatchObject({ code: 'ERR_CACHE_CLOSED' })
+    expect(c.stats().redis.errorsByCode.closed).toBe(0)
+  })
+})
+
+describe('invalidatePattern and the calls around it', () => {
+  it('a call made in the same tick keeps its own commandTimeoutMs', async () => {
+    const r5 = new Redis(server.port, '127.0.0.1', { db: 5 })
+    for (let i = 0; i < 600_000; i += 10_000) {
+      const batch = r5.pipeline()
+      for (let j = i; j < i + 10_000; j++) batch.set(`p:${j}`, '1')
+      await batch.exec()
+    }
+    const timeoutMs = 200
+    const c = new CacheService({ url: `${server.url}/5`, commandTimeoutMs: timeoutMs, logger: false })
+    await c.ping()
+    const t0 = performance.now()
+    const pattern = c.invalidatePattern('nomatch:*')
+    const settledAt = await c.get('p:1').then(() => performance.now() - t0)
+    await pattern
+    const patternTook = performance.now() - t0
+    r5.disconnect()
+    await c.close()
+    // The scan of 600,000 keys takes far longer than the bound; the get must not wait for it.
+    expect(patternTook).toBeGreaterThan(timeoutMs * 2)
+    expect(settledAt, `get settled after ${settledAt.toFixed(0)} ms; the pattern took ${patternTook.toFixed(0)} ms`).toBeLessThan(timeoutMs + 500)
+  }, 90_000)
+})
