@@ -78,8 +78,8 @@ describe('emptying a large L1', () => {
 
 describe('close()', () => {
   it('runs the calls made before it, then refuses new ones', async () => {
+    // Calls made before the first connection is up, then close() at once.
     const c = new CacheService({ url: `${server.url}/4`, logger: false })
-    await c.ping()
     const set = c.set('closing', 'written')
     const got = c.get('closing')
     await c.close()
@@ -94,12 +94,12 @@ describe('close()', () => {
 describe('invalidatePattern and the calls around it', () => {
   it('a call made in the same tick keeps its own commandTimeoutMs', async () => {
     const r5 = new Redis(server.port, '127.0.0.1', { db: 5 })
-    for (let i = 0; i < 600_000; i += 10_000) {
+    for (let i = 0; i < 800_000; i += 10_000) {
       const batch = r5.pipeline()
       for (let j = i; j < i + 10_000; j++) batch.set(`p:${j}`, '1')
       await batch.exec()
     }
-    const timeoutMs = 200
+    const timeoutMs = 100
     const c = new CacheService({ url: `${server.url}/5`, commandTimeoutMs: timeoutMs, logger: false })
     await c.ping()
     const t0 = performance.now()
@@ -109,8 +109,9 @@ describe('invalidatePattern and the calls around it', () => {
     const patternTook = performance.now() - t0
     r5.disconnect()
     await c.close()
-    // The scan of 600,000 keys takes far longer than the bound; the get must not wait for it.
-    expect(patternTook).toBeGreaterThan(timeoutMs * 2)
-    expect(settledAt, `get settled after ${settledAt.toFixed(0)} ms; the pattern took ${patternTook.toFixed(0)} ms`).toBeLessThan(timeoutMs + 500)
+    const report = `get settled after ${settledAt.toFixed(0)} ms; the pattern took ${patternTook.toFixed(0)} ms`
+    // The scan of 800,000 keys takes several times the bound; the get must not wait for it.
+    expect(patternTook, `the scan was too quick to tell: ${report}`).toBeGreaterThan(timeoutMs * 4)
+    expect(settledAt, report).toBeLessThan(timeoutMs + 250)
   }, 90_000)
 })
