@@ -19,7 +19,7 @@ let server: RedisProcess
 let db3: Redis
 let db5: Redis
 let dir: string
-/** Nothing listens there: the fallback for whatever the child is not told, never 6379. */
+/** Nothing listens there: the fallback for whatever the child is not told, never the default Redis port. */
 let deadPort: number
 
 beforeAll(async () => {
