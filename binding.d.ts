@@ -32,6 +32,21 @@ export declare class NativeCache {
   queuePing(): void
   queueInfo(): void
   queueClear(): void
+  /** `getOrSet`'s lease: `SET lock_key token NX PX lease_ms`; number 1 when taken. */
+  queueLockTake(lockKey: string, token: string, leaseMs: number): void
+  /** Extends the lease if `token` still holds it (compare-and-`PEXPIRE`); number 1 if so. */
+  queueLockRenew(lockKey: string, token: string, leaseMs: number): void
+  /** Releases the lease if `token` still holds it (compare-and-`DEL`); number 1 if so. */
+  queueLockRelease(lockKey: string, token: string): void
+  /**
+   * Resolves `true` when a tracking push names one of `keys` (or L1 is
+   * flushed: a disconnect, `FLUSHALL`), `false` after `ms`. Registered at
+   * the call, so a push arriving before the caller awaits still counts.
+   * Without tracking (`local: false`, a server that cannot track) it is a
+   * plain `ms` sleep: the caller polls.
+   */
+  waitChange(keys: Array<string>, ms: number): Promise<boolean>
+  noteLockWait(): void
   queueDelPattern(pattern: string): void
   /**
    * Sends the queued calls to Redis as one batch; resolves once every call
@@ -82,6 +97,11 @@ export interface CacheStats {
   timeouts: TimeoutCounts
   /** Background refreshes started by `eagerRefresh`. */
   eagerRefreshes: number
+  /**
+   * `getOrSet` runs with `lock: 'distributed'` that found the lease taken
+   * by another instance and waited (one per run, however many callers share it).
+   */
+  lockWaits: number
   grace: GraceStats
 }
 
@@ -93,6 +113,13 @@ export declare const DEFAULT_LOCAL_MAX_BYTES: number
 
 /** Longest an L1 entry is served, in seconds. */
 export declare const DEFAULT_LOCAL_MAX_TTL_SECONDS: number
+
+/**
+ * `getOrSet(…, { lock: 'distributed' })`: how long a lease lasts unless its
+ * holder renews it (every third of it while the factory runs), in milliseconds.
+ * A holder that dies blocks the key for at most this long.
+ */
+export declare const DEFAULT_LOCK_LEASE_MS: number
 
 /** Seconds a value is kept when a call's ttl is falsy. */
 export declare const DEFAULT_TTL_SECONDS: number

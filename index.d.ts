@@ -117,6 +117,15 @@ export interface GetOrSetOptions {
    * (shared by concurrent callers). Default: none.
    */
   eagerRefresh?: number
+  /**
+   * `'distributed'`: one factory run across processes. A miss takes a lease on `${key}:__lock`
+   * in Redis (`SET NX PX`, `DEFAULT_LOCK_LEASE_MS`, renewed while the factory runs, released by
+   * its owner only); other instances wait for the value, woken by the key's tracking
+   * invalidation or a bounded poll, and take over when the lease ends. `timeout.hard` bounds
+   * the wait (then the fail-safe copy, else a factory run of the caller's own). In `'memory'`
+   * mode: the in-process single flight every `getOrSet` has. Default: none.
+   */
+  lock?: 'distributed'
 }
 
 /** Rejection of a `getOrSet` whose factory ran past `timeout.hard` with no fail-safe copy. */
@@ -146,7 +155,8 @@ export declare class CacheService {
    */
   getOrSet<T>(key: string | number, factory: () => T | Promise<T>, ttl?: number | string): Promise<T>
   /**
-   * `getOrSet` with options: `ttl`, `grace` (fail-safe), `timeout: { soft, hard }`, `eagerRefresh`.
+   * `getOrSet` with options: `ttl`, `grace` (fail-safe), `timeout: { soft, hard }`, `eagerRefresh`,
+   * `lock: 'distributed'`.
    * Bad options reject with a `TypeError`/`RangeError` naming the option.
    */
   getOrSet<T>(key: string | number, factory: () => T | Promise<T>, options: GetOrSetOptions): Promise<T>

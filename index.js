@@ -3,6 +3,7 @@
 // The public surface. Kept thin on purpose: argument checks, JSON.parse /
 // JSON.stringify (V8's own are the fastest there are) and promise plumbing.
 // Tiers, connections, invalidation and counters live in Rust (src/).
+const { randomUUID } = require('node:crypto')
 const { readFileSync } = require('node:fs')
 const binding = require('./native.js')
 
@@ -12,6 +13,12 @@ const DEFAULT_TTL = binding.DEFAULT_TTL_SECONDS
 const DEFAULT_MAX_BYTES = binding.DEFAULT_LOCAL_MAX_BYTES
 const DEFAULT_MAX_TTL = binding.DEFAULT_LOCAL_MAX_TTL_SECONDS
 const DEFAULT_TIMEOUT_MS = binding.DEFAULT_COMMAND_TIMEOUT_MS
+const LOCK_LEASE_MS = binding.DEFAULT_LOCK_LEASE_MS
+/** A lock waiter re-checks at least this often (doubling from LOCK_POLL_MIN_MS), woken or not. */
+const LOCK_POLL_MIN_MS = 50
+const LOCK_POLL_MAX_MS = 500
+/** The key holding `key`'s lease: beside the main key, whose bytes and TTL stay the original's. */
+const lockKey = (key) => `${key}:__lock`
 const MAX_TTL_MS = Number.MAX_SAFE_INTEGER
 
 const LAZY = Symbol('lazy')
@@ -127,8 +134,7 @@ function getOrSetOptions(o, defaultTtlMs) {
     }
     if (!(eager > 0 && eager < 1)) throw new RangeError(`eagerRefresh must be above 0 and below 1, got ${String(eager)}`)
   }
-  if (o.lock !== undefined) {
-    if (o.lock === 'distributed') throw new RangeError("lock: 'distributed' is not supported yet")
+  if (o.lock !== undefined && o.lock !== 'distributed') {
     throw new TypeError(`lock must be 'distributed', got ${describe(o.lock)}`)
   }
   return {
@@ -142,6 +148,8 @@ function getOrSetOptions(o, defaultTtlMs) {
     refreshLeftMs: eager > 0 ? ttlMs * (1 - eager) : -1,
     /** Whether hits must tell Rust (to keep the copy, or to learn the key's age). */
     track: graceMs > 0 || eager > 0,
+    /** Single flight across processes: a lease in Redis (see #fillLocked). */
+    distributed: o.lock === 'distributed',
   }
 }
 
@@ -671,11 +679,107 @@ class CacheService {
       joined.then(phase.settled, phase.settled)
       return joined
     }
+    if (o.distributed && !this.#memory) return this.#fillLocked(native, k, factory, o, phase)
     return this.#produce(native, k, factory, o, phase)
   }
 
+  /**
+   * `lock: 'distributed'` after a miss: takes the lease on `${k}:__lock`
+   * (`SET NX PX`) and runs the factory, or waits for the holder's value. Each
+   * round registers a waiter for tracking pushes on the key and the lock key
+   * (both read in that round, so the server tracks them for this connection),
+   * then sends the lease attempt and a re-read in one pipeline: a lease taken
+   * after the holder wrote and released still sees its value. Between rounds:
+   * a push, or a poll delay (50 ms doubling to 500 ms) when none comes.
+   * Redis failing answers as a plain getOrSet does: the copy, else the factory.
+   */
+  async #fillLocked(native, k, factory, o, phase) {
+    const lk = lockKey(k)
+    const token = randomUUID()
+    const deadline = o.hard > 0 ? Date.now() + o.hard : Infinity
+    let delay = LOCK_POLL_MIN_MS
+    let waited = false
+    for (;;) {
+      const left = deadline - Date.now()
+      const woken = native.waitChange([k, lk], Math.min(delay, Math.max(left, 0)))
+      native.queueLockTake(lk, token, LOCK_LEASE_MS)
+      const take = this.#call((ok, num) => ({ ok, taken: num === 1 }))
+      native.queueGetTtl(k)
+      const read = await this.#call((ok, num, texts, t) => ({ ok, text: texts[t] ?? null, pttl: num }))
+      const { ok, taken } = await take
+      const hit = parse(read.text)
+      if (hit !== null) {
+        if (taken) this.#releaseLock(native, lk, token)
+        if (o.track && !this.#closed) native.graceKeep(k, read.text, read.pttl, o.keepMs)
+        const refresh = o.refreshLeftMs >= 0 && read.pttl >= 0 && read.pttl <= o.refreshLeftMs
+        return { json: read.text, value: hit, refresh }
+      }
+      if (taken) return this.#produceLocked(native, k, factory, o, phase, lk, token)
+      if (!ok || !read.ok || this.#closed) {
+        // Redis failed mid-lock: today's failure paths, never a wait on a lease that cannot be seen.
+        const copy = this.#graceValue(native, k, o)
+        if (copy !== NO_VALUE) return this.#staleAnswer(k, copy, 'redis-unavailable')
+        return this.#produce(native, k, factory, o, phase)
+      }
+      if (!waited) {
+        waited = true
+        native.noteLockWait()
+      }
+      if (Date.now() >= deadline) {
+        // timeout.hard spent waiting: the copy, else a run of this caller's own.
+        const copy = this.#graceValue(native, k, o)
+        if (copy !== NO_VALUE) return this.#staleAnswer(k, copy, 'lock-timeout')
+        return this.#produce(native, k, factory, o, phase)
+      }
+      if (!(await woken)) delay = Math.min(delay * 2, LOCK_POLL_MAX_MS)
+    }
+  }
+
+  /** A lock wait or lock failure answered from the fail-safe copy (counted by the caller's run). */
+  #staleAnswer(k, value, reason) {
+    this.#log('warn', `Cache getOrSet answered ${JSON.stringify(k)} with its fail-safe copy (${reason})`, {
+      code: 'ERR_CACHE_FAILSAFE',
+      key: k,
+      reason,
+    })
+    return { json: JSON.stringify(value), value, stale: true }
+  }
+
+  /** The lease holder's run: renews the lease while the factory runs, releases it after the write. */
+  async #produceLocked(native, k, factory, o, phase, lk, token) {
+    const renew = setInterval(() => {
+      if (this.#closed) return
+      native.queueLockRenew(lk, token, LOCK_LEASE_MS)
+      this.#call(asUndefined)
+    }, LOCK_LEASE_MS / 3)
+    // A factory that never settles keeps the process alive by itself, or not: the lease must not.
+    renew.unref?.()
+    const settled = () => {
+      clearInterval(renew)
+      phase.settled()
+    }
+    let released = false
+    const release = () => {
+      released = true
+      this.#releaseLock(native, lk, token)
+    }
+    try {
+      // Released right behind the write, before the callers are answered.
+      return await this.#produce(native, k, factory, o, { started: phase.started, settled }, release)
+    } finally {
+      clearInterval(renew)
+      if (!released) release()
+    }
+  }
+
+  #releaseLock(native, lk, token) {
+    if (this.#closed) return
+    native.queueLockRelease(lk, token)
+    this.#call(asUndefined)
+  }
+
   /** Runs the factory, stores its value with the ttl and keeps it as the fail-safe copy. */
-  async #produce(native, k, factory, o, phase) {
+  async #produce(native, k, factory, o, phase, afterWrite) {
     phase.started()
     native.noteFactoryRun()
     let value
@@ -687,7 +791,10 @@ class CacheService {
     const json = this.#serialize(value, k)
     if (!this.#closed) {
       if (typeof json === 'string' && o.track) native.graceKeep(k, json, o.ttlMs, o.keepMs)
-      await this.#setJson(k, json, o.ttlMs)
+      const written = this.#setJson(k, json, o.ttlMs)
+      // Queued in the same turn, so sent in the same pipeline, after the write.
+      if (afterWrite !== undefined) afterWrite()
+      await written
     }
     return { value, json }
   }

@@ -146,6 +146,9 @@ pub struct CacheStats {
     pub timeouts: TimeoutCounts,
     /// Background refreshes started by `eagerRefresh`.
     pub eager_refreshes: f64,
+    /// `getOrSet` runs with `lock: 'distributed'` that found the lease taken
+    /// by another instance and waited (one per run, however many callers share it).
+    pub lock_waits: f64,
     pub grace: GraceStats,
 }
 
@@ -328,6 +331,77 @@ impl NativeCache {
         self.queue(Op::Clear);
     }
 
+    /// `getOrSet`'s lease: `SET lock_key token NX PX lease_ms`; number 1 when taken.
+    #[napi]
+    pub fn queue_lock_take(&self, lock_key: String, token: String, lease_ms: f64) -> Result<()> {
+        let lease_ms = ops::ttl_ms(lease_ms).map_err(invalid)?;
+        self.queue(Op::LockTake {
+            key: lock_key,
+            token,
+            lease_ms,
+        });
+        Ok(())
+    }
+
+    /// Extends the lease if `token` still holds it (compare-and-`PEXPIRE`); number 1 if so.
+    #[napi]
+    pub fn queue_lock_renew(&self, lock_key: String, token: String, lease_ms: f64) -> Result<()> {
+        let lease_ms = ops::ttl_ms(lease_ms).map_err(invalid)?;
+        self.queue(Op::LockRenew {
+            key: lock_key,
+            token,
+            lease_ms,
+        });
+        Ok(())
+    }
+
+    /// Releases the lease if `token` still holds it (compare-and-`DEL`); number 1 if so.
+    #[napi]
+    pub fn queue_lock_release(&self, lock_key: String, token: String) {
+        self.queue(Op::LockRelease {
+            key: lock_key,
+            token,
+        });
+    }
+
+    /// Resolves `true` when a tracking push names one of `keys` (or L1 is
+    /// flushed: a disconnect, `FLUSHALL`), `false` after `ms`. Registered at
+    /// the call, so a push arriving before the caller awaits still counts.
+    /// Without tracking (`local: false`, a server that cannot track) it is a
+    /// plain `ms` sleep: the caller polls.
+    #[napi(ts_return_type = "Promise<boolean>")]
+    pub fn wait_change<'env>(
+        &self,
+        env: &'env Env,
+        keys: Vec<String>,
+        ms: f64,
+    ) -> Result<PromiseRaw<'env, bool>> {
+        let local = match &self.tier {
+            Tier::Redis { tier, .. } => tier.shared().l1().cloned(),
+            Tier::Memory(_) => None,
+        };
+        let wait = millis(ms);
+        let watch = local.map(|l| (l.watch(&keys), l));
+        env.spawn_future(async move {
+            Ok(match watch {
+                Some((notify, local)) => {
+                    let woke = tokio::time::timeout(wait, notify.notified()).await.is_ok();
+                    local.unwatch(&keys, &notify);
+                    woke
+                }
+                None => {
+                    tokio::time::sleep(wait).await;
+                    false
+                }
+            })
+        })
+    }
+
+    #[napi]
+    pub fn note_lock_wait(&self) {
+        Counters::add(&self.counters.lock_waits, 1);
+    }
+
     #[napi]
     pub fn queue_del_pattern(&self, pattern: String) {
         self.queue(Op::DelPattern(pattern));
@@ -490,6 +564,7 @@ impl NativeCache {
                 hard: Counters::read(&c.timeouts_hard),
             },
             eager_refreshes: Counters::read(&c.eager_refreshes),
+            lock_waits: Counters::read(&c.lock_waits),
             grace: GraceStats {
                 entries: grace_entries as f64,
                 bytes: grace_bytes as f64,

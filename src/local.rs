@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use redis::Value;
+use tokio::sync::Notify;
 
 use crate::ops::Op;
 use crate::stats::Counters;
@@ -34,6 +35,9 @@ struct Fills {
     epoch: u64,
     /// Keys with reads in flight: how many, and how often the key was invalidated meanwhile.
     slots: HashMap<Box<str>, Slot>,
+    /// `getOrSet` lock waiters (see [`Local::watch`]), woken by a tracking
+    /// push naming one of their keys, or by a flush.
+    watchers: HashMap<Box<str>, Vec<Arc<Notify>>>,
 }
 
 struct Slot {
@@ -95,6 +99,40 @@ impl Local {
         let mut fills = self.lock();
         fills.epoch += 1;
         self.store.hide_all();
+        for (_, waiters) in fills.watchers.drain() {
+            waiters.iter().for_each(|n| n.notify_one());
+        }
+    }
+
+    /// A waiter for the next tracking push naming one of `keys` (or a flush).
+    /// Registered now, so a push that arrives before it is awaited still
+    /// counts (`Notify` keeps the permit). The server sends a push only for
+    /// keys this connection read since their last push: the caller reads them
+    /// right after. Pair with [`Local::unwatch`].
+    pub fn watch(&self, keys: &[String]) -> Arc<Notify> {
+        let notify = Arc::new(Notify::new());
+        let mut fills = self.lock();
+        for key in keys {
+            fills
+                .watchers
+                .entry(key.as_str().into())
+                .or_default()
+                .push(notify.clone());
+        }
+        notify
+    }
+
+    /// Drops a waiter [`Local::watch`] registered for `keys`.
+    pub fn unwatch(&self, keys: &[String], notify: &Arc<Notify>) {
+        let mut fills = self.lock();
+        for key in keys {
+            if let Some(waiters) = fills.watchers.get_mut(key.as_str()) {
+                waiters.retain(|n| !Arc::ptr_eq(n, notify));
+                if waiters.is_empty() {
+                    fills.watchers.remove(key.as_str());
+                }
+            }
+        }
     }
 
     /// `close()`: spoil every read in flight and free every entry.
@@ -141,6 +179,10 @@ impl Local {
                 self.lock().epoch += 1;
                 Vec::new()
             }
+            Op::LockTake { key, .. } | Op::LockRenew { key, .. } | Op::LockRelease { key, .. } => {
+                self.invalidate(key);
+                Vec::new()
+            }
             Op::MGet(_) | Op::Exists(_) | Op::Ttl(_) | Op::Ping | Op::Info => Vec::new(),
         }
     }
@@ -153,7 +195,9 @@ impl Local {
                 Counters::add(&self.counters.invalidations, keys.len() as u64);
                 for key in keys {
                     if let Value::BulkString(bytes) = key {
-                        self.invalidate(&String::from_utf8_lossy(&bytes));
+                        let key = String::from_utf8_lossy(&bytes);
+                        self.invalidate(&key);
+                        self.wake(&key);
                     }
                 }
             }
@@ -161,6 +205,19 @@ impl Local {
                 Counters::add(&self.counters.flushes, 1);
                 self.flush();
             }
+        }
+    }
+}
+
+impl Local {
+    /// Wakes the lock waiters of `key`: it changed in Redis.
+    fn wake(&self, key: &str) {
+        let mut fills = self.lock();
+        if fills.watchers.is_empty() {
+            return;
+        }
+        if let Some(waiters) = fills.watchers.remove(key) {
+            waiters.iter().for_each(|n| n.notify_one());
         }
     }
 }
@@ -302,6 +359,35 @@ mod tests {
         l.on_invalidate(vec![Value::Nil]);
         assert!(l.store.get("b").is_none());
         assert!(!t.fill(Arc::from("old"), -1, Instant::now()));
+    }
+
+    #[test]
+    fn pushes_and_flushes_wake_watchers_of_their_keys_only() {
+        let l = local();
+        let keys = ["k".to_string(), "k:__lock".to_string()];
+        let n = l.watch(&keys);
+        let other = l.watch(&["x".to_string()]);
+        l.invalidate("k"); // a local write is not a push
+        l.on_invalidate(vec![Value::Array(vec![Value::BulkString(
+            b"k:__lock".to_vec(),
+        )])]);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let soon = |n: Arc<Notify>| {
+            rt.block_on(async move {
+                tokio::time::timeout(Duration::from_millis(20), n.notified())
+                    .await
+                    .is_ok()
+            })
+        };
+        assert!(soon(n.clone()), "the permit was kept for a later await");
+        assert!(!soon(other.clone()));
+        l.unwatch(&keys, &n);
+        l.flush();
+        assert!(soon(other.clone()));
+        assert!(l.lock().watchers.is_empty());
     }
 
     #[test]

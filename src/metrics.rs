@@ -169,6 +169,12 @@ pub fn exposition(s: &CacheStats) -> String {
         s.eager_refreshes,
     );
     o.one(
+        "getorset_lock_waits_total",
+        Counter,
+        "getOrSet runs with lock 'distributed' that found the lease taken and waited.",
+        s.lock_waits,
+    );
+    o.one(
         "grace_entries",
         Gauge,
         "Fail-safe copies kept in process.",

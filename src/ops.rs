@@ -33,6 +33,25 @@ pub enum Op {
     Info,
     Clear,
     DelPattern(String),
+    /// `getOrSet`'s lease (`lock: 'distributed'`): `SET key token NX PX lease_ms`,
+    /// then `PTTL key` so the server tracks the lock key for this client and
+    /// its release or expiry wakes a waiter. The number is 1 when taken, else 0.
+    LockTake {
+        key: String,
+        token: String,
+        lease_ms: u64,
+    },
+    /// Extends the lease to `lease_ms` if `token` still holds it; 1 if it did.
+    LockRenew {
+        key: String,
+        token: String,
+        lease_ms: u64,
+    },
+    /// Deletes the lock key if `token` still holds it; 1 if it did.
+    LockRelease {
+        key: String,
+        token: String,
+    },
 }
 
 /// A failed call's report for the logger.
@@ -163,6 +182,7 @@ impl Op {
             Op::Info => "getInfo",
             Op::Clear => "clear",
             Op::DelPattern(_) => "invalidatePattern",
+            Op::LockTake { .. } | Op::LockRenew { .. } | Op::LockRelease { .. } => "getOrSet lock",
         }
     }
 }

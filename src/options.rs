@@ -24,6 +24,12 @@ pub const DEFAULT_LOCAL_MAX_TTL_SECONDS: u32 = 60;
 #[napi]
 #[cfg_attr(test, allow(dead_code))] // read by JavaScript
 pub const DEFAULT_COMMAND_TIMEOUT_MS: u32 = 1000;
+/// `getOrSet(…, { lock: 'distributed' })`: how long a lease lasts unless its
+/// holder renews it (every third of it while the factory runs), in milliseconds.
+/// A holder that dies blocks the key for at most this long.
+#[napi]
+#[cfg_attr(test, allow(dead_code))] // read by JavaScript
+pub const DEFAULT_LOCK_LEASE_MS: u32 = 3000;
 /// How often an idle connection is asked to prove it is alive, in milliseconds.
 #[napi]
 pub const HEARTBEAT_INTERVAL_MS: u32 = 250;

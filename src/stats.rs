@@ -30,6 +30,8 @@ pub struct Counters {
     pub timeouts_hard: AtomicU64,
     /// Background refreshes started by `eagerRefresh`.
     pub eager_refreshes: AtomicU64,
+    /// `getOrSet` runs with `lock: 'distributed'` that found the lease taken and waited.
+    pub lock_waits: AtomicU64,
 }
 
 impl Counters {

@@ -10,6 +10,13 @@ use crate::local::Ticket;
 use crate::ops::{Answer, Op};
 use crate::stats::Counters;
 
+/// Extends a lease only while the caller's token holds it.
+const RENEW_IF_OWNER: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
+    return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end";
+/// Releases a lease only while the caller's token holds it.
+const RELEASE_IF_OWNER: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
+    return redis.call('DEL', KEYS[1]) else return 0 end";
+
 /// Adds `op`'s commands to `pipe`; returns how many. A `tracked` read also
 /// asks for each key's `PTTL`, so L1 never outlives the key.
 pub fn add_commands(pipe: &mut redis::Pipeline, op: &Op, tracked: bool) -> usize {
@@ -74,6 +81,41 @@ pub fn add_commands(pipe: &mut redis::Pipeline, op: &Op, tracked: bool) -> usize
         }
         Op::Clear => {
             pipe.cmd("FLUSHDB");
+            1
+        }
+        Op::LockTake {
+            key,
+            token,
+            lease_ms,
+        } => {
+            pipe.cmd("SET")
+                .arg(key)
+                .arg(token)
+                .arg("NX")
+                .arg("PX")
+                .arg(*lease_ms);
+            pipe.cmd("PTTL").arg(key);
+            2
+        }
+        Op::LockRenew {
+            key,
+            token,
+            lease_ms,
+        } => {
+            pipe.cmd("EVAL")
+                .arg(RENEW_IF_OWNER)
+                .arg(1)
+                .arg(key)
+                .arg(token)
+                .arg(*lease_ms);
+            1
+        }
+        Op::LockRelease { key, token } => {
+            pipe.cmd("EVAL")
+                .arg(RELEASE_IF_OWNER)
+                .arg(1)
+                .arg(key)
+                .arg(token);
             1
         }
         Op::DelPattern(_) => unreachable!("runs on its own"),
@@ -227,6 +269,22 @@ pub fn apply_reply(
             Value::Okay | Value::SimpleString(_) => Answer::num(0.0),
             other => return Err(unexpected(&other)),
         },
+        Op::LockTake { .. } => {
+            let taken = match next() {
+                Value::Okay => true,
+                Value::SimpleString(s) => s == "OK",
+                Value::Nil => false,
+                other => return Err(unexpected(&other)),
+            };
+            // The PTTL is there for tracking only; an error reply still fails the call.
+            if let Some(why) = server_error(&next()) {
+                return Err(why);
+            }
+            Answer::num(if taken { 1.0 } else { 0.0 })
+        }
+        Op::LockRenew { .. } | Op::LockRelease { .. } => {
+            Answer::num(if int(&next())? == 1 { 1.0 } else { 0.0 })
+        }
         Op::DelPattern(_) => unreachable!("runs on its own"),
     })
 }
