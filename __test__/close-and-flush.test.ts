@@ -1,27 +1,19 @@
 // Found by attacking the hardening work: emptying a large L1 must not stall
 // the event loop or other instances; calls made just before close() still
 // run; a call made in the same tick as invalidatePattern keeps its own deadline.
-import { describe, it, expect, beforeAll, afterAll } from 'vitest'
+import { describe, it, expect } from 'vitest'
 import Redis from 'ioredis'
 import { CacheService } from '../index.js'
-import { startRedis, stopRedis, eventually, type RedisProcess } from './helpers/redis'
+import { ownRedis } from './helpers/own-redis'
+import { eventually } from './helpers/redis'
 
 const ENTRIES = 100_000
-let server: RedisProcess
-let raw: Redis
-beforeAll(async () => {
-  server = await startRedis()
-  raw = new Redis(server.port, '127.0.0.1')
-})
-afterAll(async () => {
-  raw.disconnect()
-  await stopRedis(server)
-})
+const redis = ownRedis()
 
 /** An instance with `ENTRIES` keys of its database in L1. */
 async function filled(db: number) {
-  const c = new CacheService({ url: `${server.url}/${db}`, local: { maxBytes: 512 * 1024 * 1024, maxTtl: 3600 }, logger: false })
-  const r = new Redis(server.port, '127.0.0.1', { db })
+  const c = new CacheService({ url: `${redis.server.url}/${db}`, local: { maxBytes: 512 * 1024 * 1024, maxTtl: 3600 }, logger: false })
+  const r = new Redis(redis.server.port, '127.0.0.1', { db })
   const keys = Array.from({ length: ENTRIES }, (_, i) => `f:${i}`)
   for (let i = 0; i < ENTRIES; i += 1000) {
     const batch = r.pipeline()
@@ -51,8 +43,8 @@ describe('emptying a large L1', () => {
 
   it("losing one instance's connection does not delay another instance's invalidations", async () => {
     const big = await filled(2)
-    const small = new CacheService({ url: `${server.url}/3`, local: { maxTtl: 3600 }, logger: false })
-    const r3 = new Redis(server.port, '127.0.0.1', { db: 3 })
+    const small = new CacheService({ url: `${redis.server.url}/3`, local: { maxTtl: 3600 }, logger: false })
+    const r3 = new Redis(redis.server.port, '127.0.0.1', { db: 3 })
     await r3.set('x', JSON.stringify('old'))
     expect(await small.get('x')).toBe('old')
     const hits = small.stats().local.hits
@@ -60,12 +52,12 @@ describe('emptying a large L1', () => {
     expect(small.stats().local.hits, 'x is served from L1').toBe(hits + 1)
     // Kill big's connection (the one on db 2): it empties its L1 on the one
     // tokio worker, the worker that must also apply small's invalidation of x.
-    const clients = String(await raw.client('LIST'))
+    const clients = String(await redis.raw.client('LIST'))
       .split('\n')
       .filter((l) => / db=2 /.test(l) && / resp=3\b/.test(l))
       .map((l) => l.match(/id=(\d+)/)![1])
     expect(clients.length).toBeGreaterThan(0)
-    for (const id of clients) await raw.client('KILL', 'ID', id)
+    for (const id of clients) await redis.raw.client('KILL', 'ID', id)
     await r3.set('x', JSON.stringify('new'))
     const t0 = performance.now()
     expect(await eventually(async () => (await small.get('x')) === 'new', 3000, 2)).toBe(true)
@@ -79,13 +71,13 @@ describe('emptying a large L1', () => {
 describe('close()', () => {
   it('runs the calls made before it, then refuses new ones', async () => {
     // Calls made before the first connection is up, then close() at once.
-    const c = new CacheService({ url: `${server.url}/4`, logger: false })
+    const c = new CacheService({ url: `${redis.server.url}/4`, logger: false })
     const set = c.set('closing', 'written')
     const got = c.get('closing')
     await c.close()
     await expect(set).resolves.toBeUndefined()
     expect(await got).toBe('written')
-    expect(await new Redis(server.port, '127.0.0.1', { db: 4 }).get('closing').finally(() => {})).toBe(JSON.stringify('written'))
+    expect(await new Redis(redis.server.port, '127.0.0.1', { db: 4 }).get('closing').finally(() => {})).toBe(JSON.stringify('written'))
     await expect(c.get('closing')).rejects.toMatchObject({ code: 'ERR_CACHE_CLOSED' })
     expect(c.stats().redis.errorsByCode.closed).toBe(0)
   })
@@ -93,14 +85,14 @@ describe('close()', () => {
 
 describe('invalidatePattern and the calls around it', () => {
   it('a call made in the same tick keeps its own commandTimeoutMs', async () => {
-    const r5 = new Redis(server.port, '127.0.0.1', { db: 5 })
+    const r5 = new Redis(redis.server.port, '127.0.0.1', { db: 5 })
     for (let i = 0; i < 800_000; i += 10_000) {
       const batch = r5.pipeline()
       for (let j = i; j < i + 10_000; j++) batch.set(`p:${j}`, '1')
       await batch.exec()
     }
     const timeoutMs = 100
-    const c = new CacheService({ url: `${server.url}/5`, commandTimeoutMs: timeoutMs, logger: false })
+    const c = new CacheService({ url: `${redis.server.url}/5`, commandTimeoutMs: timeoutMs, logger: false })
     await c.ping()
     const t0 = performance.now()
     const pattern = c.invalidatePattern('nomatch:*')

@@ -1,9 +1,8 @@
 // The glob matcher used by 'memory' mode and by L1's purge on invalidatePattern,
 // checked against SCAN MATCH on a real server: thousands of generated patterns.
-import { describe, it, expect, beforeAll, afterAll } from 'vitest'
-import Redis from 'ioredis'
+import { describe, it, expect } from 'vitest'
 import { CacheService } from '../index.js'
-import { startRedis, stopRedis, type RedisProcess } from './helpers/redis'
+import { ownRedis } from './helpers/own-redis'
 
 // A small seeded generator, so a failure names a reproducible case.
 function rng(seed: number) {
@@ -17,22 +16,13 @@ function rng(seed: number) {
 const KEY_CHARS = ['a', 'b', 'c', 'x', '*', '?', '[', ']', '^', '-', '\\', 'é', ':']
 const PATTERN_PARTS = ['a', 'b', 'c', 'x', '*', '**', '?', '[ab]', '[^a]', '[a-c]', '[c-a]', '[\\]]', '\\*', '\\?', '\\[', '\\\\', '[', ']', '^', '-', ':', 'é', '[a', '\\']
 
-let server: RedisProcess
-let raw: Redis
-beforeAll(async () => {
-  server = await startRedis()
-  raw = new Redis(server.port, '127.0.0.1')
-})
-afterAll(async () => {
-  raw.disconnect()
-  await stopRedis(server)
-})
+const redis = ownRedis()
 
 async function scanMatch(pattern: string): Promise<Set<string>> {
   const found = new Set<string>()
   let cursor = '0'
   do {
-    const [next, keys] = await raw.scan(cursor, 'MATCH', pattern, 'COUNT', 1000)
+    const [next, keys] = await redis.raw.scan(cursor, 'MATCH', pattern, 'COUNT', 1000)
     keys.forEach((k) => found.add(k))
     cursor = next
   } while (cursor !== '0')
@@ -49,8 +39,8 @@ describe('Redis glob semantics', () => {
       keys.add(Array.from({ length: len }, () => pick(KEY_CHARS)).join(''))
     }
     const keyList = [...keys]
-    await raw.flushall()
-    await raw.mset(keyList.flatMap((k) => [k, '1']))
+    await redis.raw.flushall()
+    await redis.raw.mset(keyList.flatMap((k) => [k, '1']))
     const mem = new CacheService({ mode: 'memory' })
     const record = Object.fromEntries(keyList.map((k) => [k, 1]))
     let checked = 0

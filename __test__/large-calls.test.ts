@@ -3,26 +3,17 @@
 // within commandTimeoutMs plus a margin) and never makes concurrent calls fail
 // as "closed": that code is for closed instances only. Error codes reach the
 // logger's metadata and stats().redis.errorsByCode.
-import { describe, it, expect, beforeAll, afterAll } from 'vitest'
-import Redis from 'ioredis'
+import { describe, it, expect } from 'vitest'
 import { CacheService } from '../index.js'
-import { startRedis, stopRedis, eventually, sleep, type RedisProcess } from './helpers/redis'
+import { ownRedis } from './helpers/own-redis'
+import { eventually, sleep } from './helpers/redis'
 
 const TIMEOUT = 1000
 // A 400,000-entry result is parsed on the JavaScript thread after it arrives; allow for it.
 const MARGIN = 700
 const CODES = ['ERR_CACHE_TIMEOUT', 'ERR_CACHE_UNAVAILABLE', 'ERR_CACHE_SERVER', 'ERR_CACHE_PROTOCOL', 'ERR_CACHE_CLOSED']
 
-let server: RedisProcess
-let raw: Redis
-beforeAll(async () => {
-  server = await startRedis()
-  raw = new Redis(server.port, '127.0.0.1')
-})
-afterAll(async () => {
-  raw?.disconnect()
-  await stopRedis(server)
-})
+const redis = ownRedis()
 
 interface Logged {
   level: string
@@ -36,7 +27,7 @@ describe('a 400,000-key mget among other calls', () => {
     const push = (level: string) => (message: string, meta?: { code?: string }) =>
       logs.push({ level, message: String(message), code: meta?.code })
     const c = new CacheService({
-      url: server.url,
+      url: redis.server.url,
       local: { maxTtl: 3600 },
       logger: { error: push('error'), warn: push('warn'), info: () => {}, debug: () => {} },
     })
@@ -46,13 +37,13 @@ describe('a 400,000-key mget among other calls', () => {
       const keys = Array.from({ length: N }, (_, i) => `big:mget:${i}`)
       // Every 1000th key exists.
       const present = new Map<number, unknown>()
-      const pipe = raw.pipeline()
+      const pipe = redis.raw.pipeline()
       for (let i = 0; i < N; i += 1000) {
         present.set(i, { i })
         pipe.set(keys[i], JSON.stringify({ i }))
       }
       await pipe.exec()
-      await raw.set('big:other', JSON.stringify('other'))
+      await redis.raw.set('big:other', JSON.stringify('other'))
 
       // Other calls every 10 ms while the mget runs, each timed and checked.
       let running = true
@@ -126,7 +117,7 @@ describe('a 400,000-key mget among other calls', () => {
       // The instance is still open and works.
       expect(await c.ping()).toBe(true)
       await c.set('big:after', { fine: true })
-      expect(await raw.get('big:after')).toBe('{"fine":true}')
+      expect(await redis.raw.get('big:after')).toBe('{"fine":true}')
       expect(await c.get('big:after')).toEqual({ fine: true })
     } finally {
       await c.close()

@@ -4,10 +4,10 @@
 // With default options a value changed in Redis meanwhile is not served from
 // L1 later than 2 s after the change, no call hangs, and the instance recovers
 // by itself when the link heals.
-import { describe, it, expect, beforeAll, afterAll, afterEach } from 'vitest'
-import Redis from 'ioredis'
+import { describe, it, expect, afterEach } from 'vitest'
 import { CacheService } from '../index.js'
-import { startRedis, stopRedis, eventually, sleep, type RedisProcess } from './helpers/redis'
+import { ownRedis } from './helpers/own-redis'
+import { eventually, sleep } from './helpers/redis'
 import { startProxy, type TcpProxy } from './helpers/proxy'
 
 /** The default commandTimeoutMs: these tests use default options. */
@@ -15,16 +15,7 @@ const TIMEOUT = 1000
 const MARGIN = 500
 const STALE_BOUND_MS = 2000
 
-let server: RedisProcess
-let raw: Redis
-beforeAll(async () => {
-  server = await startRedis()
-  raw = new Redis(server.port, '127.0.0.1').on('error', () => {})
-})
-afterAll(async () => {
-  raw.disconnect()
-  await stopRedis(server)
-})
+const redis = ownRedis()
 
 let proxy: TcpProxy | undefined
 let cache: CacheService | undefined
@@ -39,7 +30,7 @@ const quiet = { error: () => {}, warn: () => {}, info: () => {}, debug: () => {}
 
 /** A default-options instance through a fresh proxy, connected. */
 async function throughProxy() {
-  proxy = await startProxy(server.port)
+  proxy = await startProxy(redis.server.port)
   cache = new CacheService({ host: '127.0.0.1', port: proxy.port, logger: quiet })
   expect(await eventually(() => cache!.ping(), 5000, 50), 'never connected through the proxy').toBe(true)
   return { c: cache, p: proxy }
@@ -63,12 +54,12 @@ describe('a silent partition', () => {
   it('a value changed during the silence is not served from L1 later than 2 s after the change; recovery after heal', async () => {
     const { c, p } = await throughProxy()
     const k = 'part:k'
-    await raw.set(k, JSON.stringify('old'))
+    await redis.raw.set(k, JSON.stringify('old'))
     await servedFromL1(c, k, 'old')
 
     p.silence()
     await sleep(20)
-    await raw.set(k, JSON.stringify('new'))
+    await redis.raw.set(k, JSON.stringify('new'))
     const T = performance.now()
 
     // A get every ~20 ms for 4 s, not waiting for one another, each timed.
@@ -110,7 +101,7 @@ describe('a silent partition', () => {
     expect(recoveredIn).toBeLessThan(10_000)
 
     // And L1 is coherent again: another writer's change shows within 100 ms.
-    await raw.set(k, JSON.stringify('newer'))
+    await redis.raw.set(k, JSON.stringify('newer'))
     const started = performance.now()
     expect(await eventually(async () => (await c.get(k)) === 'newer', 2000, 2)).toBe(true)
     expect(performance.now() - started).toBeLessThan(100)
@@ -118,7 +109,7 @@ describe('a silent partition', () => {
 
   it('no call hangs while the link is silent: every call settles within commandTimeoutMs + margin', async () => {
     const { c, p } = await throughProxy()
-    await raw.set('part:cached', JSON.stringify('c'))
+    await redis.raw.set('part:cached', JSON.stringify('c'))
     await servedFromL1(c, 'part:cached', 'c')
     p.silence()
     const slow: string[] = []
@@ -159,7 +150,7 @@ describe('a silent partition', () => {
     p.heal()
     expect(await eventually(() => c.ping(), 10_000, 50), 'never recovered after heal').toBe(true)
     await c.set('part:after', { fine: true })
-    expect(await raw.get('part:after')).toBe('{"fine":true}')
+    expect(await redis.raw.get('part:after')).toBe('{"fine":true}')
     expect(await c.get('part:after')).toEqual({ fine: true })
   }, 40_000)
 
@@ -176,11 +167,11 @@ describe('a silent partition', () => {
     await c.mset({ 'part:w:m': 'from the partitioned instance' })
     expect(performance.now() - started).toBeGreaterThan(1500)
     // Another writer has the last word while the instance is cut off.
-    for (const k of [...keys, 'part:w:m']) await raw.set(k, JSON.stringify('newer'))
+    for (const k of [...keys, 'part:w:m']) await redis.raw.set(k, JSON.stringify('newer'))
     p.heal()
     expect(await eventually(() => c.ping(), 10_000, 50)).toBe(true)
     await sleep(300)
-    for (const k of [...keys, 'part:w:m']) expect(await raw.get(k), `${k} was overwritten late`).toBe('"newer"')
+    for (const k of [...keys, 'part:w:m']) expect(await redis.raw.get(k), `${k} was overwritten late`).toBe('"newer"')
     expect(await c.get(keys[0])).toBe('newer')
   }, 40_000)
 })

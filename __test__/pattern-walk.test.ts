@@ -1,28 +1,18 @@
 // invalidatePattern with a large L1: the walk over L1 happens off the
 // JavaScript thread (issue 8, defect 6), and it still leaves no match behind.
-import { describe, it, expect, beforeAll, afterAll } from 'vitest'
-import Redis from 'ioredis'
+import { describe, it, expect } from 'vitest'
 import { CacheService } from '../index.js'
-import { startRedis, stopRedis, type RedisProcess } from './helpers/redis'
+import { ownRedis } from './helpers/own-redis'
 
 const ENTRIES = 100_000
-let server: RedisProcess
-let raw: Redis
-beforeAll(async () => {
-  server = await startRedis()
-  raw = new Redis(server.port, '127.0.0.1')
-})
-afterAll(async () => {
-  raw.disconnect()
-  await stopRedis(server)
-})
+const redis = ownRedis()
 
 describe('invalidatePattern over a large L1', () => {
   it('does not walk L1 on the event loop, and every match is gone once it resolves', async () => {
-    const c = new CacheService({ url: server.url, local: { maxBytes: 512 * 1024 * 1024, maxTtl: 3600 }, logger: false })
+    const c = new CacheService({ url: redis.server.url, local: { maxBytes: 512 * 1024 * 1024, maxTtl: 3600 }, logger: false })
     const keys = Array.from({ length: ENTRIES }, (_, i) => `walk:${i}`)
     for (let i = 0; i < ENTRIES; i += 1000) {
-      const batch = raw.pipeline()
+      const batch = redis.raw.pipeline()
       for (const k of keys.slice(i, i + 1000)) batch.set(k, '1', 'EX', 3600)
       await batch.exec()
     }
