@@ -351,6 +351,12 @@ class CacheService {
   #closed = false
   /** The batch this event-loop turn is filling, sent on process.nextTick. */
   #pending = null
+  /**
+   * Batches sent and not yet settled, oldest first. Native replies can arrive
+   * out of order (each batch's promise is its own task), so a batch settles
+   * only after every earlier one: promises settle in call order, as ioredis'.
+   */
+  #sent = []
   /** getOrSet runs in flight, by key: concurrent callers join instead of running the factory again. */
   #inflight = new Map()
   /**
@@ -427,17 +433,32 @@ class CacheService {
     const waiters = this.#pending
     if (waiters === null) return
     this.#pending = null
+    const batch = { waiters, replies: null, error: null, done: false }
+    this.#sent.push(batch)
     let replies
     try {
       replies = this.#native.flush()
     } catch (err) {
-      this.#fail(waiters, err)
+      this.#settled(batch, null, err)
       return
     }
     replies.then(
-      (r) => this.#dispatch(waiters, r),
-      (err) => this.#fail(waiters, err),
+      (r) => this.#settled(batch, r, null),
+      (err) => this.#settled(batch, null, err),
     )
+  }
+
+  /** Records `batch`'s outcome, then settles every batch at the head of the queue that has one. */
+  #settled(batch, replies, error) {
+    batch.replies = replies
+    batch.error = error
+    batch.done = true
+    const sent = this.#sent
+    while (sent.length > 0 && sent[0].done) {
+      const b = sent.shift()
+      if (b.error === null) this.#dispatch(b.waiters, b.replies)
+      else this.#fail(b.waiters, b.error)
+    }
   }
 
   #dispatch(waiters, r) {
