@@ -231,6 +231,11 @@ export interface Replies {
   texts: Array<string | undefined | null>
   /** One per failed op. */
   errors: Array<ReplyError>
+  /**
+   * Settled by the batch's own deadline (or by close), not by the executor:
+   * it holds nothing from Redis, so it need not wait for earlier batches to settle.
+   */
+  unanswered: boolean
 }
 
 /** A failed call's report for the logger. */

@@ -353,8 +353,9 @@ class CacheService {
   #pending = null
   /**
    * Batches sent and not yet settled, oldest first. Native replies can arrive
-   * out of order (each batch's promise is its own task), so a batch settles
-   * only after every earlier one: promises settle in call order, as ioredis'.
+   * out of order (each batch's promise is its own task), so a batch Redis
+   * answered settles only after every earlier one: promises settle in call
+   * order, as ioredis'. A batch failed by its own deadline settles at once.
    */
   #sent = []
   /** getOrSet runs in flight, by key: concurrent callers join instead of running the factory again. */
@@ -433,7 +434,7 @@ class CacheService {
     const waiters = this.#pending
     if (waiters === null) return
     this.#pending = null
-    const batch = { waiters, replies: null, error: null, done: false }
+    const batch = { waiters, replies: null, done: false }
     this.#sent.push(batch)
     let replies
     try {
@@ -448,16 +449,21 @@ class CacheService {
     )
   }
 
-  /** Records `batch`'s outcome, then settles every batch at the head of the queue that has one. */
+  /** Settles `batch` (at once if Redis had no part in it), then every answered batch at the head of the queue. */
   #settled(batch, replies, error) {
-    batch.replies = replies
-    batch.error = error
-    batch.done = true
     const sent = this.#sent
+    if (error !== null || replies.unanswered) {
+      // Nothing from Redis in it: it waits for no earlier batch (a call keeps its own commandTimeoutMs).
+      sent.splice(sent.indexOf(batch), 1)
+      if (error === null) this.#dispatch(batch.waiters, replies)
+      else this.#fail(batch.waiters, error)
+    } else {
+      batch.replies = replies
+      batch.done = true
+    }
     while (sent.length > 0 && sent[0].done) {
       const b = sent.shift()
-      if (b.error === null) this.#dispatch(b.waiters, b.replies)
-      else this.#fail(b.waiters, b.error)
+      this.#dispatch(b.waiters, b.replies)
     }
   }
 

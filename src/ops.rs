@@ -77,6 +77,9 @@ pub struct Replies {
     pub texts: Vec<Option<String>>,
     /// One per failed op.
     pub errors: Vec<ReplyError>,
+    /// Settled by the batch's own deadline (or by close), not by the executor:
+    /// it holds nothing from Redis, so it need not wait for earlier batches to settle.
+    pub unanswered: bool,
 }
 
 /// A successful op's result: its number and its texts.
@@ -107,6 +110,7 @@ impl Replies {
             starts: Vec::with_capacity(ops),
             texts: Vec::with_capacity(ops),
             errors: Vec::new(),
+            unanswered: false,
         }
     }
 

@@ -163,6 +163,7 @@ impl RedisTier {
                 r.fail(shape, &why);
             }
             r.count_failures(&shared.counters);
+            r.unanswered = true;
             r
         }
     }
