@@ -65,13 +65,18 @@ describe('SENTINEL FAILOVER under load', () => {
       calls++
       return v
     }
-    open.push({ close: () => (stop = true) })
     const loops = [0, 1, 2, 3].map(async (w) => {
       for (let i = 0; !stop; i++) {
         await timed(c.set(`load:${w}:${i % 50}`, { w, i }))
         await timed(c.get(`load:${w}:${(i * 7) % 50}`))
         await timed(c.mget([`load:${w}:1`, `load:${w}:2`]))
       }
+    })
+    open.push({
+      close: async () => {
+        stop = true
+        await Promise.allSettled(loops)
+      },
     })
     await sleep(200)
 
