@@ -5,6 +5,7 @@ import { describe, it, expect, afterEach } from 'vitest'
 import { CacheService } from '../index.js'
 import { ownSentinelGroup } from './helpers/sentinel'
 import { eventually, freePort } from './helpers/redis'
+import { startProxy } from './helpers/proxy'
 
 const group = ownSentinelGroup()
 
@@ -188,6 +189,17 @@ describe('bad Sentinel configuration', () => {
     expect(Date.now() - started).toBeLessThan(3 * (300 + 500))
     expect(await eventually(() => logs.some((l) => /knows no master named "nosuchmaster"/.test(l.message)), 3000)).toBe(true)
     expect(c.stats().redis.connected).toBe(false)
+  })
+
+  it('a silent sentinel is passed over within the bound: the next one names the master', async () => {
+    const [, port] = group.sentinels[0].split(':')
+    const proxy = await startProxy(Number(port))
+    open.push({ close: () => proxy.close() } as unknown as CacheService)
+    proxy.silence()
+    const c = viaSentinel({ sentinel: { sentinels: [`127.0.0.1:${proxy.port}`, group.sentinels[1]], name: group.name }, commandTimeoutMs: 300 })
+    await connected(c)
+    await c.set('silent:k', 1)
+    expect(await group.raw(await group.masterPort()).get('silent:k')).toBe('1')
   })
 
   it('unreachable sentinels: calls settle within the bound, then it connects when given live ones', async () => {

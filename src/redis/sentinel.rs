@@ -314,6 +314,8 @@ async fn listen(
                             );
                             me.state().announced = Some(to);
                             me.check(shared);
+                            // A supervisor waiting out its backoff asks the sentinels now.
+                            shared.wake.notify_one();
                         }
                     }
                     PushKind::Disconnection => return,
