@@ -3,6 +3,8 @@
 // new master by itself, while the old one still says it is master (it accepts
 // writes for ~10 s more), so nothing written after the switch is known lands on
 // the old master; L1 is emptied, so a foreign write on the new master is seen.
+// The sentinel the instance was listening to is killed first: the instance
+// must listen to another one to learn of the switch in time.
 // The recovery time is printed (the README quotes it).
 import { describe, it, expect, afterEach } from 'vitest'
 import Redis from 'ioredis'
@@ -21,7 +23,9 @@ afterEach(async () => {
 })
 
 describe('SENTINEL FAILOVER under load', () => {
-  it('calls settle within the bound, the instance moves to the new master, no stale L1 read after the switch', async () => {
+  it('with the sentinel it listened to killed first: calls settle within the bound, the instance moves to the new master, no stale L1 read after the switch', async () => {
+    // Sentinel 0 is the first the instance listens to; it is killed below, so the test uses sentinel 1.
+    const S = 1
     const messages: string[] = []
     const log = (m: string) => messages.push(m)
     const c = new CacheService({
@@ -31,7 +35,7 @@ describe('SENTINEL FAILOVER under load', () => {
     })
     open.push(c)
     expect(await eventually(() => c.ping(), 10_000, 50)).toBe(true)
-    const oldPort = await group.masterPort()
+    const oldPort = await group.masterPort(S)
     const newPort = group.nodes.find((n) => n.port !== oldPort)!.port
     const oldRaw = group.raw(oldPort)
     const newRaw = group.raw(newPort)
@@ -44,8 +48,13 @@ describe('SENTINEL FAILOVER under load', () => {
     expect(c.stats().local.hits).toBe(hits + 1)
     expect(await eventually(async () => (await newRaw.get('fo:l1')) !== null, 2000)).toBe(true)
 
+    // The instance listens to sentinel 0 (the first named): kill it; the instance must
+    // find another one to listen to (it tries the next after a second).
+    await group.killSentinel(0)
+    await sleep(2500)
+
     // When the sentinels announce the switch.
-    const [sentinelHost, sentinelPort] = group.sentinels[0].split(':')
+    const [sentinelHost, sentinelPort] = group.sentinels[S].split(':')
     const sub = new Redis({ host: sentinelHost, port: Number(sentinelPort) }).on('error', () => {})
     open.push({ close: () => sub.disconnect() })
     let switchedAt = 0
@@ -81,7 +90,7 @@ describe('SENTINEL FAILOVER under load', () => {
     await sleep(200)
 
     const failedOverAt = Date.now()
-    await group.sentinel(0).call('SENTINEL', 'FAILOVER', group.name)
+    await group.sentinel(S).call('SENTINEL', 'FAILOVER', group.name)
     // Recovered: a write through the instance lands on the new master, once it is
     // master (before that, it replicates what the old one takes).
     let recoveredAt = 0

@@ -23,6 +23,8 @@ export interface SentinelGroup {
   raw(port: number): Redis
   /** A raw client on sentinel `i`. */
   sentinel(i: number): Redis
+  /** Kills sentinel `i` (SIGKILL) and waits for it to be gone. */
+  killSentinel(i: number): Promise<void>
   /** The master's port as sentinel `i` (default 0) names it. */
   masterPort(i?: number): Promise<number>
   /** Waits until every sentinel names the same master, which says role master and has a synced replica. */
@@ -147,6 +149,13 @@ export function ownSentinelGroup(): SentinelGroup {
     },
     raw,
     sentinel,
+    async killSentinel(i: number) {
+      const { child } = sentinels[i]
+      if (child.exitCode !== null || child.signalCode !== null) return
+      const gone = new Promise((r) => child.once('exit', r))
+      child.kill('SIGKILL')
+      await gone
+    },
     masterPort,
     settled,
   }
