@@ -324,7 +324,10 @@ function resolveOptions(options, env) {
   if (given('cluster') && given('sentinel')) {
     throw new TypeError('cluster and sentinel cannot be used together: give one of them')
   }
-  const sentinel = given('cluster') ? undefined : resolveSentinel(options.sentinel, env)
+  // REDIS_SENTINELS applies only when no address is given explicitly.
+  const explicitAddress = ['url', 'host', 'port'].some(given)
+  const sentinel =
+    given('cluster') || (!given('sentinel') && explicitAddress) ? undefined : resolveSentinel(options.sentinel, env)
   if (sentinel !== undefined && options.url !== undefined) {
     throw new TypeError('url cannot be used with sentinel: the sentinels name the master; give username, password, db and tls instead')
   }

@@ -146,6 +146,10 @@ describe('the method table through Sentinel', () => {
       await connected(c)
       await c.set('env:k', 'v')
       expect(await group.raw(await group.masterPort()).get('env:k')).toBe('"v"')
+      // An explicit address wins over the environment's sentinels: nothing listens there.
+      const direct = new CacheService({ host: '127.0.0.1', port: dead, commandTimeoutMs: 300, logger: false })
+      open.push(direct)
+      expect(await eventually(() => direct.ping(), 1000, 50)).toBe(false)
     } finally {
       for (const [k, v] of [
         ['REDIS_SENTINELS', saved.s],
