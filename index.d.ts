@@ -68,7 +68,7 @@ export interface CacheServiceOptions {
    * Redis Sentinel: the master of `name` is asked of these sentinels on every (re)connect and
    * followed through failovers; `url`, `host` and `port` are then not used, while `username`,
    * `password`, `db` and `tls` apply to the master. Default: env `REDIS_SENTINELS`
-   * (comma-separated `host:port`) with `REDIS_SENTINEL_NAME`.
+   * (comma-separated `host:port`) with `REDIS_SENTINEL_NAME`, when no `url`, `host` or `port` is given.
    */
   sentinel?: CacheSentinelOptions
   /** `'memory'`: the in-process tier alone, no Redis, one process. Default: env `CACHE_MODE`, else `'redis'`. */

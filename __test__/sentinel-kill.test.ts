@@ -2,6 +2,8 @@
 // promote the replica after down-after-milliseconds (1000 here); meanwhile every
 // call settles within commandTimeoutMs (plus a margin) with its failure result,
 // and the instance moves to the new master by itself. The recovery time is printed.
+// This group's sentinels and data nodes require passwords: `sentinel.password`
+// authenticates to the sentinels, the top-level `password` to the master.
 import { describe, it, expect, afterEach } from 'vitest'
 import Redis from 'ioredis'
 import { CacheService } from '../index.js'
@@ -11,16 +13,50 @@ import { eventually, sleep } from './helpers/redis'
 const TIMEOUT = 1000
 const MARGIN = 500
 
-const group = ownSentinelGroup()
+const SENTINEL_PASSWORD = 'sentinel-secret'
+const MASTER_PASSWORD = 'master-secret'
+const group = ownSentinelGroup({ sentinelPassword: SENTINEL_PASSWORD, masterPassword: MASTER_PASSWORD })
 
 const open: { close(): unknown }[] = []
 afterEach(async () => {
   for (const c of open.splice(0).reverse()) await c.close()
 })
 
+describe('passwords', () => {
+  it('a wrong sentinel password: failure results within the bound and the reason logged; the right ones connect', async () => {
+    const messages: string[] = []
+    const log = (m: string) => messages.push(m)
+    const wrong = new CacheService({
+      sentinel: { sentinels: group.sentinels, name: group.name, password: 'nope' },
+      password: MASTER_PASSWORD,
+      commandTimeoutMs: 300,
+      logger: { error: log, warn: log, info: log, debug: log },
+    })
+    open.push(wrong)
+    const started = Date.now()
+    expect(await wrong.ping()).toBe(false)
+    expect(await wrong.get('k')).toBeNull()
+    expect(Date.now() - started).toBeLessThan(2 * (300 + 500))
+    expect(await eventually(async () => (await wrong.ping(), messages.some((m) => /WRONGPASS|invalid password|AuthenticationFailed/i.test(m))), 3000, 50), messages.join('\n')).toBe(true)
+
+    const noMasterPassword = new CacheService({ sentinel: { sentinels: group.sentinels, name: group.name, password: SENTINEL_PASSWORD }, commandTimeoutMs: 300, logger: false })
+    open.push(noMasterPassword)
+    expect(await noMasterPassword.ping()).toBe(false)
+
+    const right = new CacheService({ sentinel: { sentinels: group.sentinels, name: group.name, password: SENTINEL_PASSWORD }, password: MASTER_PASSWORD, logger: false })
+    open.push(right)
+    expect(await eventually(() => right.ping(), 10_000, 50)).toBe(true)
+  })
+})
+
 describe('the master killed under load', () => {
   it('calls settle within the bound while no master is there; the instance moves to the promoted replica', async () => {
-    const c = new CacheService({ sentinel: { sentinels: group.sentinels, name: group.name }, commandTimeoutMs: TIMEOUT, logger: false })
+    const c = new CacheService({
+      sentinel: { sentinels: group.sentinels, name: group.name, password: SENTINEL_PASSWORD },
+      password: MASTER_PASSWORD,
+      commandTimeoutMs: TIMEOUT,
+      logger: false,
+    })
     open.push(c)
     expect(await eventually(() => c.ping(), 10_000, 50)).toBe(true)
     const oldPort = await group.masterPort()
@@ -32,7 +68,7 @@ describe('the master killed under load', () => {
     expect(await c.get('kill:l1')).toBe('before')
 
     const [sentinelHost, sentinelPort] = group.sentinels[0].split(':')
-    const sub = new Redis({ host: sentinelHost, port: Number(sentinelPort) }).on('error', () => {})
+    const sub = new Redis({ host: sentinelHost, port: Number(sentinelPort), password: SENTINEL_PASSWORD }).on('error', () => {})
     open.push({ close: () => sub.disconnect() })
     let switchedAt = 0
     sub.on('message', (channel: string) => {

@@ -42,7 +42,14 @@ function canConnect(port: number): Promise<boolean> {
   })
 }
 
-async function startSentinel(dir: string, masterPort: number): Promise<{ port: number; child: ChildProcess }> {
+export interface GroupOptions {
+  /** `requirepass` of the sentinels. */
+  sentinelPassword?: string
+  /** `requirepass` of the master and the replica (and what the sentinels and the replica authenticate with). */
+  masterPassword?: string
+}
+
+async function startSentinel(dir: string, masterPort: number, o: GroupOptions): Promise<{ port: number; child: ChildProcess }> {
   const port = await freePort()
   const conf = join(dir, `sentinel-${port}.conf`)
   writeFileSync(
@@ -54,6 +61,8 @@ async function startSentinel(dir: string, masterPort: number): Promise<{ port: n
       `sentinel monitor ${MASTER_NAME} 127.0.0.1 ${masterPort} 2`,
       `sentinel down-after-milliseconds ${MASTER_NAME} 1000`,
       `sentinel failover-timeout ${MASTER_NAME} 5000`,
+      ...(o.masterPassword ? [`sentinel auth-pass ${MASTER_NAME} ${o.masterPassword}`] : []),
+      ...(o.sentinelPassword ? [`requirepass ${o.sentinelPassword}`, `sentinel sentinel-pass ${o.sentinelPassword}`] : []),
       '',
     ].join('\n'),
   )
@@ -70,7 +79,7 @@ export function fields(reply: unknown): Record<string, string> {
   return out
 }
 
-export function ownSentinelGroup(): SentinelGroup {
+export function ownSentinelGroup(o: GroupOptions = {}): SentinelGroup {
   let dir = ''
   const nodes: RedisProcess[] = []
   const sentinels: { port: number; child: ChildProcess }[] = []
@@ -80,7 +89,7 @@ export function ownSentinelGroup(): SentinelGroup {
   const raw = (port: number) => {
     let r = raws.get(port)
     if (!r) {
-      r = new Redis({ port, host: '127.0.0.1', maxRetriesPerRequest: 1 }).on('error', () => {})
+      r = new Redis({ port, host: '127.0.0.1', maxRetriesPerRequest: 1, password: o.masterPassword }).on('error', () => {})
       raws.set(port, r)
     }
     return r
@@ -120,11 +129,14 @@ export function ownSentinelGroup(): SentinelGroup {
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'native-cache-sentinel-'))
-    const master = await startRedis()
+    const auth = o.masterPassword ? ['--requirepass', o.masterPassword, '--masterauth', o.masterPassword] : []
+    const master = await startRedis(auth)
     nodes.push(master)
-    nodes.push(await startRedis(['--replicaof', '127.0.0.1', String(master.port)]))
-    for (let i = 0; i < 3; i++) sentinels.push(await startSentinel(dir, master.port))
-    for (const s of sentinels) sentinelRaws.push(new Redis({ port: s.port, host: '127.0.0.1' }).on('error', () => {}))
+    nodes.push(await startRedis([...auth, '--replicaof', '127.0.0.1', String(master.port)]))
+    for (let i = 0; i < 3; i++) sentinels.push(await startSentinel(dir, master.port, o))
+    for (const s of sentinels) {
+      sentinelRaws.push(new Redis({ port: s.port, host: '127.0.0.1', password: o.sentinelPassword }).on('error', () => {}))
+    }
     await settled()
   }, 60_000)
 
