@@ -198,6 +198,8 @@ export interface NativeOptions {
   db?: number
   /** Present: connect with TLS (also for a `redis://` URL). */
   tls?: TlsOptions
+  /** Present: find the master through these sentinels (host/port/url are not used). */
+  sentinel?: SentinelOptions
   /** Bound on L1 keys plus JSON bytes; 0 disables L1 (in `'memory'` mode it bounds the store). */
   localMaxBytes: number
   /** Longest an L1 entry is served without Redis confirming it, in ms. */
@@ -245,6 +247,16 @@ export interface ReplyError {
   message: string
   /** A stable code: `ERR_CACHE_TIMEOUT`, `ERR_CACHE_UNAVAILABLE`, `ERR_CACHE_SERVER`, … */
   code: string
+}
+
+/** `sentinel: { sentinels, name, password }` as `index.js` hands it over. */
+export interface SentinelOptions {
+  /** `host:port` of each sentinel (port 26379 when left out). */
+  sentinels: Array<string>
+  /** The master group's name (`sentinel monitor <name> …`). */
+  name: string
+  /** The sentinels' own password (`requirepass` of the sentinels). */
+  password?: string
 }
 
 /** `getOrSet` callers whose answer a timeout decided. */

@@ -37,6 +37,15 @@ export interface LocalTierOptions {
   maxTtl?: number
 }
 
+export interface CacheSentinelOptions {
+  /** `host:port` of each sentinel (`[v6]:port`; port 26379 when left out). At least one. */
+  sentinels: string[]
+  /** The master group's name, as in `sentinel monitor <name> …`. */
+  name: string
+  /** The sentinels' own password (their `requirepass`); the master's is the top-level `password`. */
+  password?: string
+}
+
 export interface CacheServiceOptions {
   /**
    * `redis://` or `rediss://` (TLS) URL with user, password and db. Default: the trimmed content
@@ -55,6 +64,13 @@ export interface CacheServiceOptions {
   db?: number
   /** Connect with TLS (also for a `redis://` URL). Default: env `REDIS_TLS` (`'true'`/`'1'`). */
   tls?: boolean | CacheTlsOptions
+  /**
+   * Redis Sentinel: the master of `name` is asked of these sentinels on every (re)connect and
+   * followed through failovers; `url`, `host` and `port` are then not used, while `username`,
+   * `password`, `db` and `tls` apply to the master. Default: env `REDIS_SENTINELS`
+   * (comma-separated `host:port`) with `REDIS_SENTINEL_NAME`, when no `url`, `host` or `port` is given.
+   */
+  sentinel?: CacheSentinelOptions
   /** `'memory'`: the in-process tier alone, no Redis, one process. Default: env `CACHE_MODE`, else `'redis'`. */
   mode?: 'redis' | 'memory'
   /** Seconds used when a call's ttl is falsy. Default 300. */

@@ -280,6 +280,35 @@ function optionalString(value, name) {
   return value
 }
 
+/**
+ * `sentinel: { sentinels, name, password }`, else env `REDIS_SENTINELS` (comma-separated) and
+ * `REDIS_SENTINEL_NAME`, as the native options; undefined when Sentinel is not used.
+ */
+function resolveSentinel(sentinel, env) {
+  if (sentinel === undefined || sentinel === null) {
+    const list = envString(env, 'REDIS_SENTINELS')
+    if (list === undefined) return undefined
+    sentinel = { sentinels: list.split(',').map((s) => s.trim()).filter((s) => s !== ''), name: envString(env, 'REDIS_SENTINEL_NAME') }
+  }
+  if (typeof sentinel !== 'object' || Array.isArray(sentinel)) {
+    throw new TypeError(`sentinel must be { sentinels, name, password }, got ${describe(sentinel)}`)
+  }
+  const { sentinels, name, password } = sentinel
+  if (!Array.isArray(sentinels)) {
+    throw new TypeError(`sentinel.sentinels must be an array of 'host:port' addresses, got ${describe(sentinels)}`)
+  }
+  if (sentinels.length === 0) throw new TypeError("sentinel.sentinels must list at least one 'host:port' address")
+  sentinels.forEach((s, i) => {
+    if (typeof s !== 'string' || s.trim() === '') {
+      throw new TypeError(`sentinel.sentinels[${i}] must be a 'host:port' string, got ${describe(s)}`)
+    }
+  })
+  if (typeof name !== 'string' || name.trim() === '') {
+    throw new TypeError(`sentinel.name must name the master group (sentinel monitor <name>), got ${describe(name)}`)
+  }
+  return { sentinels: [...sentinels], name, password: optionalString(password, 'sentinel.password') }
+}
+
 /** Options plus environment fallbacks, checked; throws a TypeError naming the bad option. */
 function resolveOptions(options, env) {
   if (options === undefined || options === null) options = {}
@@ -290,9 +319,21 @@ function resolveOptions(options, env) {
   if (mode !== 'redis' && mode !== 'memory') {
     throw new TypeError(`mode must be 'redis' or 'memory', got ${describe(mode)}`)
   }
+  // By presence: `cluster` and `sentinel` are two topologies, never one instance's.
+  const given = (k) => options[k] !== undefined && options[k] !== null
+  if (given('cluster') && given('sentinel')) {
+    throw new TypeError('cluster and sentinel cannot be used together: give one of them')
+  }
+  // REDIS_SENTINELS applies only when no address is given explicitly.
+  const explicitAddress = ['url', 'host', 'port'].some(given)
+  const sentinel =
+    given('cluster') || (!given('sentinel') && explicitAddress) ? undefined : resolveSentinel(options.sentinel, env)
+  if (sentinel !== undefined && options.url !== undefined) {
+    throw new TypeError('url cannot be used with sentinel: the sentinels name the master; give username, password, db and tls instead')
+  }
   // Explicit connection options win over REDIS_URL; an explicit url wins over everything.
   const explicitParts = ['host', 'port', 'username', 'password', 'db', 'tls'].some((k) => options[k] !== undefined)
-  const url = optionalString(options.url ?? (explicitParts ? undefined : envUrl(env)), 'url')
+  const url = optionalString(options.url ?? (explicitParts || sentinel !== undefined ? undefined : envUrl(env)), 'url')
   const tls = resolveTls(options.tls ?? envString(env, 'REDIS_TLS'))
   let local = options.local
   if (local === undefined || local === true) local = {}
@@ -320,6 +361,7 @@ function resolveOptions(options, env) {
       password: optionalString(options.password ?? envString(env, 'REDIS_PASSWORD'), 'password'),
       db: integer(options.db ?? envString(env, 'REDIS_DATABASE') ?? 0, 'db', 0, 2 ** 31 - 1),
       tls,
+      sentinel,
       localMaxBytes: maxBytes,
       localMaxTtlMs: maxTtl * 1000,
       commandTimeoutMs: positive(options.commandTimeoutMs ?? DEFAULT_TIMEOUT_MS, 'commandTimeoutMs'),

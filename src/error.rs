@@ -4,7 +4,7 @@
 
 use std::sync::atomic::AtomicU64;
 
-use redis::{ErrorKind, RedisError, ServerErrorKind};
+use redis::{ErrorKind, RedisError, ServerError, ServerErrorKind};
 
 use crate::stats::Counters;
 
@@ -74,6 +74,17 @@ impl Failure {
         Failure::new(Code::Timeout, "Redis command timed out")
     }
 
+    /// An error reply. `READONLY` means the node was demoted to a replica
+    /// (Sentinel failover): no usable master, which breaks the link, so the
+    /// supervisor goes back to the sentinels.
+    pub fn reply(e: &ServerError) -> Self {
+        let code = match e.kind() {
+            Some(ServerErrorKind::ReadOnly) => Code::Unavailable,
+            _ => Code::Server,
+        };
+        Failure::new(code, e.to_string())
+    }
+
     /// Whether the connection that produced this failure must be replaced.
     pub fn breaks_link(&self) -> bool {
         matches!(
@@ -93,6 +104,7 @@ impl From<RedisError> for Failure {
 /// the protocol's, everything else (I/O, TLS, auth, config) means no usable link.
 pub fn classify(e: &RedisError) -> Code {
     match e.kind() {
+        ErrorKind::Server(ServerErrorKind::ReadOnly) => Code::Unavailable,
         ErrorKind::Server(_) | ErrorKind::Extension => Code::Server,
         ErrorKind::Parse | ErrorKind::UnexpectedReturnType => Code::Protocol,
         _ if e.code().is_some() => Code::Server,
@@ -177,5 +189,21 @@ mod tests {
         ));
         assert!(tracking_unsupported(Some("ERR"), None));
         assert!(tracking_unsupported(Some("NOPERM"), None));
+    }
+
+    #[test]
+    fn readonly_replies_break_the_link() {
+        let readonly: RedisError = (
+            ErrorKind::Server(ServerErrorKind::ReadOnly),
+            "You can't write against a read only replica.",
+        )
+            .into();
+        assert!(Failure::from(readonly).breaks_link());
+        let wrongtype: RedisError = (
+            ErrorKind::Server(ServerErrorKind::ResponseError),
+            "WRONGTYPE",
+        )
+            .into();
+        assert!(!Failure::from(wrongtype).breaks_link());
     }
 }

@@ -54,6 +54,17 @@ pub struct TlsOptions {
     pub servername: Option<String>,
 }
 
+/// `sentinel: { sentinels, name, password }` as `index.js` hands it over.
+#[napi(object)]
+pub struct SentinelOptions {
+    /// `host:port` of each sentinel (port 26379 when left out).
+    pub sentinels: Vec<String>,
+    /// The master group's name (`sentinel monitor <name> …`).
+    pub name: String,
+    /// The sentinels' own password (`requirepass` of the sentinels).
+    pub password: Option<String>,
+}
+
 /// Options as `index.js` hands them over (environment fallbacks applied).
 #[napi(object)]
 pub struct NativeOptions {
@@ -68,6 +79,8 @@ pub struct NativeOptions {
     pub db: Option<u32>,
     /// Present: connect with TLS (also for a `redis://` URL).
     pub tls: Option<TlsOptions>,
+    /// Present: find the master through these sentinels (host/port/url are not used).
+    pub sentinel: Option<SentinelOptions>,
     /// Bound on L1 keys plus JSON bytes; 0 disables L1 (in `'memory'` mode it bounds the store).
     pub local_max_bytes: f64,
     /// Longest an L1 entry is served without Redis confirming it, in ms.
@@ -86,6 +99,62 @@ pub struct Target {
     pub info: ConnectionInfo,
     /// The address actually dialled when `servername` names the certificate instead.
     pub dial: Option<(String, u16)>,
+    /// Present: `info` carries the master's credentials, db and TLS; its
+    /// address is asked of these sentinels on every connect (`redis/sentinel.rs`).
+    pub sentinel: Option<SentinelTarget>,
+}
+
+/// The sentinels to ask for the master of `name`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SentinelTarget {
+    pub sentinels: Vec<(String, u16)>,
+    pub name: String,
+    pub password: Option<String>,
+}
+
+/// `host:port`, `[v6]:port` or a bare host (port 26379), as a sentinel address.
+fn sentinel_addr(s: &str) -> Result<(String, u16), String> {
+    let bad = || format!("sentinel.sentinels: {s:?} is not a 'host:port' address");
+    let s = s.trim();
+    let (host, port) = if let Some(rest) = s.strip_prefix('[') {
+        let (host, after) = rest.split_once(']').ok_or_else(bad)?;
+        match after {
+            "" => (host, None),
+            p => (host, Some(p.strip_prefix(':').ok_or_else(bad)?)),
+        }
+    } else {
+        match s.rsplit_once(':') {
+            Some((h, _)) if h.contains(':') => return Err(bad()),
+            Some((h, p)) => (h, Some(p)),
+            None => (s, None),
+        }
+    };
+    if host.is_empty() || host.contains(char::is_whitespace) {
+        return Err(bad());
+    }
+    let port = match port {
+        None => 26379,
+        Some(p) => p.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(bad)?,
+    };
+    Ok((host.to_string(), port))
+}
+
+fn sentinel_target(o: &SentinelOptions) -> Result<SentinelTarget, String> {
+    if o.sentinels.is_empty() {
+        return Err("sentinel.sentinels must list at least one 'host:port' address".into());
+    }
+    if o.name.trim().is_empty() {
+        return Err("sentinel.name must name the master group (sentinel monitor <name>)".into());
+    }
+    Ok(SentinelTarget {
+        sentinels: o
+            .sentinels
+            .iter()
+            .map(|s| sentinel_addr(s))
+            .collect::<Result<_, _>>()?,
+        name: o.name.clone(),
+        password: o.password.clone(),
+    })
 }
 
 pub struct Settings {
@@ -153,7 +222,11 @@ fn with_tls(info: ConnectionInfo, tls: Option<&TlsOptions>) -> Result<Target, St
         other => return Err(format!("unsupported address {other}")),
     };
     let Some(tls) = tls else {
-        return Ok(Target { info, dial: None });
+        return Ok(Target {
+            info,
+            dial: None,
+            sentinel: None,
+        });
     };
     let insecure = tls.reject_unauthorized == Some(false);
     let servername = tls.servername.clone().filter(|s| !s.is_empty());
@@ -187,20 +260,29 @@ fn with_tls(info: ConnectionInfo, tls: Option<&TlsOptions>) -> Result<Target, St
         root_cert: pem(&tls.ca),
     };
     if certificates.client_tls.is_none() && certificates.root_cert.is_none() {
-        return Ok(Target { info, dial });
+        return Ok(Target {
+            info,
+            dial,
+            sentinel: None,
+        });
     }
     let client = redis::Client::build_with_tls(info, certificates)
         .map_err(|e| format!("tls options are not usable: {e}"))?;
     Ok(Target {
         info: client.get_connection_info().clone(),
         dial,
+        sentinel: None,
     })
 }
 
 pub fn settings(o: &NativeOptions) -> Result<Settings, String> {
     let mode = match o.mode.as_str() {
         "memory" => Mode::Memory,
-        "redis" => Mode::Redis(Box::new(target(o)?)),
+        "redis" => {
+            let mut target = target(o)?;
+            target.sentinel = o.sentinel.as_ref().map(sentinel_target).transpose()?;
+            Mode::Redis(Box::new(target))
+        }
         other => return Err(format!("mode must be 'redis' or 'memory', got {other:?}")),
     };
     if !(o.local_max_bytes.is_finite() && o.local_max_bytes >= 0.0) {
@@ -231,6 +313,7 @@ mod tests {
             password: Some("p@ss:word".into()),
             db: Some(3),
             tls: None,
+            sentinel: None,
             local_max_bytes: 1024.0,
             local_max_ttl_ms: 60_000.0,
             command_timeout_ms: 1000.0,
@@ -294,5 +377,46 @@ mod tests {
             servername: None,
         });
         assert!(target(&o).err().unwrap().contains("tls.cert"));
+    }
+
+    #[test]
+    fn sentinel_addresses_and_their_errors() {
+        assert_eq!(
+            sentinel_addr("10.0.0.5:26380"),
+            Ok(("10.0.0.5".into(), 26380))
+        );
+        assert_eq!(sentinel_addr(" s1 "), Ok(("s1".into(), 26379)));
+        assert_eq!(sentinel_addr("[::1]:7"), Ok(("::1".into(), 7)));
+        assert_eq!(sentinel_addr("[::1]"), Ok(("::1".into(), 26379)));
+        for bad in ["", ":1", "h:0", "h:x", "h:70000", "::1", "[::1]x", "a b:1"] {
+            let err = sentinel_addr(bad).unwrap_err();
+            assert!(err.contains("sentinel.sentinels"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn sentinel_options_need_addresses_and_a_name() {
+        let mut s = SentinelOptions {
+            sentinels: vec![],
+            name: "m".into(),
+            password: None,
+        };
+        assert!(sentinel_target(&s)
+            .unwrap_err()
+            .contains("sentinel.sentinels"));
+        s.sentinels = vec!["h:1".into()];
+        s.name = " ".into();
+        assert!(sentinel_target(&s).unwrap_err().contains("sentinel.name"));
+        s.name = "m".into();
+        let mut o = opts(None);
+        o.sentinel = Some(s);
+        let Mode::Redis(t) = settings(&o).unwrap().mode else {
+            panic!("redis mode")
+        };
+        let st = t.sentinel.unwrap();
+        assert_eq!(st.sentinels, vec![("h".to_string(), 1)]);
+        // The master keeps the top-level credentials and db.
+        assert_eq!(t.info.redis_settings().db(), 3);
+        assert_eq!(t.info.redis_settings().password(), Some("p@ss:word"));
     }
 }

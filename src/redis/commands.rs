@@ -124,7 +124,7 @@ pub fn add_commands(pipe: &mut redis::Pipeline, op: &Op, tracked: bool) -> usize
 
 fn server_error(v: &Value) -> Option<Failure> {
     match v {
-        Value::ServerError(e) => Some(Failure::new(Code::Server, e.to_string())),
+        Value::ServerError(e) => Some(Failure::reply(e)),
         _ => None,
     }
 }

@@ -152,6 +152,13 @@ async fn run(shared: &Shared, mut conn: MultiplexedConnection, gen: u64, jobs: V
         while let Some(p) = rest.next_if(|p| !matches!(p.op, Op::DelPattern(_))) {
             segment.push(p);
         }
+        // The connection was replaced meanwhile (a master switch): nothing more goes to it.
+        if broken.is_none() && !shared.is_current(gen) {
+            broken = Some(Failure::new(
+                Code::Unavailable,
+                "the connection was replaced",
+            ));
+        }
         // Answered as timed out already (or about to be): never sent.
         let now = Instant::now();
         let (due, live): (Vec<Planned>, Vec<Planned>) = segment
@@ -237,10 +244,18 @@ async fn run_pipeline(
         shared.gate.prove(sent_at);
     }
     let mut values = values.into_iter();
+    // A reply that breaks the link (`READONLY`: the node is a replica now)
+    // fails its own op and then the connection.
+    let mut breaking = None;
     for (p, n) in segment.into_iter().zip(counts) {
         let vals: Vec<redis::Value> = values.by_ref().take(n).collect();
         let result = apply_reply(&shared.counters, &p.op, vals, sent_at, p.tickets);
+        if let Err(why) = &result {
+            if breaking.is_none() && why.breaks_link() {
+                breaking = Some(why.clone());
+            }
+        }
         replies[p.job].push(p.op.shape(), result);
     }
-    Ok(())
+    breaking.map_or(Ok(()), Err)
 }

@@ -12,6 +12,7 @@ use redis::io::AsyncDNSResolver;
 use redis::{AsyncConnectionConfig, ProtocolVersion, PushInfo, PushKind, RedisFuture, Value};
 use tokio::time::{sleep, timeout};
 
+use super::sentinel::{self, Sentinels};
 use super::{Link, Shared};
 use crate::error::{classify_connect, tracking_unsupported, Code, ConnectFailure, Failure};
 use crate::options::{Target, HEARTBEAT_INTERVAL_MS};
@@ -19,10 +20,14 @@ use crate::stats::Counters;
 
 /// Runs the supervisor (restarted should it ever panic).
 pub fn start(shared: Arc<Shared>, target: Target) {
+    let sentinels = target
+        .sentinel
+        .clone()
+        .map(|cfg| Sentinels::start(&shared, cfg));
     let target = Arc::new(target);
     let task = shared.clone();
     super::spawn_restarting(shared, "Redis connection supervisor", move || {
-        supervise(task.clone(), target.clone())
+        supervise(task.clone(), target.clone(), sentinels.clone())
     });
 }
 
@@ -34,7 +39,7 @@ fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(cap / 2 + jitter)
 }
 
-async fn supervise(shared: Arc<Shared>, target: Arc<Target>) {
+async fn supervise(shared: Arc<Shared>, target: Arc<Target>, sentinels: Option<Arc<Sentinels>>) {
     if shared.generations.load(Ordering::SeqCst) > 0 {
         // Restarted after a panic: what L1 holds was tracked on a connection
         // this supervisor no longer watches.
@@ -49,7 +54,7 @@ async fn supervise(shared: Arc<Shared>, target: Arc<Target>) {
     let mut said_no_tracking = false;
     while !shared.is_closed() {
         let gen = shared.generations.fetch_add(1, Ordering::SeqCst) + 1;
-        match connect(&shared, &target, gen, resp3).await {
+        match connect(&shared, &target, sentinels.as_deref(), gen, resp3).await {
             Ok((conn, untracked)) => {
                 if let Some(why) = untracked.filter(|_| !said_no_tracking) {
                     said_no_tracking = true;
@@ -82,7 +87,8 @@ async fn supervise(shared: Arc<Shared>, target: Arc<Target>) {
                 }
                 ever_up = true;
                 failures = 0;
-                tokio::spawn(heartbeat(Arc::downgrade(&shared), conn, gen));
+                let role = sentinels.is_some();
+                tokio::spawn(heartbeat(Arc::downgrade(&shared), conn, gen, role));
                 // Wait until this connection is reported broken or the cache closes.
                 while shared.is_current(gen) {
                     shared.wake.notified().await;
@@ -135,16 +141,25 @@ impl AsyncDNSResolver for Dial {
     }
 }
 
-/// Opens connection `gen` and asks the server to track the keys it reads.
+/// Opens connection `gen` (to the master the sentinels name, with Sentinel)
+/// and asks the server to track the keys it reads.
 /// Returns the connection and, when L1 is configured but tracking is off, why.
 async fn connect(
     shared: &Arc<Shared>,
     target: &Target,
+    sentinels: Option<&Sentinels>,
     gen: u64,
     resp3: bool,
 ) -> Result<(MultiplexedConnection, Option<String>), ConnectFailure> {
     let transient = |f: Failure| ConnectFailure::Transient(f);
-    let mut info = target.info.clone();
+    let located = match sentinels {
+        Some(s) => Some(s.locate(shared, target).await?),
+        None => None,
+    };
+    let (mut info, dial) = match &located {
+        Some(m) => (m.info.clone(), m.dial.clone()),
+        None => (target.info.clone(), target.dial.clone()),
+    };
     if !resp3 {
         let redis = info
             .redis_settings()
@@ -156,8 +171,8 @@ async fn connect(
     let mut config = AsyncConnectionConfig::new()
         .set_connection_timeout(Some(shared.timeout))
         .set_response_timeout(None);
-    if let Some((host, port)) = &target.dial {
-        config = config.set_dns_resolver(Dial(host.clone(), *port));
+    if let Some((host, port)) = dial {
+        config = config.set_dns_resolver(Dial(host, port));
     }
     if resp3 {
         // Weak: the connection must not keep the instance alive.
@@ -180,6 +195,9 @@ async fn connect(
         Ok(Err(e)) => return Err(classify_connect(e)),
         Ok(Ok(conn)) => conn,
     };
+    if let (Some(s), Some(m)) = (sentinels, &located) {
+        s.confirm(shared, &mut conn, gen, m).await?;
+    }
     if shared.local.is_none() {
         return Ok((conn, None));
     }
@@ -244,9 +262,10 @@ fn on_push(shared: &Shared, gen: u64, push: PushInfo) {
 /// Pings connection `gen` every [`HEARTBEAT_INTERVAL_MS`]: each answer proves
 /// the invalidation link alive (see `gate.rs`); no answer within the command
 /// timeout breaks the connection, which empties L1 and reconnects.
-async fn heartbeat(shared: Weak<Shared>, mut conn: MultiplexedConnection, gen: u64) {
+/// `role` (Sentinel): asks `ROLE` instead, and a master demoted to replica breaks the link.
+async fn heartbeat(shared: Weak<Shared>, mut conn: MultiplexedConnection, gen: u64, role: bool) {
     let every = Duration::from_millis(HEARTBEAT_INTERVAL_MS.into());
-    let ping = redis::cmd("PING");
+    let ping = redis::cmd(if role { "ROLE" } else { "PING" });
     loop {
         sleep(every).await;
         let Some(shared) = shared.upgrade() else {
@@ -257,6 +276,13 @@ async fn heartbeat(shared: Weak<Shared>, mut conn: MultiplexedConnection, gen: u
         }
         let sent = Instant::now();
         match timeout(shared.timeout, conn.send_packed_command(&ping)).await {
+            Ok(Ok(v)) if role && !sentinel::is_master(&v) => {
+                shared.broken(
+                    gen,
+                    &Failure::new(Code::Unavailable, "the master reports itself a replica"),
+                );
+                return;
+            }
             Ok(Ok(_)) => shared.gate.prove(sent),
             // An error reply (a busy script, say) is still the server answering in order.
             Ok(Err(e)) if e.code().is_some() => shared.gate.prove(sent),

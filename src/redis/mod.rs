@@ -7,7 +7,9 @@
 //! - `executor.rs`: the serial executor that turns each batch of calls into
 //!   one pipeline and keeps every call's deadline;
 //! - `commands.rs`: what each call sends and how its replies are read;
-//! - `scan.rs`: `invalidatePattern`'s `SCAN` + `UNLINK` loop.
+//! - `scan.rs`: `invalidatePattern`'s `SCAN` + `UNLINK` loop;
+//! - `sentinel.rs`: with Sentinel, the master's address for every connect,
+//!   its role checked, `+switch-master` followed.
 //!
 //! Tracking pushes are applied to L1 by `local.rs`.
 
@@ -15,6 +17,7 @@ mod commands;
 mod executor;
 mod link;
 mod scan;
+mod sentinel;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

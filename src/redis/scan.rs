@@ -46,7 +46,7 @@ pub async fn delete_pattern(
                     redis::from_redis_value(parts.pop().unwrap_or(Value::Nil)).map_err(protocol)?;
                 (next, keys)
             }
-            Value::ServerError(e) => return Err(Failure::new(Code::Server, e.to_string())),
+            Value::ServerError(e) => return Err(Failure::reply(&e)),
             other => {
                 return Err(Failure::new(
                     Code::Protocol,
@@ -58,7 +58,7 @@ pub async fn delete_pattern(
             let mut unlink = redis::cmd("UNLINK");
             unlink.arg(&keys);
             if let Value::ServerError(e) = round_trip(shared, conn, &unlink).await? {
-                return Err(Failure::new(Code::Server, e.to_string()));
+                return Err(Failure::reply(&e));
             }
         }
         if next == 0 {

@@ -1,0 +1,174 @@
+// A Sentinel group for the calling test file: a master, a replica and three
+// sentinels on free loopback ports (`redis-server <conf> --sentinel`, configs
+// written to a temp dir), ready when every sentinel knows the replica and the
+// two other sentinels; all stopped and removed after the file's tests.
+import { beforeAll, afterAll } from 'vitest'
+import Redis from 'ioredis'
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { connect } from 'node:net'
+import { startRedis, stopRedis, freePort, eventually, redisServerBinary, type RedisProcess } from './redis'
+
+export const MASTER_NAME = 'mymaster'
+
+export interface SentinelGroup {
+  readonly name: string
+  /** The two data nodes, by port: which one is master changes with failovers. */
+  readonly nodes: RedisProcess[]
+  /** `127.0.0.1:<port>` of each sentinel. */
+  readonly sentinels: string[]
+  /** A raw client on node `port` (one per port, kept for the file). */
+  raw(port: number): Redis
+  /** A raw client on sentinel `i`. */
+  sentinel(i: number): Redis
+  /** Kills sentinel `i` (SIGKILL) and waits for it to be gone. */
+  killSentinel(i: number): Promise<void>
+  /** The master's port as sentinel `i` (default 0) names it. */
+  masterPort(i?: number): Promise<number>
+  /** Waits until every sentinel names the same master, which says role master and has a synced replica. */
+  settled(ms?: number): Promise<number>
+}
+
+function canConnect(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect(port, '127.0.0.1')
+    s.once('connect', () => {
+      s.destroy()
+      resolve(true)
+    })
+    s.once('error', () => resolve(false))
+  })
+}
+
+export interface GroupOptions {
+  /** `requirepass` of the sentinels. */
+  sentinelPassword?: string
+  /** `requirepass` of the master and the replica (and what the sentinels and the replica authenticate with). */
+  masterPassword?: string
+}
+
+async function startSentinel(dir: string, masterPort: number, o: GroupOptions): Promise<{ port: number; child: ChildProcess }> {
+  const port = await freePort()
+  const conf = join(dir, `sentinel-${port}.conf`)
+  writeFileSync(
+    conf,
+    [
+      `port ${port}`,
+      'bind 127.0.0.1',
+      `dir ${dir}`,
+      `sentinel monitor ${MASTER_NAME} 127.0.0.1 ${masterPort} 2`,
+      `sentinel down-after-milliseconds ${MASTER_NAME} 1000`,
+      `sentinel failover-timeout ${MASTER_NAME} 5000`,
+      ...(o.masterPassword ? [`sentinel auth-pass ${MASTER_NAME} ${o.masterPassword}`] : []),
+      ...(o.sentinelPassword ? [`requirepass ${o.sentinelPassword}`, `sentinel sentinel-pass ${o.sentinelPassword}`] : []),
+      '',
+    ].join('\n'),
+  )
+  const child = spawn(redisServerBinary(), [conf, '--sentinel'], { stdio: 'ignore' })
+  if (!(await eventually(() => canConnect(port), 5000, 20))) throw new Error(`sentinel did not start on ${port}`)
+  return { port, child }
+}
+
+/** Fields of a flat `[k, v, k, v]` reply. */
+export function fields(reply: unknown): Record<string, string> {
+  const out: Record<string, string> = {}
+  const a = reply as string[]
+  for (let i = 0; i + 1 < a.length; i += 2) out[a[i]] = a[i + 1]
+  return out
+}
+
+export function ownSentinelGroup(o: GroupOptions = {}): SentinelGroup {
+  let dir = ''
+  const nodes: RedisProcess[] = []
+  const sentinels: { port: number; child: ChildProcess }[] = []
+  const raws = new Map<number, Redis>()
+  const sentinelRaws: Redis[] = []
+
+  const raw = (port: number) => {
+    let r = raws.get(port)
+    if (!r) {
+      r = new Redis({ port, host: '127.0.0.1', maxRetriesPerRequest: 1, password: o.masterPassword }).on('error', () => {})
+      raws.set(port, r)
+    }
+    return r
+  }
+  const sentinel = (i: number) => sentinelRaws[i]
+  const masterPort = async (i = 0) => {
+    const addr = (await sentinel(i).call('SENTINEL', 'get-master-addr-by-name', MASTER_NAME)) as string[] | null
+    return addr ? Number(addr[1]) : 0
+  }
+  const settled = async (ms = 30_000) => {
+    let port = 0
+    const ok = await eventually(
+      async () => {
+        try {
+          const ports = await Promise.all(sentinels.map((_, i) => masterPort(i)))
+          port = ports[0]
+          if (!ports.every((p) => p === port) || port === 0) return false
+          for (let i = 0; i < sentinels.length; i++) {
+            const m = fields(await sentinel(i).call('SENTINEL', 'MASTER', MASTER_NAME))
+            if (m['num-other-sentinels'] !== '2' || m['num-slaves'] !== '1' || m.flags !== 'master') return false
+          }
+          const role = (await raw(port).call('ROLE')) as unknown[]
+          if (role[0] !== 'master') return false
+          const replica = nodes.find((n) => n.port !== port)!
+          const info = (await raw(replica.port).info('replication')) as string
+          return info.includes('role:slave') && info.includes(`master_port:${port}`) && info.includes('master_link_status:up')
+        } catch {
+          return false
+        }
+      },
+      ms,
+      100,
+    )
+    if (!ok) throw new Error('the Sentinel group did not settle')
+    return port
+  }
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'native-cache-sentinel-'))
+    const auth = o.masterPassword ? ['--requirepass', o.masterPassword, '--masterauth', o.masterPassword] : []
+    const master = await startRedis(auth)
+    nodes.push(master)
+    nodes.push(await startRedis([...auth, '--replicaof', '127.0.0.1', String(master.port)]))
+    for (let i = 0; i < 3; i++) sentinels.push(await startSentinel(dir, master.port, o))
+    for (const s of sentinels) {
+      sentinelRaws.push(new Redis({ port: s.port, host: '127.0.0.1', password: o.sentinelPassword }).on('error', () => {}))
+    }
+    await settled()
+  }, 60_000)
+
+  afterAll(async () => {
+    for (const r of [...raws.values(), ...sentinelRaws]) r.disconnect()
+    for (const s of sentinels) {
+      if (s.child.exitCode === null && s.child.signalCode === null) {
+        const gone = new Promise((r) => s.child.once('exit', r))
+        s.child.kill('SIGKILL')
+        await gone
+      }
+    }
+    for (const n of nodes) await stopRedis(n)
+    if (dir) rmSync(dir, { recursive: true, force: true })
+  })
+
+  return {
+    name: MASTER_NAME,
+    nodes,
+    get sentinels() {
+      return sentinels.map((s) => `127.0.0.1:${s.port}`)
+    },
+    raw,
+    sentinel,
+    async killSentinel(i: number) {
+      const { child } = sentinels[i]
+      if (child.exitCode !== null || child.signalCode !== null) return
+      const gone = new Promise((r) => child.once('exit', r))
+      child.kill('SIGKILL')
+      await gone
+    },
+    masterPort,
+    settled,
+  }
+}

@@ -1,0 +1,136 @@
+// Issue 9, Sentinel: the master killed (SIGKILL) under load. The sentinels
+// promote the replica after down-after-milliseconds (1000 here); meanwhile every
+// call settles within commandTimeoutMs (plus a margin) with its failure result,
+// and the instance moves to the new master by itself. The recovery time is printed.
+// This group's sentinels and data nodes require passwords: `sentinel.password`
+// authenticates to the sentinels, the top-level `password` to the master.
+import { describe, it, expect, afterEach } from 'vitest'
+import Redis from 'ioredis'
+import { CacheService } from '../index.js'
+import { ownSentinelGroup } from './helpers/sentinel'
+import { eventually, sleep } from './helpers/redis'
+
+const TIMEOUT = 1000
+const MARGIN = 500
+
+const SENTINEL_PASSWORD = 'sentinel-secret'
+const MASTER_PASSWORD = 'master-secret'
+const group = ownSentinelGroup({ sentinelPassword: SENTINEL_PASSWORD, masterPassword: MASTER_PASSWORD })
+
+const open: { close(): unknown }[] = []
+afterEach(async () => {
+  for (const c of open.splice(0).reverse()) await c.close()
+})
+
+describe('passwords', () => {
+  it('a wrong sentinel password: failure results within the bound and the reason logged; the right ones connect', async () => {
+    const messages: string[] = []
+    const log = (m: string) => messages.push(m)
+    const wrong = new CacheService({
+      sentinel: { sentinels: group.sentinels, name: group.name, password: 'nope' },
+      password: MASTER_PASSWORD,
+      commandTimeoutMs: 300,
+      logger: { error: log, warn: log, info: log, debug: log },
+    })
+    open.push(wrong)
+    const started = Date.now()
+    expect(await wrong.ping()).toBe(false)
+    expect(await wrong.get('k')).toBeNull()
+    expect(Date.now() - started).toBeLessThan(2 * (300 + 500))
+    expect(await eventually(async () => (await wrong.ping(), messages.some((m) => /WRONGPASS|invalid password|AuthenticationFailed/i.test(m))), 3000, 50), messages.join('\n')).toBe(true)
+
+    const noMasterPassword = new CacheService({ sentinel: { sentinels: group.sentinels, name: group.name, password: SENTINEL_PASSWORD }, commandTimeoutMs: 300, logger: false })
+    open.push(noMasterPassword)
+    expect(await noMasterPassword.ping()).toBe(false)
+
+    const right = new CacheService({ sentinel: { sentinels: group.sentinels, name: group.name, password: SENTINEL_PASSWORD }, password: MASTER_PASSWORD, logger: false })
+    open.push(right)
+    expect(await eventually(() => right.ping(), 10_000, 50)).toBe(true)
+  })
+})
+
+describe('the master killed under load', () => {
+  it('calls settle within the bound while no master is there; the instance moves to the promoted replica', async () => {
+    const c = new CacheService({
+      sentinel: { sentinels: group.sentinels, name: group.name, password: SENTINEL_PASSWORD },
+      password: MASTER_PASSWORD,
+      commandTimeoutMs: TIMEOUT,
+      logger: false,
+    })
+    open.push(c)
+    expect(await eventually(() => c.ping(), 10_000, 50)).toBe(true)
+    const oldPort = await group.masterPort()
+    const old = group.nodes.find((n) => n.port === oldPort)!
+    const newPort = group.nodes.find((n) => n.port !== oldPort)!.port
+    const newRaw = group.raw(newPort)
+    await c.set('kill:l1', 'before')
+    expect(await eventually(async () => (await newRaw.get('kill:l1')) === '"before"', 2000)).toBe(true)
+    expect(await c.get('kill:l1')).toBe('before')
+
+    const [sentinelHost, sentinelPort] = group.sentinels[0].split(':')
+    const sub = new Redis({ host: sentinelHost, port: Number(sentinelPort), password: SENTINEL_PASSWORD }).on('error', () => {})
+    open.push({ close: () => sub.disconnect() })
+    let switchedAt = 0
+    sub.on('message', (channel: string) => {
+      if (channel === '+switch-master' && switchedAt === 0) switchedAt = Date.now()
+    })
+    await sub.subscribe('+switch-master')
+
+    let stop = false
+    let slowest = 0
+    let calls = 0
+    const timed = async <T>(p: Promise<T>) => {
+      const t = Date.now()
+      const v = await p
+      slowest = Math.max(slowest, Date.now() - t)
+      calls++
+      return v
+    }
+    const loops = [0, 1, 2, 3].map(async (w) => {
+      for (let i = 0; !stop; i++) {
+        await timed(c.set(`kl:${w}:${i % 50}`, i))
+        await timed(c.get(`kl:${w}:${(i * 7) % 50}`))
+        // Calls failing fast must not spin the event loop.
+        await sleep(1)
+      }
+    })
+    open.push({
+      close: async () => {
+        stop = true
+        await Promise.allSettled(loops)
+      },
+    })
+    await sleep(200)
+
+    const killedAt = Date.now()
+    old.signal('SIGKILL')
+    let recoveredAt = 0
+    for (let n = 0; Date.now() - killedAt < 30_000; n++) {
+      const promoted = ((await newRaw.call('ROLE')) as unknown[])[0] === 'master'
+      await c.set('kill:probe', n)
+      if (promoted && (await newRaw.get('kill:probe')) === String(n)) {
+        recoveredAt = Date.now()
+        break
+      }
+      await sleep(10)
+    }
+    expect(recoveredAt, 'never wrote to the new master').toBeGreaterThan(0)
+    expect(switchedAt).toBeGreaterThan(0)
+
+    // L1 was emptied with the lost link: a foreign write on the new master is seen.
+    await newRaw.set('kill:l1', JSON.stringify('after'))
+    expect(await eventually(async () => (await c.get('kill:l1')) === 'after', 100, 5)).toBe(true)
+
+    await sleep(300)
+    stop = true
+    await Promise.all(loops)
+    console.log(
+      `master killed: writes land on the new master ${recoveredAt - killedAt} ms after SIGKILL, ` +
+        `${recoveredAt - switchedAt} ms after +switch-master (announced ${switchedAt - killedAt} ms after SIGKILL); ` +
+        `slowest of ${calls} calls under load: ${slowest} ms`,
+    )
+    expect(slowest).toBeLessThan(TIMEOUT + MARGIN)
+    expect(recoveredAt - switchedAt).toBeLessThan(2000)
+    expect(c.stats().redis.connected).toBe(true)
+  })
+})
