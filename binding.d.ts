@@ -150,6 +150,21 @@ export interface GraceStats {
 export declare const HEARTBEAT_INTERVAL_MS: number
 
 /**
+ * Time from this instance sending a write to a key it tracks to the
+ * server's invalidation push arriving and being applied (an upper bound on how
+ * late another writer's change reaches L1); quantiles over the latest 64
+ * samples. `null` until a sample exists (no L1, no tracking, or `'memory'` mode).
+ */
+export interface InvalidationLatency {
+  p50Ms: number | null
+  p99Ms: number | null
+  /** The latest sample. */
+  lastMs: number | null
+  /** Samples taken since the instance started. */
+  samples: number
+}
+
+/**
  * How long after the last proof of the link L1 keeps serving, in milliseconds:
  * the bound on staleness during a silent partition.
  */
@@ -217,6 +232,8 @@ export interface RedisStats {
   reconnects: number
   /** Calls sent to Redis (one per method call, however many commands it takes). */
   calls: number
+  /** How long invalidations take to reach this instance, measured about once a second. */
+  invalidationLatency: InvalidationLatency
 }
 
 /**

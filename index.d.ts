@@ -78,8 +78,8 @@ export interface CacheInfo {
 }
 
 // The counters' types are generated from Rust (src/lib.rs), documented there.
-import type { CacheStats, LocalStats, RedisStats, ErrorCounts, TimeoutCounts, GraceStats } from './binding'
-export type { CacheStats, ErrorCounts, TimeoutCounts, GraceStats }
+import type { CacheStats, LocalStats, RedisStats, ErrorCounts, TimeoutCounts, GraceStats, InvalidationLatency } from './binding'
+export type { CacheStats, ErrorCounts, TimeoutCounts, GraceStats, InvalidationLatency }
 export type LocalTierStats = LocalStats
 export type RedisTierStats = RedisStats
 

@@ -5,11 +5,13 @@
 
 use std::fmt::Write;
 
+use crate::latency::Summary;
 use crate::CacheStats;
 
 enum Kind {
     Counter,
     Gauge,
+    Summary,
 }
 
 struct Out(String);
@@ -19,6 +21,7 @@ impl Out {
         let kind = match kind {
             Kind::Counter => "counter",
             Kind::Gauge => "gauge",
+            Kind::Summary => "summary",
         };
         let _ = writeln!(self.0, "# HELP native_cache_{name} {help}");
         let _ = writeln!(self.0, "# TYPE native_cache_{name} {kind}");
@@ -45,7 +48,7 @@ fn flag(b: bool) -> f64 {
     }
 }
 
-pub fn exposition(s: &CacheStats) -> String {
+pub fn exposition(s: &CacheStats, latency: Option<Summary>) -> String {
     use Kind::{Counter, Gauge};
     let mut o = Out(String::with_capacity(4096));
     let (l, r, e) = (&s.local, &s.redis, &s.redis.errors_by_code);
@@ -185,6 +188,27 @@ pub fn exposition(s: &CacheStats) -> String {
         Gauge,
         "Keys plus JSON text of the fail-safe copies.",
         s.grace.bytes,
+    );
+    // A summary: quantiles over the latest samples, NaN before the first (as
+    // Prometheus client libraries write an empty summary), _sum and _count since start.
+    let (p50, p99, sum, count) = latency.map_or((f64::NAN, f64::NAN, 0.0, 0.0), |l| {
+        (
+            l.p50.as_secs_f64(),
+            l.p99.as_secs_f64(),
+            l.sum.as_secs_f64(),
+            l.count as f64,
+        )
+    });
+    o.family(
+        "invalidation_latency_seconds",
+        Kind::Summary,
+        "Time from sending a write to a key this instance tracks to its invalidation push being applied (probed about once a second; quantiles over the latest 64 probes).",
+        &[("quantile=\"0.5\"", p50), ("quantile=\"0.99\"", p99)],
+    );
+    let _ = writeln!(o.0, "native_cache_invalidation_latency_seconds_sum {sum}");
+    let _ = writeln!(
+        o.0,
+        "native_cache_invalidation_latency_seconds_count {count}"
     );
     o.0
 }

@@ -230,8 +230,13 @@ async fn connect(
 fn on_push(shared: &Shared, gen: u64, push: PushInfo) {
     match push.kind {
         PushKind::Invalidate => {
-            if let Some(local) = &shared.local {
-                local.on_invalidate(push.data);
+            let mut data = push.data;
+            if let Some(local) = shared
+                .local
+                .as_ref()
+                .filter(|_| shared.probe.sift(&mut data))
+            {
+                local.on_invalidate(data);
             }
         }
         PushKind::Disconnection => {
@@ -243,11 +248,12 @@ fn on_push(shared: &Shared, gen: u64, push: PushInfo) {
 
 /// Pings connection `gen` every [`HEARTBEAT_INTERVAL_MS`]: each answer proves
 /// the invalidation link alive (see `gate.rs`); no answer within the command
-/// timeout breaks the connection, which empties L1 and reconnects.
+/// timeout breaks the connection, which empties L1 and reconnects. Every few
+/// beats, while tracked, the beat is a latency probe instead (`latency.rs`).
 async fn heartbeat(shared: Weak<Shared>, mut conn: MultiplexedConnection, gen: u64) {
     let every = Duration::from_millis(HEARTBEAT_INTERVAL_MS.into());
     let ping = redis::cmd("PING");
-    loop {
+    for beat in (0..crate::latency::PROBE_EVERY_BEATS).cycle() {
         sleep(every).await;
         let Some(shared) = shared.upgrade() else {
             return;
@@ -256,8 +262,21 @@ async fn heartbeat(shared: Weak<Shared>, mut conn: MultiplexedConnection, gen: u
             return;
         }
         let sent = Instant::now();
-        match timeout(shared.timeout, conn.send_packed_command(&ping)).await {
-            Ok(Ok(_)) => shared.gate.prove(sent),
+        let probe = shared.gate.tracking() && shared.local.is_some() && shared.probe.due(beat);
+        let answer = async {
+            if !probe {
+                return conn.send_packed_command(&ping).await.map(drop);
+            }
+            if let Some(why) = shared.probe.send(&mut conn).await? {
+                let why = format!(
+                    "invalidation latency not measured: the server refused the probe ({why})"
+                );
+                shared.logs.push("info", Code::Server, why);
+            }
+            Ok(())
+        };
+        match timeout(shared.timeout, answer).await {
+            Ok(Ok(())) => shared.gate.prove(sent),
             // An error reply (a busy script, say) is still the server answering in order.
             Ok(Err(e)) if e.code().is_some() => shared.gate.prove(sent),
             Ok(Err(e)) => {

@@ -62,6 +62,8 @@ pub struct Shared {
     /// Connections opened so far: numbers every connection, also across a
     /// restarted supervisor, so nothing from an old one passes for current.
     generations: AtomicU64,
+    /// Measures how long invalidations take to arrive (see `latency.rs`).
+    pub probe: crate::latency::Probe,
 }
 
 pub struct RedisTier {
@@ -89,6 +91,7 @@ impl RedisTier {
             wake: Notify::new(),
             closed: AtomicBool::new(false),
             generations: AtomicU64::new(0),
+            probe: Default::default(),
         });
         let (tx, rx) = mpsc::unbounded_channel();
         link::start(shared.clone(), target);
