@@ -77,6 +77,8 @@ export declare class NativeCache {
   onHit(key: string, keepMs: number, refreshWhenLeftMs: number): boolean
   /** `stats()` in the Prometheus text exposition format. */
   metrics(): string
+  /** What `metrics()` writes, as data (for the prom-client bridge). */
+  metricFamilies(): Array<MetricFamily>
   stats(): CacheStats
   /** Messages for the user's logger since the last call. */
   drainLogs(): Array<LogEntry>
@@ -198,6 +200,24 @@ export interface LogEntry {
   message: string
   /** The failure code it is about (`ERR_CACHE_…`). */
   code: string
+}
+
+/** A metric family: what one `# HELP` / `# TYPE` pair announces. */
+export interface MetricFamily {
+  /** `native_cache_…` */
+  name: string
+  help: string
+  kind: 'counter' | 'gauge' | 'summary'
+  samples: Array<MetricSample>
+}
+
+/** One sample of a family. */
+export interface MetricSample {
+  /** The family's name, or for a summary also `…_sum` and `…_count`. */
+  name: string
+  /** Label names to values (`code`, `kind`, `quantile`); empty for most. */
+  labels: Record<string, string>
+  value: number
 }
 
 /** Options as `index.js` hands them over (environment fallbacks applied). */

@@ -536,7 +536,13 @@ impl NativeCache {
     /// `stats()` in the Prometheus text exposition format.
     #[napi]
     pub fn metrics(&self) -> String {
-        metrics::exposition(&self.stats(), self.latency())
+        metrics::text(&self.metric_families())
+    }
+
+    /// What `metrics()` writes, as data (for the prom-client bridge).
+    #[napi]
+    pub fn metric_families(&self) -> Vec<metrics::MetricFamily> {
+        metrics::families(&self.stats(), self.latency())
     }
 
     /// Invalidation latency samples so far (`latency.rs`), in Redis mode.
