@@ -400,9 +400,11 @@ async function main() {
   // Markdown.
   const lines = []
   lines.push(`Run ${meta.date} · ${meta.machine} · Node ${meta.versions.node} · Redis ${meta.versions.redis} · ${REPS} repetitions × ${RUN_MS} ms, medians; (×N) = median ratio to the baseline in the same repetition, >1 is better`)
-  lines.push('')
-  lines.push(`| workload | ${NAMES.join(' | ')} |`)
-  lines.push(`|---|${NAMES.map(() => '---').join('|')}|`)
+  if (chosen.length > 0) {
+    lines.push('')
+    lines.push(`| workload | ${NAMES.join(' | ')} |`)
+    lines.push(`|---|${NAMES.map(() => '---').join('|')}|`)
+  }
   for (const w of chosen) {
     const wl = workloads[w]
     const cells = NAMES.map((n) => {
@@ -437,7 +439,8 @@ async function main() {
   lines.push('')
   lines.push(`redis-benchmark on the same server (-c ${CONCURRENCY} -d 1000, no pipelining): GET ${limit.GET ?? '?'} rps, SET ${limit.SET ?? '?'} rps.`)
   const md = lines.join('\n')
-  writeFileSync(join(here, 'results', QUICK ? 'latest-quick.md' : 'latest.md'), md + '\n')
+  // A partial run (--only) leaves latest.md, the last full table, alone.
+  if (!ONLY || QUICK) writeFileSync(join(here, 'results', QUICK ? 'latest-quick.md' : 'latest.md'), md + '\n')
   console.log(md)
   log(`\nwritten: ${file}`)
   process.exit(0)
