@@ -1,6 +1,7 @@
 // Issue 10: staleness measured, not assumed. About once a second each Redis-mode
-// instance writes an internal key it tracks (STRLEN, then MULTI SET DEL EXEC) and
-// times the invalidation push coming back; stats().redis.invalidationLatency
+// instance tracks an internal key (STRLEN on its tracked connection), writes it
+// on a connection of its own (MULTI SET DEL EXEC) and times the invalidation
+// push arriving; stats().redis.invalidationLatency
 // and metrics() report p50 and p99. A TCP proxy delays what the server sends
 // to the instance to show the numbers follow the real path.
 import { describe, it, expect, afterEach } from 'vitest'
@@ -125,6 +126,45 @@ describe('invalidation latency', () => {
     expect(probes.filter((a) => a[0].toLowerCase() === 'del').length).toBe(sets.length)
     expect((await c.getInfo()).keyCount).toBe(0)
     expect(c.stats().local.invalidations).toBe(before)
+  })
+
+  it('a long CLIENT PAUSE WRITE (as FAILOVER takes) costs neither L1 nor the connection', async () => {
+    const c = new CacheService({ host: '127.0.0.1', port: redis.server.port, logger: quiet })
+    open.push(c)
+    await c.set('pause:k', 1)
+    expect(await c.get('pause:k')).toBe(1)
+    await samples(c, 0, 1)
+    await redis.raw.call('CLIENT', 'PAUSE', '3000', 'WRITE')
+    const t0 = Date.now()
+    let fromL1 = 0
+    let reads = 0
+    while (Date.now() - t0 < 2700) {
+      const hits = c.stats().local.hits
+      expect(await c.get('pause:k')).toBe(1)
+      reads += 1
+      if (c.stats().local.hits === hits + 1) fromL1 += 1
+      await sleep(100)
+    }
+    expect(fromL1, 'reads served from L1 during the pause').toBe(reads)
+    expect(c.stats().redis.reconnects).toBe(0)
+    // After the pause the probe measures again.
+    const after = lat(c).samples
+    await samples(c, after, 2)
+    expect(c.stats().redis.reconnects).toBe(0)
+  })
+
+  it('the probe writes on one connection of its own, which close() releases', async () => {
+    const c = new CacheService({ host: '127.0.0.1', port: redis.server.port, db: 5, logger: quiet })
+    await samples(c, 0, 3)
+    const clients = async () =>
+      String(await redis.raw.client('LIST'))
+        .split('\n')
+        .filter((l) => / db=5 /.test(l))
+    const mine = await clients()
+    expect(mine).toHaveLength(2)
+    expect(mine.filter((l) => / resp=3\b/.test(l) && /flags=\S*t/.test(l)), 'one tracked').toHaveLength(1)
+    await c.close()
+    expect(await eventually(async () => (await clients()).length === 0, 3000, 50), 'connections left after close()').toBe(true)
   })
 
   it('a server that refuses the probe (ACL) leaves L1 serving and says so once', async () => {

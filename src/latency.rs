@@ -1,25 +1,33 @@
 //! Staleness measured, not assumed: how long an invalidation takes to reach
 //! this instance.
 //!
-//! Every [`PROBE_EVERY_BEATS`]th heartbeat (about once a second) sends, on the
-//! tracked connection, `STRLEN k` (a read: the server tracks `k` for this client) and
-//! then `MULTI; SET k 1; DEL k; EXEC` on an internal per-instance key `k`.
-//! Tracking runs without NOLOOP, so the server sends this client the
-//! invalidation of `k`; the time from sending the probe to that push reaching
-//! the handler that applies invalidations to L1 is one sample. The push takes the path every other
-//! invalidation takes (the server's output buffer, the network, the
-//! connection's reader behind whatever replies are queued before it, the push
-//! handler), and the sample also holds the way out to the server, so it is an
-//! upper bound on how late a change by another writer reaches L1. The SET and
-//! DEL run in one transaction, so no other client ever sees the key.
+//! Every [`PROBE_EVERY_BEATS`]th heartbeat (about once a second) starts a
+//! probe: `STRLEN k` on the tracked connection (a read: the server now tracks
+//! the internal per-instance key `k` for this client), then
+//! `MULTI; SET k 1; DEL k; EXEC` on a second, untracked connection of the
+//! instance, as another writer would. The server sends the tracked connection
+//! the invalidation of `k`; the time from sending the write to that push
+//! reaching the handler that applies invalidations to L1 is one sample. The
+//! push takes the path every other invalidation takes (the server's output
+//! buffer, the network, the tracked connection's reader behind whatever replies
+//! are queued before it, the push handler); the sample also holds the writer's
+//! way to the server, so it is an upper bound on how late a change by another
+//! writer reaches L1. The SET and DEL run in one transaction, so no other
+//! client ever sees the key. The write goes on its own connection so that a
+//! server holding writes back (`CLIENT PAUSE WRITE`, as `FAILOVER` does) holds
+//! up only the probe, never the heartbeat behind it; a write held up past the
+//! command timeout gives no sample.
 
 use std::collections::VecDeque;
 use std::hash::{BuildHasher, RandomState};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use redis::aio::MultiplexedConnection;
 use redis::{RedisResult, Value};
+use tokio::sync::Notify;
+use tokio::time::timeout;
 
 /// One probe per this many heartbeats (250 ms each): about one a second.
 pub const PROBE_EVERY_BEATS: u32 = 4;
@@ -45,6 +53,12 @@ pub struct Summary {
 pub struct Probe {
     key: String,
     inner: Mutex<Inner>,
+    /// The connection the probe writes on, once opened.
+    writer: Mutex<Option<MultiplexedConnection>>,
+    /// A probe is running: the next one waits for it.
+    busy: AtomicBool,
+    closed: AtomicBool,
+    on_close: Notify,
 }
 
 #[derive(Default)]
@@ -65,6 +79,10 @@ impl Default for Probe {
         Probe {
             key: format!("{KEY_PREFIX}{id:016x}"),
             inner: Mutex::new(Inner::default()),
+            writer: Mutex::new(None),
+            busy: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            on_close: Notify::new(),
         }
     }
 }
@@ -95,21 +113,49 @@ impl Probe {
         beat.is_multiple_of(PROBE_EVERY_BEATS)
     }
 
-    /// Sends one probe on `conn` (see the module doc). Returns the server's
-    /// refusal, if any, as text; an I/O failure is an error.
-    pub async fn send(&self, conn: &mut MultiplexedConnection) -> RedisResult<Option<String>> {
-        let mut pipe = redis::pipe();
-        pipe.cmd("STRLEN").arg(&self.key);
-        pipe.cmd("MULTI");
-        pipe.cmd("SET").arg(&self.key).arg(1);
-        pipe.cmd("DEL").arg(&self.key);
-        pipe.cmd("EXEC");
-        self.lock().pending = Some(Instant::now());
-        let replies = conn.send_packed_commands(&pipe, 0, 5).await?;
-        let refused = replies.iter().find_map(|v| match v {
-            Value::ServerError(e) => Some(e.to_string()),
-            _ => None,
-        });
+    /// Claims the next probe; `None` while one is running or after `close()`.
+    pub fn start(&self) -> Option<Running<'_>> {
+        (!self.closed.load(Ordering::Acquire) && !self.busy.swap(true, Ordering::AcqRel))
+            .then_some(Running(self))
+    }
+
+    /// The writer connection, if one is open.
+    pub fn writer(&self) -> Option<MultiplexedConnection> {
+        self.writer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn set_writer(&self, conn: Option<MultiplexedConnection>) {
+        *self.writer.lock().unwrap_or_else(|e| e.into_inner()) = conn;
+    }
+
+    /// The instance closed: drops the writer and abandons a probe held up.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.set_writer(None);
+        self.on_close.notify_waiters();
+    }
+
+    /// Runs one probe (see the module doc), each step bounded by `limit`.
+    /// Returns the server's refusal as text the first time there is one; an
+    /// I/O failure is an error (the caller drops the writer).
+    pub async fn send(
+        &self,
+        mut tracked: MultiplexedConnection,
+        writer: &mut MultiplexedConnection,
+        limit: Duration,
+    ) -> RedisResult<Option<String>> {
+        let track = redis::cmd("STRLEN").arg(&self.key).clone();
+        let tracked_reply = timeout(limit, tracked.send_packed_command(&track)).await;
+        drop(tracked);
+        let refused = match tracked_reply {
+            Err(_) => return Ok(None),
+            Ok(Err(e)) if e.code().is_some() => Some(e.to_string()),
+            Ok(Err(e)) => return Err(e),
+            Ok(Ok(_)) => self.write(writer, limit).await?,
+        };
         if refused.is_some() {
             let mut inner = self.lock();
             inner.pending = None;
@@ -119,6 +165,52 @@ impl Probe {
             }
         }
         Ok(None)
+    }
+
+    /// The probe's write; returns the server's refusal, if any.
+    async fn write(
+        &self,
+        writer: &mut MultiplexedConnection,
+        limit: Duration,
+    ) -> RedisResult<Option<String>> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("MULTI");
+        pipe.cmd("SET").arg(&self.key).arg(1);
+        pipe.cmd("DEL").arg(&self.key);
+        pipe.cmd("EXEC");
+        let closing = self.on_close.notified();
+        if self.closed.load(Ordering::Acquire) {
+            return Ok(None);
+        }
+        let sent = Instant::now();
+        self.lock().pending = Some(sent);
+        let write = writer.send_packed_commands(&pipe, 0, 4);
+        tokio::pin!(write);
+        let written = match timeout(limit, &mut write).await {
+            Ok(r) => r,
+            Err(_) => {
+                // Held up (a paused server): no sample from this one; wait it out
+                // so that probes never pile up on the writer.
+                {
+                    let mut inner = self.lock();
+                    if inner.pending == Some(sent) {
+                        inner.pending = None;
+                    }
+                }
+                tokio::select! {
+                    r = &mut write => r,
+                    _ = closing => return Ok(None),
+                }
+            }
+        };
+        match written {
+            Err(e) if e.code().is_some() => Ok(Some(e.to_string())),
+            Err(e) => Err(e),
+            Ok(replies) => Ok(replies.iter().find_map(|v| match v {
+                Value::ServerError(e) => Some(e.to_string()),
+                _ => None,
+            })),
+        }
     }
 
     /// Takes the probe key out of an invalidation push's keys, recording a
@@ -160,6 +252,15 @@ impl Probe {
             count: inner.count,
             sum: inner.sum,
         })
+    }
+}
+
+/// A probe in flight; the next may start once it is dropped.
+pub struct Running<'a>(&'a Probe);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.busy.store(false, Ordering::Release);
     }
 }
 

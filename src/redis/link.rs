@@ -82,7 +82,12 @@ async fn supervise(shared: Arc<Shared>, target: Arc<Target>) {
                 }
                 ever_up = true;
                 failures = 0;
-                tokio::spawn(heartbeat(Arc::downgrade(&shared), conn, gen));
+                tokio::spawn(heartbeat(
+                    Arc::downgrade(&shared),
+                    conn,
+                    gen,
+                    target.clone(),
+                ));
                 // Wait until this connection is reported broken or the cache closes.
                 while shared.is_current(gen) {
                     shared.wake.notified().await;
@@ -135,6 +140,16 @@ impl AsyncDNSResolver for Dial {
     }
 }
 
+fn config(shared: &Shared, target: &Target) -> AsyncConnectionConfig {
+    let config = AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(shared.timeout))
+        .set_response_timeout(None);
+    match &target.dial {
+        Some((host, port)) => config.set_dns_resolver(Dial(host.clone(), *port)),
+        None => config,
+    }
+}
+
 /// Opens connection `gen` and asks the server to track the keys it reads.
 /// Returns the connection and, when L1 is configured but tracking is off, why.
 async fn connect(
@@ -153,12 +168,7 @@ async fn connect(
         info = info.set_redis_settings(redis);
     }
     let client = redis::Client::open(info).map_err(|e| transient(e.into()))?;
-    let mut config = AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(shared.timeout))
-        .set_response_timeout(None);
-    if let Some((host, port)) = &target.dial {
-        config = config.set_dns_resolver(Dial(host.clone(), *port));
-    }
+    let mut config = config(shared, target);
     if resp3 {
         // Weak: the connection must not keep the instance alive.
         let weak: Weak<Shared> = Arc::downgrade(shared);
@@ -249,8 +259,13 @@ fn on_push(shared: &Shared, gen: u64, push: PushInfo) {
 /// Pings connection `gen` every [`HEARTBEAT_INTERVAL_MS`]: each answer proves
 /// the invalidation link alive (see `gate.rs`); no answer within the command
 /// timeout breaks the connection, which empties L1 and reconnects. Every few
-/// beats, while tracked, the beat is a latency probe instead (`latency.rs`).
-async fn heartbeat(shared: Weak<Shared>, mut conn: MultiplexedConnection, gen: u64) {
+/// beats, while tracked, it also starts a latency probe (`latency.rs`).
+async fn heartbeat(
+    shared: Weak<Shared>,
+    mut conn: MultiplexedConnection,
+    gen: u64,
+    target: Arc<Target>,
+) {
     let every = Duration::from_millis(HEARTBEAT_INTERVAL_MS.into());
     let ping = redis::cmd("PING");
     for beat in (0..crate::latency::PROBE_EVERY_BEATS).cycle() {
@@ -261,22 +276,12 @@ async fn heartbeat(shared: Weak<Shared>, mut conn: MultiplexedConnection, gen: u
         if !shared.is_current(gen) {
             return;
         }
+        if shared.gate.tracking() && shared.local.is_some() && shared.probe.due(beat) {
+            tokio::spawn(probe(Arc::downgrade(&shared), conn.clone(), target.clone()));
+        }
         let sent = Instant::now();
-        let probe = shared.gate.tracking() && shared.local.is_some() && shared.probe.due(beat);
-        let answer = async {
-            if !probe {
-                return conn.send_packed_command(&ping).await.map(drop);
-            }
-            if let Some(why) = shared.probe.send(&mut conn).await? {
-                let why = format!(
-                    "invalidation latency not measured: the server refused the probe ({why})"
-                );
-                shared.logs.push("info", Code::Server, why);
-            }
-            Ok(())
-        };
-        match timeout(shared.timeout, answer).await {
-            Ok(Ok(())) => shared.gate.prove(sent),
+        match timeout(shared.timeout, conn.send_packed_command(&ping)).await {
+            Ok(Ok(_)) => shared.gate.prove(sent),
             // An error reply (a busy script, say) is still the server answering in order.
             Ok(Err(e)) if e.code().is_some() => shared.gate.prove(sent),
             Ok(Err(e)) => {
@@ -297,6 +302,48 @@ async fn heartbeat(shared: Weak<Shared>, mut conn: MultiplexedConnection, gen: u
                 return;
             }
         }
+    }
+}
+
+/// One invalidation latency probe (`latency.rs`): tracked through `tracked`,
+/// written on the probe's own connection, opened here when there is none.
+async fn probe(shared: Weak<Shared>, tracked: MultiplexedConnection, target: Arc<Target>) {
+    let Some(s) = shared.upgrade() else {
+        return;
+    };
+    let (probe, limit) = (s.probe.clone(), s.timeout);
+    let Some(_running) = probe.start() else {
+        return;
+    };
+    let mut writer = match probe.writer() {
+        Some(w) => w,
+        None => {
+            let Ok(client) = redis::Client::open(target.info.clone()) else {
+                return;
+            };
+            let config = config(&s, &target);
+            let opening = client.get_multiplexed_async_connection_with_config(&config);
+            match timeout(limit, opening).await {
+                Ok(Ok(w)) => {
+                    probe.set_writer(Some(w.clone()));
+                    w
+                }
+                _ => return,
+            }
+        }
+    };
+    drop(s);
+    match probe.send(tracked, &mut writer, limit).await {
+        Ok(None) => {}
+        Ok(Some(why)) => {
+            if let Some(s) = shared.upgrade() {
+                let why = format!(
+                    "invalidation latency not measured: the server refused the probe ({why})"
+                );
+                s.logs.push("info", Code::Server, why);
+            }
+        }
+        Err(_) => probe.set_writer(None),
     }
 }
 

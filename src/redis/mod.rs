@@ -63,7 +63,7 @@ pub struct Shared {
     /// restarted supervisor, so nothing from an old one passes for current.
     generations: AtomicU64,
     /// Measures how long invalidations take to arrive (see `latency.rs`).
-    pub probe: crate::latency::Probe,
+    pub probe: Arc<crate::latency::Probe>,
 }
 
 pub struct RedisTier {
@@ -226,6 +226,7 @@ impl Shared {
     /// The last queued call has run after `close()`: drop the connection and stop.
     fn shut_down(&self) {
         self.closed.store(true, Ordering::SeqCst);
+        self.probe.close();
         self.link.send_replace(Link::Closed);
         self.gate.lapse();
         self.wake.notify_one();
