@@ -62,11 +62,13 @@ describe('invalidation latency', () => {
     expect(fast.p50Ms!).toBeLessThan(50)
 
     const D = 150
+    // The proxy's timers have millisecond grain: a delayed push may land a millisecond or two early.
+    const GRAIN = 5
     proxy.delayToClient(D)
     // More delayed samples than fast ones: the median moves past D.
     const slow = await samples(c, fast.samples, fast.samples + 1)
-    expect(slow.lastMs!).toBeGreaterThanOrEqual(D)
-    expect(slow.p50Ms!).toBeGreaterThanOrEqual(D)
+    expect(slow.lastMs!).toBeGreaterThanOrEqual(D - GRAIN)
+    expect(slow.p50Ms!).toBeGreaterThanOrEqual(D - GRAIN)
     expect(slow.p50Ms!).toBeLessThan(D + 150)
     expect(slow.p99Ms!).toBeGreaterThanOrEqual(slow.p50Ms!)
 
@@ -80,7 +82,7 @@ describe('invalidation latency', () => {
     while (c.stats().local.invalidations === inv && performance.now() - t0 < 3000) await sleep(1)
     const took = performance.now() - t0
     expect(c.stats().local.invalidations).toBe(inv + 1)
-    expect(took).toBeGreaterThanOrEqual(D - 5)
+    expect(took).toBeGreaterThanOrEqual(D - GRAIN)
     expect(took).toBeLessThan(lat(c).p99Ms! + 50)
     expect(await c.get(k)).toBe('new')
 

@@ -6,7 +6,7 @@ import { describe, it, expect, afterEach } from 'vitest'
 import { execFileSync } from 'node:child_process'
 import { join } from 'node:path'
 import { Registry, register as globalRegister } from 'prom-client'
-import { CacheService } from '../index.js'
+import { CacheService, CacheClosedError } from '../index.js'
 import { ownRedis } from './helpers/own-redis'
 import { eventually } from './helpers/redis'
 
@@ -129,6 +129,8 @@ describe('registerMetrics with a prom-client Registry', () => {
     expect(() => c.registerMetrics(new Registry(), 'x' as never)).toThrow(/options/)
     await c.set('k', 1)
     expect(await c.get('k')).toBe(1)
+    await c.close()
+    expect(() => c.registerMetrics(new Registry())).toThrow(CacheClosedError)
   })
 })
 
