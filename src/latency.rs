@@ -138,14 +138,17 @@ impl Probe {
         self.on_close.notify_waiters();
     }
 
-    /// Runs one probe (see the module doc), each step bounded by `limit`.
+    /// Runs one probe (see the module doc), each step bounded by `limit`; a
+    /// write held up past it is waited out until `give_up` (the tracked link
+    /// changed: the writer may hang on a dead link) or `close()`.
     /// Returns the server's refusal as text the first time there is one; an
-    /// I/O failure is an error (the caller drops the writer).
+    /// I/O failure or giving up is an error (the caller drops the writer).
     pub async fn send(
         &self,
         mut tracked: MultiplexedConnection,
         writer: &mut MultiplexedConnection,
         limit: Duration,
+        give_up: impl std::future::Future<Output = ()>,
     ) -> RedisResult<Option<String>> {
         let track = redis::cmd("STRLEN").arg(&self.key).clone();
         let tracked_reply = timeout(limit, tracked.send_packed_command(&track)).await;
@@ -154,7 +157,7 @@ impl Probe {
             Err(_) => return Ok(None),
             Ok(Err(e)) if e.code().is_some() => Some(e.to_string()),
             Ok(Err(e)) => return Err(e),
-            Ok(Ok(_)) => self.write(writer, limit).await?,
+            Ok(Ok(_)) => self.write(writer, limit, give_up).await?,
         };
         if refused.is_some() {
             let mut inner = self.lock();
@@ -172,6 +175,7 @@ impl Probe {
         &self,
         writer: &mut MultiplexedConnection,
         limit: Duration,
+        give_up: impl std::future::Future<Output = ()>,
     ) -> RedisResult<Option<String>> {
         let mut pipe = redis::pipe();
         pipe.cmd("MULTI");
@@ -200,6 +204,10 @@ impl Probe {
                 tokio::select! {
                     r = &mut write => r,
                     _ = closing => return Ok(None),
+                    _ = give_up => {
+                        let why = std::io::Error::new(std::io::ErrorKind::TimedOut, "probe write held up");
+                        return Err(why.into());
+                    }
                 }
             }
         };

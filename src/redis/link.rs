@@ -312,6 +312,7 @@ async fn probe(shared: Weak<Shared>, tracked: MultiplexedConnection, target: Arc
         return;
     };
     let (probe, limit) = (s.probe.clone(), s.timeout);
+    let mut link = s.link.subscribe();
     let Some(_running) = probe.start() else {
         return;
     };
@@ -333,7 +334,10 @@ async fn probe(shared: Weak<Shared>, tracked: MultiplexedConnection, target: Arc
         }
     };
     drop(s);
-    match probe.send(tracked, &mut writer, limit).await {
+    let give_up = async move {
+        let _ = link.changed().await;
+    };
+    match probe.send(tracked, &mut writer, limit, give_up).await {
         Ok(None) => {}
         Ok(Some(why)) => {
             if let Some(s) = shared.upgrade() {
