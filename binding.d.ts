@@ -77,6 +77,8 @@ export declare class NativeCache {
   onHit(key: string, keepMs: number, refreshWhenLeftMs: number): boolean
   /** `stats()` in the Prometheus text exposition format. */
   metrics(): string
+  /** What `metrics()` writes, as data (for the prom-client bridge). */
+  metricFamilies(): Array<MetricFamily>
   stats(): CacheStats
   /** Messages for the user's logger since the last call. */
   drainLogs(): Array<LogEntry>
@@ -150,6 +152,21 @@ export interface GraceStats {
 export declare const HEARTBEAT_INTERVAL_MS: number
 
 /**
+ * Time from this instance sending a write to a key it tracks to the
+ * server's invalidation push arriving and being applied (an upper bound on how
+ * late another writer's change reaches L1); quantiles over the latest 64
+ * samples. `null` until a sample exists (no L1, no tracking, or `'memory'` mode).
+ */
+export interface InvalidationLatency {
+  p50Ms: number | null
+  p99Ms: number | null
+  /** The latest sample. */
+  lastMs: number | null
+  /** Samples taken since the instance started. */
+  samples: number
+}
+
+/**
  * How long after the last proof of the link L1 keeps serving, in milliseconds:
  * the bound on staleness during a silent partition.
  */
@@ -183,6 +200,24 @@ export interface LogEntry {
   message: string
   /** The failure code it is about (`ERR_CACHE_…`). */
   code: string
+}
+
+/** A metric family: what one `# HELP` / `# TYPE` pair announces. */
+export interface MetricFamily {
+  /** `native_cache_…` */
+  name: string
+  help: string
+  kind: 'counter' | 'gauge' | 'summary'
+  samples: Array<MetricSample>
+}
+
+/** One sample of a family. */
+export interface MetricSample {
+  /** The family's name, or for a summary also `…_sum` and `…_count`. */
+  name: string
+  /** Label names to values (`code`, `kind`, `quantile`); empty for most. */
+  labels: Record<string, string>
+  value: number
 }
 
 /** Options as `index.js` hands them over (environment fallbacks applied). */
@@ -219,6 +254,8 @@ export interface RedisStats {
   reconnects: number
   /** Calls sent to Redis (one per method call, however many commands it takes). */
   calls: number
+  /** How long invalidations take to reach this instance, measured about once a second. */
+  invalidationLatency: InvalidationLatency
 }
 
 /**

@@ -94,8 +94,8 @@ export interface CacheInfo {
 }
 
 // The counters' types are generated from Rust (src/lib.rs), documented there.
-import type { CacheStats, LocalStats, RedisStats, ErrorCounts, TimeoutCounts, GraceStats } from './binding'
-export type { CacheStats, ErrorCounts, TimeoutCounts, GraceStats }
+import type { CacheStats, LocalStats, RedisStats, ErrorCounts, TimeoutCounts, GraceStats, InvalidationLatency } from './binding'
+export type { CacheStats, ErrorCounts, TimeoutCounts, GraceStats, InvalidationLatency }
 export type LocalTierStats = LocalStats
 export type RedisTierStats = RedisStats
 
@@ -155,6 +155,12 @@ export declare class CacheClosedError extends Error {
   readonly code: 'ERR_CACHE_CLOSED'
 }
 
+/** What `registerMetrics` needs of a prom-client `Registry` (typed here so prom-client stays optional). */
+export interface PromRegistry {
+  registerMetric(metric: unknown): void
+  getSingleMetric(name: string): unknown
+}
+
 export declare class CacheService {
   /** Connects in the background; throws a `TypeError` only for a malformed option. */
   constructor(options?: CacheServiceOptions)
@@ -196,6 +202,13 @@ export declare class CacheService {
   stats(): CacheStats
   /** `stats()` as Prometheus text exposition (`native_cache_…` names), for a `/metrics` route. */
   metrics(): string
+  /**
+   * Adds this instance's metrics (the families of `metrics()`, as prom-client counters, gauges
+   * and a summary) to a prom-client registry, default prom-client's global `register`. Every
+   * sample carries the label `cache` = `options.name` (default `'default'`); two live instances
+   * need distinct names in one registry. Needs the optional peer dependency `prom-client`.
+   */
+  registerMetrics(registry?: PromRegistry, options?: { name?: string }): void
   /**
    * Where swallowed failures go from now on: a logger, `false` for nowhere, `null` for the
    * default (rate-limited warnings on stderr). Gives the lazy `cacheService` the application's

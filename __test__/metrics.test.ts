@@ -22,9 +22,12 @@ function parse(text: string) {
   for (const line of text.trimEnd().split('\n')) {
     let m
     if ((m = /^# HELP (native_cache_[a-z0-9_]+) \S.*$/.exec(line))) helps.add(m[1])
-    else if ((m = /^# TYPE (native_cache_[a-z0-9_]+) (counter|gauge)$/.exec(line))) types.set(m[1], m[2])
-    else if ((m = /^(native_cache_[a-z0-9_]+)(\{[a-z_]+="[A-Za-z0-9_]+"\})? (-?[0-9.e+]+)$/.exec(line))) {
-      expect(types.has(m[1]) && helps.has(m[1]), `${m[1]} announced`).toBe(true)
+    else if ((m = /^# TYPE (native_cache_[a-z0-9_]+) (counter|gauge|summary)$/.exec(line))) types.set(m[1], m[2])
+    else if ((m = /^(native_cache_[a-z0-9_]+)(\{[a-z_]+="[A-Za-z0-9_.]+"\})? (-?[0-9.e+]+|NaN)$/.exec(line))) {
+      // A summary's _sum and _count belong to its family.
+      const family = types.has(m[1]) ? m[1] : m[1].replace(/_(sum|count)$/, '')
+      expect(types.get(family) === 'summary' || family === m[1], `${m[1]} announced`).toBe(true)
+      expect(types.has(family) && helps.has(family), `${m[1]} announced`).toBe(true)
       if (types.get(m[1]) === 'counter') expect(m[1].endsWith('_total'), `${m[1]} is a counter`).toBe(true)
       samples.set(m[1] + (m[2] ?? ''), Number(m[3]))
     } else throw new Error(`not exposition format: ${line}`)
@@ -63,6 +66,7 @@ describe.each(['redis', 'memory'] as const)('%s mode', (mode) => {
     expect(m.get('native_cache_getorset_timeouts_total{kind="hard"}')).toBe(0)
     expect(m.get('native_cache_getorset_eager_refreshes_total')).toBe(0)
     expect(m.get('native_cache_grace_entries')).toBe(1)
+    expect(m.get('native_cache_invalidation_latency_seconds_count')).toBe(s.redis.invalidationLatency.samples)
     if (mode === 'redis') {
       expect(s.redis.calls).toBeGreaterThanOrEqual(4)
       expect(m.get('native_cache_redis_connected')).toBe(1)

@@ -1,12 +1,12 @@
 #!/usr/bin/env node
-// npm run bench [-- --quick] [-- --reps N] [-- --only W1,W7]
+// npm run bench [-- --quick] [-- --reps N] [-- --only W1,W7,W10]
 //
 // Every contender (benchmark/contenders.mjs) on one redis-server of our own,
 // interleaved within each repetition (A B C … A B C …); medians over the
 // repetitions, and each figure also as a ratio to the baseline from the same
 // repetition. redis-benchmark's GET/SET on the same server is the physical
 // limit. Writes benchmark/results/bench-*.json and prints a markdown table.
-import { spawnSync, execFileSync } from 'node:child_process'
+import { spawnSync, execFileSync, fork } from 'node:child_process'
 import { mkdirSync, writeFileSync, readFileSync } from 'node:fs'
 import { cpus, totalmem } from 'node:os'
 import { join, dirname } from 'node:path'
@@ -166,6 +166,102 @@ const workloads = {
   },
 }
 
+// W10/W11: several processes, or getOrSet options the contenders above do not
+// share; each contender's processes run benchmark/fleet.mjs (one after another).
+const FLEET_NAMES = ['native+lock', 'native', 'bentocache', 'baseline']
+const W10 = { processes: 4, callers: 100, factoryMs: QUICK ? 50 : 100 }
+const W11 = { callers: QUICK ? 20 : 100, everyMs: 10, hangMs: QUICK ? 1000 : 5000 }
+const fleet = {
+  W10: {
+    title: `stampede: ${W10.processes} processes × ${W10.callers} concurrent getOrSet on one missing key, factory ${W10.factoryMs} ms`,
+    unit: 'factory runs · caller ms p50 / p99',
+    names: FLEET_NAMES,
+    processes: W10.processes,
+    async run(procs, name, rep) {
+      const key = `w10:${name}:${rep}:${Date.now()}`
+      const at = Date.now() + 300
+      const replies = await Promise.all(procs.map((p) => p.ask({ cmd: 'w10', key, at, callers: W10.callers, factoryMs: W10.factoryMs })))
+      return {
+        runs: replies.reduce((n, r) => n + r.runs, 0),
+        wrong: replies.reduce((n, r) => n + r.wrong, 0),
+        lat: replies.flatMap((r) => r.lat),
+      }
+    },
+  },
+  W11: {
+    title: `dashboard: a value past its ttl with grace, factory hangs ${W11.hangMs / 1000} s, ${W11.callers} callers ${W11.everyMs} ms apart (grace 1 h, timeout soft 200 ms / hard 2 s)`,
+    unit: 'caller ms p50 / p99',
+    names: ['native', 'bentocache', 'baseline'],
+    processes: 1,
+    async run([p], name, rep) {
+      return p.ask({ cmd: 'w11', key: `w11:${name}:${rep}:${Date.now()}`, ...W11 })
+    },
+  },
+}
+
+/** Nearest-rank percentile. */
+function percentile(xs, q) {
+  const s = [...xs].sort((a, b) => a - b)
+  return s.length === 0 ? null : s[Math.min(s.length, Math.max(1, Math.ceil(q * s.length))) - 1]
+}
+
+/** A fleet.mjs process, ready; `ask(cmd)` resolves to its reply. */
+async function fleetProcess(name, url) {
+  const child = fork(join(here, 'fleet.mjs'), [name, url], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] })
+  const next = () =>
+    new Promise((resolve, reject) => {
+      child.once('message', resolve)
+      child.once('exit', (code) => reject(new Error(`fleet process ${name} exited (${code})`)))
+    })
+  await next()
+  return {
+    async ask(cmd) {
+      const reply = next()
+      child.send(cmd)
+      const { ok, error, ...r } = await reply
+      if (!ok) throw new Error(error)
+      return r
+    },
+    exit: () => child.send({ cmd: 'exit' }),
+  }
+}
+
+async function runFleet(chosen, url) {
+  const results = {}
+  for (const w of chosen) {
+    const wl = fleet[w]
+    results[w] = { title: wl.title, unit: wl.unit, contenders: {} }
+    for (const name of wl.names) {
+      const procs = await Promise.all(Array.from({ length: wl.processes }, () => fleetProcess(name, url)))
+      const reps = []
+      for (let rep = 1; rep <= REPS; rep++) {
+        let r
+        try {
+          r = await wl.run(procs, name, rep)
+          r = { ...r, p50: percentile(r.lat, 0.5), p99: percentile(r.lat, 0.99), callers: r.lat.length }
+          delete r.lat
+        } catch (err) {
+          r = { error: String(err?.message ?? err).slice(0, 80) }
+        }
+        reps.push(r)
+        log(`  rep ${rep}/${REPS} ${w} ${name}: ${JSON.stringify(r)}`)
+      }
+      for (const p of procs) p.exit()
+      const med = (f) => median(reps.map((r) => r[f] ?? null))
+      results[w].contenders[name] = { runs: med('runs'), p50: med('p50'), p99: med('p99'), stale: med('stale'), fresh: med('fresh'), failed: med('failed'), wrong: med('wrong'), callers: med('callers'), reps, note: reps.find((r) => r.error)?.error }
+    }
+  }
+  return results
+}
+
+function fleetCell(w, c) {
+  if (!c || c.p50 === null) return c?.note ? `error: ${c.note}` : '—'
+  const lat = `${c.p50.toFixed(0)} / ${c.p99.toFixed(0)}`
+  if (w === 'W10') return `${c.runs} · ${lat}`
+  const answered = c.failed ? `, ${c.failed} failed` : ''
+  return `${lat} (${c.stale} last known, ${c.fresh} fresh${answered})`
+}
+
 function median(xs) {
   const s = xs.filter((x) => x !== null && Number.isFinite(x)).sort((a, b) => a - b)
   if (s.length === 0) return null
@@ -260,6 +356,9 @@ async function main() {
     }
   }
 
+  const fleetChosen = Object.keys(fleet).filter((w) => !ONLY || ONLY.includes(w))
+  const fleetResults = await runFleet(fleetChosen, server.url)
+
   log('  redis-benchmark …')
   const limit = redisBenchmark(server.port)
   const memory = {}
@@ -293,7 +392,7 @@ async function main() {
   }
 
   const meta = { date: new Date().toISOString(), machine: `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB`, reps: REPS, runMs: RUN_MS, concurrency: CONCURRENCY, quick: QUICK, versions: versions() }
-  const out = { meta, workloads: Object.fromEntries(chosen.map((w) => [w, workloads[w].title])), table, raw: results, redisBenchmark: limit, memory }
+  const out = { meta, workloads: Object.fromEntries(chosen.map((w) => [w, workloads[w].title])), table, raw: results, fleet: fleetResults, redisBenchmark: limit, memory }
   mkdirSync(join(here, 'results'), { recursive: true })
   const file = join(here, 'results', `bench-${QUICK ? 'quick-' : ''}${meta.date.replace(/[:.]/g, '-')}.json`)
   writeFileSync(file, JSON.stringify(out, null, 2))
@@ -301,9 +400,11 @@ async function main() {
   // Markdown.
   const lines = []
   lines.push(`Run ${meta.date} · ${meta.machine} · Node ${meta.versions.node} · Redis ${meta.versions.redis} · ${REPS} repetitions × ${RUN_MS} ms, medians; (×N) = median ratio to the baseline in the same repetition, >1 is better`)
-  lines.push('')
-  lines.push(`| workload | ${NAMES.join(' | ')} |`)
-  lines.push(`|---|${NAMES.map(() => '---').join('|')}|`)
+  if (chosen.length > 0) {
+    lines.push('')
+    lines.push(`| workload | ${NAMES.join(' | ')} |`)
+    lines.push(`|---|${NAMES.map(() => '---').join('|')}|`)
+  }
   for (const w of chosen) {
     const wl = workloads[w]
     const cells = NAMES.map((n) => {
@@ -324,10 +425,22 @@ async function main() {
     })
     lines.push(`| W9 memory per cached entry at ${QUICK ? '10,000' : '100,000'} entries, RSS + heap [bytes; × key+JSON] | ${cells.join(' | ')} |`)
   }
+  if (fleetChosen.length > 0) {
+    lines.push('')
+    lines.push(`W10/W11: medians over ${REPS} repetition(s); caller latency from the calls' start, ms`)
+    lines.push('')
+    lines.push(`| workload | ${FLEET_NAMES.join(' | ')} |`)
+    lines.push(`|---|${FLEET_NAMES.map(() => '---').join('|')}|`)
+    for (const w of fleetChosen) {
+      const cells = FLEET_NAMES.map((n) => (fleet[w].names.includes(n) ? fleetCell(w, fleetResults[w].contenders[n]) : 'n/a'))
+      lines.push(`| ${w} ${fleet[w].title} [${fleet[w].unit}] | ${cells.join(' | ')} |`)
+    }
+  }
   lines.push('')
   lines.push(`redis-benchmark on the same server (-c ${CONCURRENCY} -d 1000, no pipelining): GET ${limit.GET ?? '?'} rps, SET ${limit.SET ?? '?'} rps.`)
   const md = lines.join('\n')
-  writeFileSync(join(here, 'results', QUICK ? 'latest-quick.md' : 'latest.md'), md + '\n')
+  // A partial run (--only) leaves latest.md, the last full table, alone.
+  if (!ONLY || QUICK) writeFileSync(join(here, 'results', QUICK ? 'latest-quick.md' : 'latest.md'), md + '\n')
   console.log(md)
   log(`\nwritten: ${file}`)
   process.exit(0)

@@ -8,6 +8,7 @@ mod glob;
 mod grace;
 mod hits;
 mod human;
+mod latency;
 mod local;
 mod logs;
 mod memory;
@@ -96,6 +97,22 @@ pub struct RedisStats {
     pub reconnects: f64,
     /// Calls sent to Redis (one per method call, however many commands it takes).
     pub calls: f64,
+    /// How long invalidations take to reach this instance, measured about once a second.
+    pub invalidation_latency: InvalidationLatency,
+}
+
+/// Time from this instance sending a write to a key it tracks to the
+/// server's invalidation push arriving and being applied (an upper bound on how
+/// late another writer's change reaches L1); quantiles over the latest 64
+/// samples. `null` until a sample exists (no L1, no tracking, or `'memory'` mode).
+#[napi(object)]
+pub struct InvalidationLatency {
+    pub p50_ms: Either<f64, Null>,
+    pub p99_ms: Either<f64, Null>,
+    /// The latest sample.
+    pub last_ms: Either<f64, Null>,
+    /// Samples taken since the instance started.
+    pub samples: f64,
 }
 
 /// `getOrSet` callers whose answer a timeout decided.
@@ -184,6 +201,13 @@ fn millis(ms: f64) -> Duration {
         Duration::from_secs_f64((ms / 1000.0).min(1e12))
     } else {
         Duration::ZERO
+    }
+}
+
+fn ms_or_null(d: Option<Duration>) -> Either<f64, Null> {
+    match d {
+        Some(d) => Either::A(d.as_secs_f64() * 1e3),
+        None => Either::B(Null),
     }
 }
 
@@ -512,7 +536,21 @@ impl NativeCache {
     /// `stats()` in the Prometheus text exposition format.
     #[napi]
     pub fn metrics(&self) -> String {
-        metrics::exposition(&self.stats())
+        metrics::text(&self.metric_families())
+    }
+
+    /// What `metrics()` writes, as data (for the prom-client bridge).
+    #[napi]
+    pub fn metric_families(&self) -> Vec<metrics::MetricFamily> {
+        metrics::families(&self.stats(), self.latency())
+    }
+
+    /// Invalidation latency samples so far (`latency.rs`), in Redis mode.
+    fn latency(&self) -> Option<latency::Summary> {
+        match &self.tier {
+            Tier::Memory(_) => None,
+            Tier::Redis { tier, .. } => tier.shared().probe.summary(),
+        }
     }
 
     #[napi]
@@ -520,6 +558,7 @@ impl NativeCache {
         let c = &self.counters;
         let (entries, bytes) = self.store().map_or((0, 0), Store::size);
         let (grace_entries, grace_bytes) = self.grace.size();
+        let latency = self.latency();
         let (mode, enabled, connected) = match &self.tier {
             Tier::Memory(_) => ("memory", true, false),
             Tier::Redis { tier, local } => (
@@ -555,6 +594,12 @@ impl NativeCache {
                 },
                 reconnects: Counters::read(&c.reconnects),
                 calls: Counters::read(&c.redis_calls),
+                invalidation_latency: InvalidationLatency {
+                    p50_ms: ms_or_null(latency.map(|l| l.p50)),
+                    p99_ms: ms_or_null(latency.map(|l| l.p99)),
+                    last_ms: ms_or_null(latency.map(|l| l.last)),
+                    samples: latency.map_or(0.0, |l| l.count as f64),
+                },
             },
             coalesced: Counters::read(&c.coalesced),
             factory_runs: Counters::read(&c.factory_runs),

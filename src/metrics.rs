@@ -1,40 +1,109 @@
 //! `metrics()`: `stats()` in the Prometheus text exposition format (0.0.4),
 //! so a backend can serve it from its `/metrics` route as it is, or merge it
-//! with prom-client's output. Names follow Prometheus' conventions: a
-//! `native_cache_` prefix, `_total` on counters, base units (`_bytes`).
+//! with prom-client's output; `metricFamilies()`: the same families as data,
+//! for the prom-client bridge (`registerMetrics` in `index.js`). Names follow
+//! Prometheus' conventions: a `native_cache_` prefix, `_total` on counters,
+//! base units (`_bytes`, `_seconds`).
 
+use std::collections::HashMap;
 use std::fmt::Write;
 
+use napi_derive::napi;
+
+use crate::latency::Summary;
 use crate::CacheStats;
 
+#[derive(Clone, Copy)]
 enum Kind {
     Counter,
     Gauge,
+    Summary,
 }
 
-struct Out(String);
+/// One sample of a family.
+#[napi(object)]
+pub struct MetricSample {
+    /// The family's name, or for a summary also `…_sum` and `…_count`.
+    pub name: String,
+    /// Label names to values (`code`, `kind`, `quantile`); empty for most.
+    pub labels: HashMap<String, String>,
+    pub value: f64,
+}
+
+/// A metric family: what one `# HELP` / `# TYPE` pair announces.
+#[napi(object)]
+pub struct MetricFamily {
+    /// `native_cache_…`
+    pub name: String,
+    pub help: String,
+    #[napi(ts_type = "'counter' | 'gauge' | 'summary'")]
+    pub kind: String,
+    pub samples: Vec<MetricSample>,
+}
+
+struct Out(Vec<MetricFamily>);
 
 impl Out {
-    fn family(&mut self, name: &str, kind: Kind, help: &str, samples: &[(&str, f64)]) {
+    /// A family whose samples are (name suffix, label, value).
+    fn family(
+        &mut self,
+        name: &str,
+        kind: Kind,
+        help: &str,
+        samples: &[(&str, (&str, &str), f64)],
+    ) {
+        let name = format!("native_cache_{name}");
         let kind = match kind {
             Kind::Counter => "counter",
             Kind::Gauge => "gauge",
+            Kind::Summary => "summary",
         };
-        let _ = writeln!(self.0, "# HELP native_cache_{name} {help}");
-        let _ = writeln!(self.0, "# TYPE native_cache_{name} {kind}");
-        for (labels, value) in samples {
-            let labels = if labels.is_empty() {
-                String::new()
-            } else {
-                format!("{{{labels}}}")
-            };
-            let _ = writeln!(self.0, "native_cache_{name}{labels} {value}");
-        }
+        let samples = samples
+            .iter()
+            .map(|&(suffix, (label, value_of_label), value)| MetricSample {
+                name: format!("{name}{suffix}"),
+                labels: if label.is_empty() {
+                    HashMap::new()
+                } else {
+                    HashMap::from([(label.to_string(), value_of_label.to_string())])
+                },
+                value,
+            })
+            .collect();
+        self.0.push(MetricFamily {
+            name,
+            help: help.into(),
+            kind: kind.into(),
+            samples,
+        });
     }
 
     fn one(&mut self, name: &str, kind: Kind, help: &str, value: f64) {
-        self.family(name, kind, help, &[("", value)]);
+        self.family(name, kind, help, &[("", ("", ""), value)]);
     }
+}
+
+/// The families in the text format.
+pub fn text(families: &[MetricFamily]) -> String {
+    let mut o = String::with_capacity(4096);
+    for f in families {
+        let _ = writeln!(o, "# HELP {} {}", f.name, f.help);
+        let _ = writeln!(o, "# TYPE {} {}", f.name, f.kind);
+        for s in &f.samples {
+            let labels: Vec<String> = s
+                .labels
+                .iter()
+                .map(|(k, v)| format!("{k}=\"{v}\""))
+                .collect();
+            let labels = if labels.is_empty() {
+                String::new()
+            } else {
+                format!("{{{}}}", labels.join(","))
+            };
+            let _ = writeln!(o, "{}{labels} {}", s.name, s.value);
+        }
+    }
+    o
 }
 
 fn flag(b: bool) -> f64 {
@@ -45,9 +114,9 @@ fn flag(b: bool) -> f64 {
     }
 }
 
-pub fn exposition(s: &CacheStats) -> String {
+pub fn families(s: &CacheStats, latency: Option<Summary>) -> Vec<MetricFamily> {
     use Kind::{Counter, Gauge};
-    let mut o = Out(String::with_capacity(4096));
+    let mut o = Out(Vec::with_capacity(32));
     let (l, r, e) = (&s.local, &s.redis, &s.redis.errors_by_code);
     o.one(
         "l1_enabled",
@@ -122,11 +191,11 @@ pub fn exposition(s: &CacheStats) -> String {
         Counter,
         "Calls that took their failure result, by code.",
         &[
-            ("code=\"ERR_CACHE_TIMEOUT\"", e.timeout),
-            ("code=\"ERR_CACHE_UNAVAILABLE\"", e.unavailable),
-            ("code=\"ERR_CACHE_SERVER\"", e.server),
-            ("code=\"ERR_CACHE_PROTOCOL\"", e.protocol),
-            ("code=\"ERR_CACHE_CLOSED\"", e.closed),
+            ("", ("code", "ERR_CACHE_TIMEOUT"), e.timeout),
+            ("", ("code", "ERR_CACHE_UNAVAILABLE"), e.unavailable),
+            ("", ("code", "ERR_CACHE_SERVER"), e.server),
+            ("", ("code", "ERR_CACHE_PROTOCOL"), e.protocol),
+            ("", ("code", "ERR_CACHE_CLOSED"), e.closed),
         ],
     );
     o.one(
@@ -158,8 +227,8 @@ pub fn exposition(s: &CacheStats) -> String {
         Counter,
         "getOrSet callers whose answer a factory timeout decided.",
         &[
-            ("kind=\"soft\"", s.timeouts.soft),
-            ("kind=\"hard\"", s.timeouts.hard),
+            ("", ("kind", "soft"), s.timeouts.soft),
+            ("", ("kind", "hard"), s.timeouts.hard),
         ],
     );
     o.one(
@@ -185,6 +254,27 @@ pub fn exposition(s: &CacheStats) -> String {
         Gauge,
         "Keys plus JSON text of the fail-safe copies.",
         s.grace.bytes,
+    );
+    // A summary: quantiles over the latest samples, NaN before the first (as
+    // Prometheus client libraries write an empty summary), _sum and _count since start.
+    let (p50, p99, sum, count) = latency.map_or((f64::NAN, f64::NAN, 0.0, 0.0), |l| {
+        (
+            l.p50.as_secs_f64(),
+            l.p99.as_secs_f64(),
+            l.sum.as_secs_f64(),
+            l.count as f64,
+        )
+    });
+    o.family(
+        "invalidation_latency_seconds",
+        Kind::Summary,
+        "Time from sending a write to a key this instance tracks to its invalidation push being applied (probed about once a second; quantiles over the latest 64 probes).",
+        &[
+            ("", ("quantile", "0.5"), p50),
+            ("", ("quantile", "0.99"), p99),
+            ("_sum", ("", ""), sum),
+            ("_count", ("", ""), count),
+        ],
     );
     o.0
 }

@@ -21,6 +21,11 @@ export interface TcpProxy {
   silence(mode?: SilenceMode): void
   /** Forwards again; held data goes first, in order. */
   heal(): void
+  /**
+   * From now on holds what the server sends to the client for `ms` before
+   * forwarding it (order kept); 0 forwards at once again.
+   */
+  delayToClient(ms: number): void
   /** Closes every connection and the listener. */
   close(): Promise<void>
 }
@@ -38,6 +43,7 @@ export function startProxy(targetPort: number, targetHost = '127.0.0.1'): Promis
   const pairs = new Set<Pair>()
   let silentMode: SilenceMode | null = null
   let accepted = 0
+  let toClientDelay = 0
 
   const kill = (p: Pair) => {
     if (p.dead) return
@@ -64,8 +70,22 @@ export function startProxy(targetPort: number, targetHost = '127.0.0.1'): Promis
       if (silentMode === 'hold') held.push(data)
       else to.write(data)
     }
+    // Delayed server-to-client data, in order: one timer drains a queue whose due times never go back.
+    const queue: { due: number; data: Buffer }[] = []
+    let timer: NodeJS.Timeout | null = null
+    const drain = () => {
+      timer = null
+      while (queue.length > 0 && queue[0].due <= Date.now()) forward(queue.shift()!.data, client, p.toClient)
+      if (queue.length > 0) timer = setTimeout(drain, queue[0].due - Date.now())
+    }
+    const delayed = (data: Buffer) => {
+      if (toClientDelay <= 0 && queue.length === 0) return forward(data, client, p.toClient)
+      const due = Math.max(queue.at(-1)?.due ?? 0, Date.now() + toClientDelay)
+      queue.push({ due, data })
+      timer ??= setTimeout(drain, due - Date.now())
+    }
     client.on('data', (d: Buffer) => forward(d, upstream, p.toUpstream))
-    upstream.on('data', (d: Buffer) => forward(d, client, p.toClient))
+    upstream.on('data', (d: Buffer) => delayed(d))
     for (const s of [client, upstream]) {
       s.on('error', () => kill(p))
       s.on('close', () => kill(p))
@@ -98,6 +118,9 @@ export function startProxy(targetPort: number, targetHost = '127.0.0.1'): Promis
             for (const d of p.toUpstream.splice(0)) p.upstream.write(d)
             for (const d of p.toClient.splice(0)) p.client.write(d)
           }
+        },
+        delayToClient(ms: number) {
+          toClientDelay = ms
         },
         close() {
           silentMode = null

@@ -55,7 +55,7 @@ async fn supervise(shared: Arc<Shared>, target: Arc<Target>, sentinels: Option<A
     while !shared.is_closed() {
         let gen = shared.generations.fetch_add(1, Ordering::SeqCst) + 1;
         match connect(&shared, &target, sentinels.as_deref(), gen, resp3).await {
-            Ok((conn, untracked)) => {
+            Ok((conn, untracked, server)) => {
                 if let Some(why) = untracked.filter(|_| !said_no_tracking) {
                     said_no_tracking = true;
                     shared.logs.push(
@@ -87,8 +87,10 @@ async fn supervise(shared: Arc<Shared>, target: Arc<Target>, sentinels: Option<A
                 }
                 ever_up = true;
                 failures = 0;
+                // The probe writes to the server this connection reached (a new master, say).
+                shared.probe.set_writer(None);
                 let role = sentinels.is_some();
-                tokio::spawn(heartbeat(Arc::downgrade(&shared), conn, gen, role));
+                tokio::spawn(heartbeat(Arc::downgrade(&shared), conn, gen, role, server));
                 // Wait until this connection is reported broken or the cache closes.
                 while shared.is_current(gen) {
                     shared.wake.notified().await;
@@ -141,6 +143,16 @@ impl AsyncDNSResolver for Dial {
     }
 }
 
+fn config(shared: &Shared, server: &Target) -> AsyncConnectionConfig {
+    let config = AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(shared.timeout))
+        .set_response_timeout(None);
+    match &server.dial {
+        Some((host, port)) => config.set_dns_resolver(Dial(host.clone(), *port)),
+        None => config,
+    }
+}
+
 /// Opens connection `gen` (to the master the sentinels name, with Sentinel)
 /// and asks the server to track the keys it reads.
 /// Returns the connection and, when L1 is configured but tracking is off, why.
@@ -150,16 +162,22 @@ async fn connect(
     sentinels: Option<&Sentinels>,
     gen: u64,
     resp3: bool,
-) -> Result<(MultiplexedConnection, Option<String>), ConnectFailure> {
+) -> Result<(MultiplexedConnection, Option<String>, Arc<Target>), ConnectFailure> {
     let transient = |f: Failure| ConnectFailure::Transient(f);
     let located = match sentinels {
         Some(s) => Some(s.locate(shared, target).await?),
         None => None,
     };
-    let (mut info, dial) = match &located {
+    let (info, dial) = match &located {
         Some(m) => (m.info.clone(), m.dial.clone()),
         None => (target.info.clone(), target.dial.clone()),
     };
+    let server = Arc::new(Target {
+        info,
+        dial,
+        sentinel: None,
+    });
+    let mut info = server.info.clone();
     if !resp3 {
         let redis = info
             .redis_settings()
@@ -168,12 +186,7 @@ async fn connect(
         info = info.set_redis_settings(redis);
     }
     let client = redis::Client::open(info).map_err(|e| transient(e.into()))?;
-    let mut config = AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(shared.timeout))
-        .set_response_timeout(None);
-    if let Some((host, port)) = dial {
-        config = config.set_dns_resolver(Dial(host, port));
-    }
+    let mut config = config(shared, &server);
     if resp3 {
         // Weak: the connection must not keep the instance alive.
         let weak: Weak<Shared> = Arc::downgrade(shared);
@@ -199,11 +212,11 @@ async fn connect(
         s.confirm(shared, &mut conn, gen, m).await?;
     }
     if shared.local.is_none() {
-        return Ok((conn, None));
+        return Ok((conn, None, server));
     }
     if !resp3 {
         shared.gate.set_tracking(false);
-        return Ok((conn, Some("the server speaks RESP2 only".into())));
+        return Ok((conn, Some("the server speaks RESP2 only".into()), server));
     }
     // Without NOLOOP: when this client's own command makes Redis drop keys from
     // its tracking table or evict data, the invalidation is sent to this client
@@ -232,14 +245,14 @@ async fn connect(
         None => {
             shared.gate.set_tracking(true);
             shared.gate.prove(sent);
-            Ok((conn, None))
+            Ok((conn, None, server))
         }
         Some(why) => {
             shared.gate.set_tracking(false);
             if let Some(local) = &shared.local {
                 local.flush();
             }
-            Ok((conn, Some(format!("client tracking refused: {why}"))))
+            Ok((conn, Some(format!("client tracking refused: {why}")), server))
         }
     }
 }
@@ -248,8 +261,13 @@ async fn connect(
 fn on_push(shared: &Shared, gen: u64, push: PushInfo) {
     match push.kind {
         PushKind::Invalidate => {
-            if let Some(local) = &shared.local {
-                local.on_invalidate(push.data);
+            let mut data = push.data;
+            if let Some(local) = shared
+                .local
+                .as_ref()
+                .filter(|_| shared.probe.sift(&mut data))
+            {
+                local.on_invalidate(data);
             }
         }
         PushKind::Disconnection => {
@@ -261,18 +279,29 @@ fn on_push(shared: &Shared, gen: u64, push: PushInfo) {
 
 /// Pings connection `gen` every [`HEARTBEAT_INTERVAL_MS`]: each answer proves
 /// the invalidation link alive (see `gate.rs`); no answer within the command
-/// timeout breaks the connection, which empties L1 and reconnects.
+/// timeout breaks the connection, which empties L1 and reconnects. Every few
+/// beats, while tracked, it also starts a latency probe (`latency.rs`) that
+/// writes to `server`, the server this connection reached.
 /// `role` (Sentinel): asks `ROLE` instead, and a master demoted to replica breaks the link.
-async fn heartbeat(shared: Weak<Shared>, mut conn: MultiplexedConnection, gen: u64, role: bool) {
+async fn heartbeat(
+    shared: Weak<Shared>,
+    mut conn: MultiplexedConnection,
+    gen: u64,
+    role: bool,
+    server: Arc<Target>,
+) {
     let every = Duration::from_millis(HEARTBEAT_INTERVAL_MS.into());
     let ping = redis::cmd(if role { "ROLE" } else { "PING" });
-    loop {
+    for beat in (0..crate::latency::PROBE_EVERY_BEATS).cycle() {
         sleep(every).await;
         let Some(shared) = shared.upgrade() else {
             return;
         };
         if !shared.is_current(gen) {
             return;
+        }
+        if shared.gate.tracking() && shared.local.is_some() && shared.probe.due(beat) {
+            tokio::spawn(probe(Arc::downgrade(&shared), conn.clone(), server.clone()));
         }
         let sent = Instant::now();
         match timeout(shared.timeout, conn.send_packed_command(&ping)).await {
@@ -304,6 +333,52 @@ async fn heartbeat(shared: Weak<Shared>, mut conn: MultiplexedConnection, gen: u
                 return;
             }
         }
+    }
+}
+
+/// One invalidation latency probe (`latency.rs`): tracked through `tracked`,
+/// written on the probe's own connection, opened here when there is none.
+async fn probe(shared: Weak<Shared>, tracked: MultiplexedConnection, target: Arc<Target>) {
+    let Some(s) = shared.upgrade() else {
+        return;
+    };
+    let (probe, limit) = (s.probe.clone(), s.timeout);
+    let mut link = s.link.subscribe();
+    let Some(_running) = probe.start() else {
+        return;
+    };
+    let mut writer = match probe.writer() {
+        Some(w) => w,
+        None => {
+            let Ok(client) = redis::Client::open(target.info.clone()) else {
+                return;
+            };
+            let config = config(&s, &target);
+            let opening = client.get_multiplexed_async_connection_with_config(&config);
+            match timeout(limit, opening).await {
+                Ok(Ok(w)) => {
+                    probe.set_writer(Some(w.clone()));
+                    w
+                }
+                _ => return,
+            }
+        }
+    };
+    drop(s);
+    let give_up = async move {
+        let _ = link.changed().await;
+    };
+    match probe.send(tracked, &mut writer, limit, give_up).await {
+        Ok(None) => {}
+        Ok(Some(why)) => {
+            if let Some(s) = shared.upgrade() {
+                let why = format!(
+                    "invalidation latency not measured: the server refused the probe ({why})"
+                );
+                s.logs.push("info", Code::Server, why);
+            }
+        }
+        Err(_) => probe.set_writer(None),
     }
 }
 

@@ -65,6 +65,8 @@ pub struct Shared {
     /// Connections opened so far: numbers every connection, also across a
     /// restarted supervisor, so nothing from an old one passes for current.
     generations: AtomicU64,
+    /// Measures how long invalidations take to arrive (see `latency.rs`).
+    pub probe: Arc<crate::latency::Probe>,
 }
 
 pub struct RedisTier {
@@ -92,6 +94,7 @@ impl RedisTier {
             wake: Notify::new(),
             closed: AtomicBool::new(false),
             generations: AtomicU64::new(0),
+            probe: Default::default(),
         });
         let (tx, rx) = mpsc::unbounded_channel();
         link::start(shared.clone(), target);
@@ -227,6 +230,7 @@ impl Shared {
     /// The last queued call has run after `close()`: drop the connection and stop.
     fn shut_down(&self) {
         self.closed.store(true, Ordering::SeqCst);
+        self.probe.close();
         self.link.send_replace(Link::Closed);
         self.gate.lapse();
         self.wake.notify_one();
