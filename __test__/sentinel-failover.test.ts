@@ -117,6 +117,11 @@ describe('SENTINEL FAILOVER under load', () => {
     await newRaw.set('fo:l1', JSON.stringify('after'))
     expect(await eventually(async () => (await c.get('fo:l1')) === 'after', 100, 5)).toBe(true)
 
+    // The latency probe (a MULTI/EXEC about once a second) follows to the new master too.
+    const execs = async () => Number(/cmdstat_exec:calls=(\d+)/.exec(await newRaw.info('commandstats'))?.[1] ?? 0)
+    const execsBefore = await execs()
+    expect(await eventually(async () => (await execs()) > execsBefore, 3000, 100), 'no probe reached the new master').toBe(true)
+
     await sleep(300)
     stop = true
     await Promise.all(loops)
