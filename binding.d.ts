@@ -198,6 +198,8 @@ export interface NativeOptions {
   db?: number
   /** Present: connect with TLS (also for a `redis://` URL). */
   tls?: TlsOptions
+  /** Redis Cluster seed nodes (URLs or `host:port`); when set, url/host/port are ignored. */
+  clusterNodes?: Array<string>
   /** Bound on L1 keys plus JSON bytes; 0 disables L1 (in `'memory'` mode it bounds the store). */
   localMaxBytes: number
   /** Longest an L1 entry is served without Redis confirming it, in ms. */

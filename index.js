@@ -280,6 +280,20 @@ function optionalString(value, name) {
   return value
 }
 
+/** `cluster: { nodes }` (or env REDIS_CLUSTER_NODES, comma-separated) as the seed node list. */
+function resolveCluster(cluster) {
+  if (cluster === undefined || cluster === null) return undefined
+  if (typeof cluster !== 'object' || Array.isArray(cluster)) {
+    throw new TypeError(`cluster must be { nodes: [...] }, got ${describe(cluster)}`)
+  }
+  const { nodes } = cluster
+  if (!Array.isArray(nodes) || nodes.some((n) => typeof n !== 'string' || n === '')) {
+    throw new TypeError(`cluster.nodes must be an array of URLs or host:port strings, got ${describe(nodes)}`)
+  }
+  if (nodes.length === 0) throw new TypeError('cluster.nodes must list at least one node')
+  return nodes
+}
+
 /** Options plus environment fallbacks, checked; throws a TypeError naming the bad option. */
 function resolveOptions(options, env) {
   if (options === undefined || options === null) options = {}
@@ -294,6 +308,8 @@ function resolveOptions(options, env) {
   const explicitParts = ['host', 'port', 'username', 'password', 'db', 'tls'].some((k) => options[k] !== undefined)
   const url = optionalString(options.url ?? (explicitParts ? undefined : envUrl(env)), 'url')
   const tls = resolveTls(options.tls ?? envString(env, 'REDIS_TLS'))
+  const envNodes = ['url', 'host', 'port'].some((k) => options[k] !== undefined) ? undefined : envString(env, 'REDIS_CLUSTER_NODES')
+  const clusterNodes = resolveCluster(options.cluster ?? (envNodes && { nodes: envNodes.split(',').map((n) => n.trim()).filter(Boolean) }))
   let local = options.local
   if (local === undefined || local === true) local = {}
   if (local !== false && (typeof local !== 'object' || local === null || Array.isArray(local))) {
@@ -320,6 +336,7 @@ function resolveOptions(options, env) {
       password: optionalString(options.password ?? envString(env, 'REDIS_PASSWORD'), 'password'),
       db: integer(options.db ?? envString(env, 'REDIS_DATABASE') ?? 0, 'db', 0, 2 ** 31 - 1),
       tls,
+      clusterNodes,
       localMaxBytes: maxBytes,
       localMaxTtlMs: maxTtl * 1000,
       commandTimeoutMs: positive(options.commandTimeoutMs ?? DEFAULT_TIMEOUT_MS, 'commandTimeoutMs'),

@@ -68,6 +68,8 @@ pub struct NativeOptions {
     pub db: Option<u32>,
     /// Present: connect with TLS (also for a `redis://` URL).
     pub tls: Option<TlsOptions>,
+    /// Redis Cluster seed nodes (URLs or `host:port`); when set, url/host/port are ignored.
+    pub cluster_nodes: Option<Vec<String>>,
     /// Bound on L1 keys plus JSON bytes; 0 disables L1 (in `'memory'` mode it bounds the store).
     pub local_max_bytes: f64,
     /// Longest an L1 entry is served without Redis confirming it, in ms.
@@ -86,6 +88,14 @@ pub struct Target {
     pub info: ConnectionInfo,
     /// The address actually dialled when `servername` names the certificate instead.
     pub dial: Option<(String, u16)>,
+    /// Redis Cluster: its seed nodes (see [`cluster_target`]).
+    pub cluster: Option<ClusterTarget>,
+}
+
+/// A Redis Cluster's seed nodes, with the TLS settings every node connection uses.
+pub struct ClusterTarget {
+    pub nodes: Vec<ConnectionInfo>,
+    pub certs: Option<redis::TlsCertificates>,
 }
 
 pub struct Settings {
@@ -135,13 +145,128 @@ pub fn target(o: &NativeOptions) -> Result<Target, String> {
                 .set_redis_settings(redis)
         }
     };
+    with_tls(resp3(info), o.tls.as_ref())
+}
+
+fn resp3(info: ConnectionInfo) -> ConnectionInfo {
     let redis = info
         .redis_settings()
         .clone()
         .set_protocol(ProtocolVersion::RESP3)
         .set_lib_name("medianest-native-cache", env!("CARGO_PKG_VERSION"));
-    let info = info.set_redis_settings(redis);
-    with_tls(info, o.tls.as_ref())
+    info.set_redis_settings(redis)
+}
+
+/// Redis Cluster seed nodes: URLs or `host:port`; the top-level username,
+/// password and tls apply to every node; only database 0 exists in a cluster.
+pub fn cluster_target(o: &NativeOptions, nodes: &[String]) -> Result<Target, String> {
+    if nodes.is_empty() {
+        return Err("cluster.nodes must list at least one node".into());
+    }
+    if o.db.unwrap_or(0) != 0 {
+        return Err("db must be 0 with cluster: Redis Cluster has database 0 only".into());
+    }
+    let tls = o.tls.as_ref();
+    if tls.is_some_and(|t| t.servername.is_some()) {
+        return Err("tls.servername is not supported with cluster".into());
+    }
+    let mut infos = Vec::with_capacity(nodes.len());
+    for node in nodes {
+        let mut one = NativeOptions {
+            mode: String::new(),
+            url: None,
+            host: None,
+            port: None,
+            username: o.username.clone(),
+            password: o.password.clone(),
+            db: None,
+            tls: None,
+            cluster_nodes: None,
+            local_max_bytes: 0.0,
+            local_max_ttl_ms: 0.0,
+            command_timeout_ms: 0.0,
+        };
+        if node.contains("://") {
+            one.url = Some(node.clone());
+        } else {
+            let (host, port) = node
+                .rsplit_once(':')
+                .and_then(|(h, p)| Some((h, p.parse::<u16>().ok().filter(|p| *p > 0)?)))
+                .filter(|(h, _)| !h.is_empty())
+                .ok_or_else(|| {
+                    format!("cluster.nodes: {node:?} is neither a redis:// URL nor host:port")
+                })?;
+            one.host = Some(host.trim_matches(['[', ']']).to_string());
+            one.port = Some(port.into());
+        }
+        let mut info = target(&one)
+            .map_err(|e| format!("cluster.nodes: {e}"))?
+            .info;
+        if info.redis_settings().db() != 0 {
+            return Err(format!(
+                "cluster.nodes: {node:?} selects a database; Redis Cluster has database 0 only"
+            ));
+        }
+        let mut redis = info.redis_settings().clone();
+        if redis.username().is_none() {
+            if let Some(user) = &o.username {
+                redis = redis.set_username(user);
+            }
+        }
+        if redis.password().is_none() {
+            if let Some(password) = &o.password {
+                redis = redis.set_password(password);
+            }
+        }
+        info = info.set_redis_settings(redis);
+        if let Some(tls) = tls {
+            let (host, port) = match info.addr() {
+                ConnectionAddr::Tcp(h, p) | ConnectionAddr::TcpTls { host: h, port: p, .. } => {
+                    (h.clone(), *p)
+                }
+                other => return Err(format!("unsupported address {other}")),
+            };
+            let redis = info.redis_settings().clone();
+            let addr = ConnectionAddr::TcpTls {
+                host,
+                port,
+                insecure: tls.reject_unauthorized == Some(false),
+                tls_params: None,
+            };
+            info = addr
+                .into_connection_info()
+                .map_err(|e| e.to_string())?
+                .set_redis_settings(redis);
+        }
+        infos.push(info);
+    }
+    let certs = match tls {
+        Some(tls) if tls.ca.is_some() || tls.cert.is_some() => {
+            let pem = |b: &Option<String>| b.as_ref().map(|b| b.as_bytes().to_vec());
+            let (cert, key) = (pem(&tls.cert), pem(&tls.key));
+            if cert.is_some() != key.is_some() {
+                return Err("tls.cert and tls.key must be given together".into());
+            }
+            Some(redis::TlsCertificates {
+                client_tls: cert.zip(key).map(|(client_cert, client_key)| {
+                    redis::ClientTlsConfig {
+                        client_cert,
+                        client_key,
+                    }
+                }),
+                root_cert: pem(&tls.ca),
+            })
+        }
+        _ => None,
+    };
+    Ok(Target {
+        info: infos[0].clone(),
+        dial: None,
+        cluster: Some(ClusterTarget {
+            nodes: infos,
+            certs,
+        }),
+    })
 }
 
 /// Applies `tls` (certificates, verification, servername) to the address.
@@ -153,7 +278,11 @@ fn with_tls(info: ConnectionInfo, tls: Option<&TlsOptions>) -> Result<Target, St
         other => return Err(format!("unsupported address {other}")),
     };
     let Some(tls) = tls else {
-        return Ok(Target { info, dial: None });
+        return Ok(Target {
+            info,
+            dial: None,
+            cluster: None,
+        });
     };
     let insecure = tls.reject_unauthorized == Some(false);
     let servername = tls.servername.clone().filter(|s| !s.is_empty());
@@ -187,20 +316,28 @@ fn with_tls(info: ConnectionInfo, tls: Option<&TlsOptions>) -> Result<Target, St
         root_cert: pem(&tls.ca),
     };
     if certificates.client_tls.is_none() && certificates.root_cert.is_none() {
-        return Ok(Target { info, dial });
+        return Ok(Target {
+            info,
+            dial,
+            cluster: None,
+        });
     }
     let client = redis::Client::build_with_tls(info, certificates)
         .map_err(|e| format!("tls options are not usable: {e}"))?;
     Ok(Target {
         info: client.get_connection_info().clone(),
         dial,
+        cluster: None,
     })
 }
 
 pub fn settings(o: &NativeOptions) -> Result<Settings, String> {
     let mode = match o.mode.as_str() {
         "memory" => Mode::Memory,
-        "redis" => Mode::Redis(Box::new(target(o)?)),
+        "redis" => Mode::Redis(Box::new(match &o.cluster_nodes {
+            Some(nodes) => cluster_target(o, nodes)?,
+            None => target(o)?,
+        })),
         other => return Err(format!("mode must be 'redis' or 'memory', got {other:?}")),
     };
     if !(o.local_max_bytes.is_finite() && o.local_max_bytes >= 0.0) {
@@ -231,6 +368,7 @@ mod tests {
             password: Some("p@ss:word".into()),
             db: Some(3),
             tls: None,
+            cluster_nodes: None,
             local_max_bytes: 1024.0,
             local_max_ttl_ms: 60_000.0,
             command_timeout_ms: 1000.0,
@@ -281,6 +419,41 @@ mod tests {
         );
         assert_eq!(t.dial, Some(("127.0.0.1".to_string(), 7000)));
         assert_eq!(t.info.redis_settings().db(), 3);
+    }
+
+    #[test]
+    fn cluster_nodes_take_urls_or_host_port_and_the_top_level_credentials() {
+        let mut o = opts(None);
+        o.db = None;
+        let nodes = vec![
+            "10.0.0.1:7000".to_string(),
+            "redis://u:p@10.0.0.2:7001".to_string(),
+        ];
+        let t = cluster_target(&o, &nodes).unwrap();
+        let c = t.cluster.unwrap();
+        assert_eq!(c.nodes[0].addr().to_string(), "10.0.0.1:7000");
+        assert_eq!(c.nodes[0].redis_settings().password(), Some("p@ss:word"));
+        assert_eq!(c.nodes[1].redis_settings().password(), Some("p"));
+        assert_eq!(
+            c.nodes[1].redis_settings().protocol(),
+            ProtocolVersion::RESP3
+        );
+    }
+
+    #[test]
+    fn bad_cluster_options_are_named() {
+        let mut o = opts(None);
+        let err = cluster_target(&o, &["a:1".to_string()]).err().unwrap();
+        assert!(err.starts_with("db must be 0"), "{err}");
+        o.db = Some(0);
+        let err = cluster_target(&o, &[]).err().unwrap();
+        assert!(err.contains("cluster.nodes"), "{err}");
+        let err = cluster_target(&o, &["nope".to_string()]).err().unwrap();
+        assert!(err.contains("\"nope\""), "{err}");
+        let err = cluster_target(&o, &["redis://h:1/2".to_string()])
+            .err()
+            .unwrap();
+        assert!(err.contains("database 0 only"), "{err}");
     }
 
     #[test]

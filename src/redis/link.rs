@@ -12,7 +12,7 @@ use redis::io::AsyncDNSResolver;
 use redis::{AsyncConnectionConfig, ProtocolVersion, PushInfo, PushKind, RedisFuture, Value};
 use tokio::time::{sleep, timeout};
 
-use super::{Link, Shared};
+use super::{cluster, Conn, Link, Shared};
 use crate::error::{classify_connect, tracking_unsupported, Code, ConnectFailure, Failure};
 use crate::options::{Target, HEARTBEAT_INTERVAL_MS};
 use crate::stats::Counters;
@@ -49,7 +49,15 @@ async fn supervise(shared: Arc<Shared>, target: Arc<Target>) {
     let mut said_no_tracking = false;
     while !shared.is_closed() {
         let gen = shared.generations.fetch_add(1, Ordering::SeqCst) + 1;
-        match connect(&shared, &target, gen, resp3).await {
+        let attempt = match &target.cluster {
+            Some(nodes) => cluster::connect(&shared, nodes, gen)
+                .await
+                .map(|c| (Conn::Cluster(c), None)),
+            None => connect(&shared, &target, gen, resp3)
+                .await
+                .map(|(c, untracked)| (Conn::Single(c), untracked)),
+        };
+        match attempt {
             Ok((conn, untracked)) => {
                 if let Some(why) = untracked.filter(|_| !said_no_tracking) {
                     said_no_tracking = true;
@@ -82,7 +90,11 @@ async fn supervise(shared: Arc<Shared>, target: Arc<Target>) {
                 }
                 ever_up = true;
                 failures = 0;
-                tokio::spawn(heartbeat(Arc::downgrade(&shared), conn, gen));
+                let weak = Arc::downgrade(&shared);
+                match conn {
+                    Conn::Single(c) => tokio::spawn(heartbeat(weak, c, gen)),
+                    Conn::Cluster(c) => tokio::spawn(cluster::heartbeat(weak, c, gen)),
+                };
                 // Wait until this connection is reported broken or the cache closes.
                 while shared.is_current(gen) {
                     shared.wake.notified().await;
