@@ -13,9 +13,11 @@ const TIMEOUT_MS = 1000
 const MARGIN_MS = 400
 
 let cache: CacheService
+const T0 = Date.now()
+const dbg = (m: unknown) => console.log(Date.now() - T0, String(m))
 
 beforeAll(() => {
-  cache = new CacheService({ cluster: { nodes: cluster.seeds }, commandTimeoutMs: TIMEOUT_MS, logger: false })
+  cache = new CacheService({ cluster: { nodes: cluster.seeds }, commandTimeoutMs: TIMEOUT_MS, logger: process.env.CLUSTER_DEBUG ? { error: dbg, warn: dbg, info: dbg, debug: dbg } : false })
 })
 afterAll(async () => {
   await cache.close()
@@ -37,9 +39,9 @@ function load(keys: string[]) {
     for (let i = 0; running; i++) {
       const t0 = Date.now()
       await cache.set(key, i, 60)
+      const t1 = Date.now()
       const got = await cache.get(key)
-      const took = Date.now() - t0
-      slowest = Math.max(slowest, took / 2)
+      slowest = Math.max(slowest, t1 - t0, Date.now() - t1)
       calls += 2
       if (got === i) lastOk.set(key, Date.now())
       else failures++
@@ -116,10 +118,48 @@ describe('cluster mode: failover, node loss and slot migration', () => {
     }
   })
 
+  it('a silent primary (SIGSTOP): L1 stops serving its keys, a change on the promoted replica is seen within 2 s', async () => {
+    const [victim] = await cluster.primaries()
+    const key = await keyOn(victim.port, 'silent')
+    const replica = (await cluster.node(victim.port).call('INFO', 'replication')) as string
+    const replicaPort = Number(/slave0:ip=[^,]+,port=(\d+)/.exec(replica)![1])
+    await cache.set(key, 'old', 60)
+    await cache.get(key)
+    const hits = cache.stats().local.hits
+    expect(await cache.get(key)).toBe('old')
+    expect(cache.stats().local.hits, 'the key should be served from L1').toBe(hits + 1)
+    if (process.env.CLUSTER_DEBUG) dbg('pause')
+    cluster.pause(victim.port)
+    const paused = Date.now()
+    try {
+      expect(await eventually(async () => (await cluster.primaryOf(key)) === replicaPort, 20_000, 50)).toBe(true)
+      const changed = Date.now()
+      if (process.env.CLUSTER_DEBUG) dbg('changed')
+      await cluster.node(replicaPort).set(key, '"new"', 'EX', 60)
+      // From 2 s after the change on, the old value is never served; the new one comes through.
+      let lastOld = 0
+      let sawNew = false
+      let firstNew = 0
+      while (Date.now() < changed + 4000) {
+        const v = await cache.get(key)
+        if (v === 'old') lastOld = Date.now()
+        if (v === 'new' && !sawNew) firstNew = Date.now()
+        if (v === 'new') sawNew = true
+        await sleep(20)
+      }
+      console.log(`silent primary: old value last served ${lastOld ? `${lastOld - changed} ms` : 'never'} after the change on the promoted replica; new value read ${firstNew - paused} ms after the pause (replica promoted after ${changed - paused} ms)`)
+      expect(lastOld === 0 || lastOld - changed <= 2000, `old value served ${lastOld - changed} ms after the change`).toBe(true)
+      expect(sawNew).toBe(true)
+    } finally {
+      await cluster.resume(victim.port)
+      await cluster.settled()
+    }
+  })
+
   it('a slot migrated while L1 holds its keys: served during the move, then a write on the new owner is seen', async () => {
     const [source, target] = await cluster.primaries()
     const key = await keyOn(source.port, 'mig')
-    const slot = (await cluster.raw.call('CLUSTER', 'KEYSLOT', key)) as number
+    const slot = (await cluster.node(source.port).call('CLUSTER', 'KEYSLOT', key)) as number
     const src = cluster.node(source.port)
     const dst = cluster.node(target.port)
     const srcId = (await src.call('CLUSTER', 'MYID')) as string

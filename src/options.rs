@@ -221,9 +221,10 @@ pub fn cluster_target(o: &NativeOptions, nodes: &[String]) -> Result<Target, Str
         info = info.set_redis_settings(redis);
         if let Some(tls) = tls {
             let (host, port) = match info.addr() {
-                ConnectionAddr::Tcp(h, p) | ConnectionAddr::TcpTls { host: h, port: p, .. } => {
-                    (h.clone(), *p)
-                }
+                ConnectionAddr::Tcp(h, p)
+                | ConnectionAddr::TcpTls {
+                    host: h, port: p, ..
+                } => (h.clone(), *p),
                 other => return Err(format!("unsupported address {other}")),
             };
             let redis = info.redis_settings().clone();
@@ -248,12 +249,12 @@ pub fn cluster_target(o: &NativeOptions, nodes: &[String]) -> Result<Target, Str
                 return Err("tls.cert and tls.key must be given together".into());
             }
             Some(redis::TlsCertificates {
-                client_tls: cert.zip(key).map(|(client_cert, client_key)| {
-                    redis::ClientTlsConfig {
+                client_tls: cert
+                    .zip(key)
+                    .map(|(client_cert, client_key)| redis::ClientTlsConfig {
                         client_cert,
                         client_key,
-                    }
-                }),
+                    }),
                 root_cert: pem(&tls.ca),
             })
         }

@@ -51,6 +51,10 @@ export interface TestCluster {
   settled(ms?: number): Promise<void>
   /** SIGKILLs the node on `port` (left out of `settled` until restarted). */
   kill(port: number): void
+  /** SIGSTOPs the node on `port`: it holds its connections open and answers nothing. */
+  pause(port: number): void
+  /** SIGCONTs a paused node. */
+  resume(port: number): Promise<void>
   /** Starts the node on `port` again; it rejoins the cluster from its nodes.conf. */
   restart(port: number): Promise<void>
 }
@@ -73,7 +77,7 @@ export async function startCluster(): Promise<TestCluster & { stop(): Promise<vo
   const node = (port: number) => {
     let c = clients.get(port)
     if (!c) {
-      c = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => 100 })
+      c = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => 100, commandTimeout: 500 })
       c.on('error', () => {})
       clients.set(port, c)
     }
@@ -84,7 +88,7 @@ export async function startCluster(): Promise<TestCluster & { stop(): Promise<vo
   await run('redis-cli', ['--cluster', 'create', ...seeds, '--cluster-replicas', '1', '--cluster-yes'], { timeout: 30_000 })
 
   async function primaries() {
-    for (const p of ports) {
+    for (const p of ports.filter((p) => !down.has(p))) {
       try {
         const shards = (await node(p).call('CLUSTER', 'SLOTS')) as [number, number, [string, number, string]][]
         const byPort = new Map<number, [number, number][]>()
@@ -129,8 +133,9 @@ export async function startCluster(): Promise<TestCluster & { stop(): Promise<vo
     node,
     primaries,
     async primaryOf(key: string) {
-      const slot = (await raw.call('CLUSTER', 'KEYSLOT', key)) as number
       const ps = await primaries()
+      const up = ports.find((p) => !down.has(p))!
+      const slot = (await node(up).call('CLUSTER', 'KEYSLOT', key)) as number
       const hit = ps.find((p) => p.slots.some(([a, b]) => slot >= a && slot <= b))
       if (!hit) throw new Error(`no primary serves slot ${slot}`)
       return hit.port
@@ -139,6 +144,14 @@ export async function startCluster(): Promise<TestCluster & { stop(): Promise<vo
     kill(port: number) {
       down.add(port)
       nodes.find((n) => n.port === port)?.signal('SIGKILL')
+    },
+    pause(port: number) {
+      down.add(port)
+      nodes.find((n) => n.port === port)?.signal('SIGSTOP')
+    },
+    async resume(port: number) {
+      nodes.find((n) => n.port === port)?.signal('SIGCONT')
+      down.delete(port)
     },
     async restart(port: number) {
       await nodes.find((n) => n.port === port)?.start()

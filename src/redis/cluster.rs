@@ -19,6 +19,7 @@
 //! after a redirect still reads each key from one node.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -38,21 +39,23 @@ use tokio::time::{sleep, timeout};
 
 use super::commands::{apply_reply, RELEASE_IF_OWNER, RENEW_IF_OWNER};
 use super::executor::Planned;
-use super::Shared;
+use super::{Conn, Link, Shared};
 use crate::error::{classify_connect, Code, ConnectFailure, Failure};
 use crate::human::bytes_to_human;
 use crate::ops::{Op, Replies};
-use crate::options::{ClusterTarget, HEARTBEAT_INTERVAL_MS};
+use crate::options::{ClusterTarget, Target, HEARTBEAT_INTERVAL_MS};
 
 pub type Cluster = ClusterConnection<Tracked>;
 
 /// A read of one key in one command: its value and its `PTTL`.
 const READ: &str = "return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1])}";
 
-/// Heartbeats in a row that may fail before the cluster connection is built
-/// anew from the seed nodes (redis-rs refreshes its slot map only when a
-/// command fails, and a fan-out failure does not count).
-const REBUILD_AFTER_FAILED_BEATS: u32 = 8;
+/// Heartbeats in a row that may fail before a new cluster connection is built
+/// from the seed nodes and replaces this one. redis-rs refreshes its slot map
+/// on `MOVED`, never on a silent node, so a primary that stops answering
+/// without closing its connections would keep its slots routed to it after
+/// its replica took over.
+const REBUILD_AFTER_FAILED_BEATS: u32 = 2;
 
 /// A node connection that tracks the keys it reads from its first command on.
 #[derive(Clone)]
@@ -103,6 +106,7 @@ pub async fn connect(
     shared: &Arc<Shared>,
     target: &ClusterTarget,
     gen: u64,
+    bound: Duration,
 ) -> Result<Cluster, ConnectFailure> {
     let t = shared.timeout;
     let weak: Weak<Shared> = Arc::downgrade(shared);
@@ -126,7 +130,9 @@ pub async fn connect(
         builder = builder.certs(certs.clone());
     }
     let client = builder.build().map_err(classify_connect)?;
-    match timeout(t, client.get_async_generic_connection::<Tracked>()).await {
+    // redis-rs waits for every seed node (each within the connect timeout),
+    // then for every node of the slot map.
+    match timeout(bound, client.get_async_generic_connection::<Tracked>()).await {
         Err(_) => Err(ConnectFailure::Transient(Failure::new(
             Code::Unavailable,
             "cluster connect timed out",
@@ -209,8 +215,10 @@ async fn primaries(shared: &Shared, conn: &mut Cluster) -> Result<Vec<String>, F
 
 /// Every [`HEARTBEAT_INTERVAL_MS`], `PING` on every primary: all answering
 /// proves the gate; any failing empties L1 (a node may have lost our
-/// invalidations); a changed set of primaries empties it too.
-pub async fn heartbeat(shared: Weak<Shared>, mut conn: Cluster, gen: u64) {
+/// invalidations); a changed set of primaries empties it too. After
+/// [`REBUILD_AFTER_FAILED_BEATS`] failures a new connection (fresh slot map)
+/// replaces this one, which keeps serving until then.
+pub async fn heartbeat(shared: Weak<Shared>, mut conn: Cluster, mut gen: u64, target: Arc<Target>) {
     let every = Duration::from_millis(HEARTBEAT_INTERVAL_MS.into());
     let mut known: Option<Vec<String>> = None;
     let mut failed = 0u32;
@@ -236,8 +244,34 @@ pub async fn heartbeat(shared: Weak<Shared>, mut conn: Cluster, gen: u64) {
                 failed += 1;
                 shared.broken(gen, &why);
                 if failed >= REBUILD_AFTER_FAILED_BEATS {
-                    shared.rebuild(gen, &why);
-                    return;
+                    if let Some(nodes) = &target.cluster {
+                        let next = shared.generations.fetch_add(1, Ordering::SeqCst) + 1;
+                        // The current connection keeps serving meanwhile.
+                        let bound = shared.timeout * 4;
+                        if let Ok(fresh) = connect(&shared, nodes, next, bound).await {
+                            let swapped = shared.link.send_if_modified(|link| match link {
+                                Link::Up { gen: g, .. } if *g == gen => {
+                                    *link = Link::Up {
+                                        conn: Conn::Cluster(fresh.clone()),
+                                        gen: next,
+                                    };
+                                    true
+                                }
+                                _ => false,
+                            });
+                            if swapped {
+                                shared.logs.push(
+                                    "info",
+                                    Code::Unavailable,
+                                    "Redis Cluster connection rebuilt from the seed nodes",
+                                );
+                                (conn, gen, known) = (fresh, next, None);
+                            } else {
+                                return;
+                            }
+                        }
+                    }
+                    failed = 0;
                 }
             }
         }
@@ -443,7 +477,9 @@ async fn run_keyed(
         let us = units(&p.op, !p.tickets.is_empty());
         spans.push(total..total + us.len());
         for u in us {
-            let (pipe, idx) = slots.entry(u.route).or_insert_with(|| (redis::pipe(), Vec::new()));
+            let (pipe, idx) = slots
+                .entry(u.route)
+                .or_insert_with(|| (redis::pipe(), Vec::new()));
             pipe.add_command(u.cmd);
             idx.push(total);
             total += 1;
@@ -522,7 +558,10 @@ async fn fan_out(shared: &Shared, conn: &Cluster, op: &Op) -> Result<Vec<Value>,
     let all_ok = Some(ResponsePolicy::AllSucceeded);
     match op {
         Op::Ping => {
-            let v = bounded(shared, conn.route_command(redis::cmd("PING"), all_primaries(all_ok)));
+            let v = bounded(
+                shared,
+                conn.route_command(redis::cmd("PING"), all_primaries(all_ok)),
+            );
             Ok(vec![v.await?])
         }
         Op::Clear => {
@@ -534,8 +573,11 @@ async fn fan_out(shared: &Shared, conn: &Cluster, op: &Op) -> Result<Vec<Value>,
         }
         Op::Info => {
             let sum = Some(ResponsePolicy::Aggregate(AggregateOp::Sum));
-            let keys = bounded(shared, conn.route_command(redis::cmd("DBSIZE"), all_primaries(sum)))
-                .await?;
+            let keys = bounded(
+                shared,
+                conn.route_command(redis::cmd("DBSIZE"), all_primaries(sum)),
+            )
+            .await?;
             let mut info = redis::cmd("INFO");
             info.arg("memory");
             let infos = bounded(shared, conn.route_command(info, all_primaries(None))).await?;
@@ -630,13 +672,18 @@ mod tests {
         };
         let us = units(&op, false);
         assert_eq!(us.len(), 2);
-        assert_eq!(us[0].route, us[1].route, "a hash tag keeps keys on one slot");
+        assert_eq!(
+            us[0].route, us[1].route,
+            "a hash tag keeps keys on one slot"
+        );
         let op = Op::MGet(vec!["a".into(), "b".into()]);
         let us = units(&op, true);
         assert_ne!(us[0].route, us[1].route);
-        assert!(us[0].cmd.args_iter().next().is_some_and(
-            |a| matches!(a, redis::Arg::Simple(b) if b == b"EVAL")
-        ));
+        assert!(us[0]
+            .cmd
+            .args_iter()
+            .next()
+            .is_some_and(|a| matches!(a, redis::Arg::Simple(b) if b == b"EVAL")));
     }
 
     #[test]

@@ -18,8 +18,8 @@ use super::Conn;
 use tokio::sync::{mpsc, oneshot, Mutex};
 use tokio::time::{timeout, timeout_at};
 
-use super::commands::{add_commands, apply_reply};
 use super::cluster;
+use super::commands::{add_commands, apply_reply};
 use super::scan::delete_pattern;
 use super::{Link, Shared};
 use crate::error::{Code, Failure};
@@ -96,10 +96,7 @@ fn deliver(shared: &Shared, out: oneshot::Sender<Replies>, r: Replies) {
 }
 
 /// The connection to use for a batch due by `deadline`, waiting only while the first connect is under way.
-async fn current_link(
-    shared: &Shared,
-    deadline: Instant,
-) -> Result<(Conn, u64), Failure> {
+async fn current_link(shared: &Shared, deadline: Instant) -> Result<(Conn, u64), Failure> {
     let mut rx = shared.link.subscribe();
     loop {
         match &*rx.borrow_and_update() {

@@ -50,7 +50,7 @@ async fn supervise(shared: Arc<Shared>, target: Arc<Target>) {
     while !shared.is_closed() {
         let gen = shared.generations.fetch_add(1, Ordering::SeqCst) + 1;
         let attempt = match &target.cluster {
-            Some(nodes) => cluster::connect(&shared, nodes, gen)
+            Some(nodes) => cluster::connect(&shared, nodes, gen, shared.timeout)
                 .await
                 .map(|c| (Conn::Cluster(c), None)),
             None => connect(&shared, &target, gen, resp3)
@@ -93,10 +93,13 @@ async fn supervise(shared: Arc<Shared>, target: Arc<Target>) {
                 let weak = Arc::downgrade(&shared);
                 match conn {
                     Conn::Single(c) => tokio::spawn(heartbeat(weak, c, gen)),
-                    Conn::Cluster(c) => tokio::spawn(cluster::heartbeat(weak, c, gen)),
+                    Conn::Cluster(c) => {
+                        tokio::spawn(cluster::heartbeat(weak, c, gen, target.clone()))
+                    }
                 };
                 // Wait until this connection is reported broken or the cache closes.
-                while shared.is_current(gen) {
+                // A cluster connection may be replaced by a fresh one (see cluster.rs).
+                while shared.is_current(gen) || (target.cluster.is_some() && shared.is_up()) {
                     shared.wake.notified().await;
                 }
                 // A server that spoke RESP2 may have been upgraded since.

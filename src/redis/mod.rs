@@ -242,6 +242,10 @@ impl Shared {
         self.closed.load(Ordering::SeqCst)
     }
 
+    fn is_up(&self) -> bool {
+        matches!(&*self.link.borrow(), Link::Up { .. })
+    }
+
     fn is_current(&self, gen: u64) -> bool {
         matches!(&*self.link.borrow(), Link::Up { gen: g, .. } if *g == gen)
     }
@@ -257,7 +261,10 @@ impl Shared {
             self.logs.push(
                 "warn",
                 why.code,
-                format!("Redis Cluster node failed ({}); local tier emptied", why.message),
+                format!(
+                    "Redis Cluster node failed ({}); local tier emptied",
+                    why.message
+                ),
             );
         } else {
             self.rebuild(gen, why);
