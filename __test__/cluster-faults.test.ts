@@ -147,7 +147,7 @@ describe('cluster mode: failover, node loss and slot migration', () => {
         if (v === 'new') sawNew = true
         await sleep(20)
       }
-      console.log(`silent primary: old value last served ${lastOld ? `${lastOld - changed} ms` : 'never'} after the change on the promoted replica; new value read ${firstNew - paused} ms after the pause (replica promoted after ${changed - paused} ms)`)
+      console.log(`silent primary: old value last served ${lastOld ? `${lastOld - changed} ms` : 'never'} after the change on the promoted replica; new value read ${sawNew ? `${firstNew - paused} ms` : 'never'} after the pause (replica promoted after ${changed - paused} ms)`)
       expect(lastOld === 0 || lastOld - changed <= 2000, `old value served ${lastOld - changed} ms after the change`).toBe(true)
       expect(sawNew).toBe(true)
     } finally {

@@ -257,7 +257,12 @@ impl Shared {
         let cluster = matches!(&*self.link.borrow(),
             Link::Up { conn: Conn::Cluster(_), gen: g } if *g == gen);
         if cluster {
+            // Logged once per outage: while L1 is closed, later failures say nothing new.
+            let serving = self.gate.open();
             self.lapse_and_flush();
+            if !serving {
+                return;
+            }
             self.logs.push(
                 "warn",
                 why.code,
