@@ -4,7 +4,7 @@
 import { describe, it, expect, beforeAll, afterAll, beforeEach } from 'vitest'
 import { CacheService } from '../index.js'
 import { ownCluster } from './helpers/cluster'
-import { eventually } from './helpers/redis'
+import { eventually, freePort } from './helpers/redis'
 
 const cluster = ownCluster()
 
@@ -196,6 +196,23 @@ describe('cluster options', () => {
     expect(() => new CacheService({ cluster: { nodes: [1 as unknown as string] } })).toThrow(TypeError)
     expect(() => new CacheService({ cluster: { nodes: ['127.0.0.1:7000'] }, db: 2 })).toThrow(/db must be 0/)
     expect(() => new CacheService({ cluster: 'x' as unknown as { nodes: string[] } })).toThrow(TypeError)
+  })
+
+  it('an unreachable cluster: every method takes its failure result within the bound', async () => {
+    const cache = new CacheService({ cluster: { nodes: [`127.0.0.1:${await freePort()}`] }, commandTimeoutMs: 300, logger: false })
+    try {
+      const t0 = Date.now()
+      expect(await cache.get('k')).toBeNull()
+      expect(await cache.set('k', 1)).toBeUndefined()
+      expect(await cache.mget(['a', 'b'])).toEqual([])
+      expect(await cache.exists('k')).toBe(false)
+      expect(await cache.ttl('k')).toBe(-1)
+      expect(await cache.ping()).toBe(false)
+      expect(await cache.getInfo()).toEqual({ keyCount: 0, memoryUsage: 'unknown' })
+      expect(Date.now() - t0).toBeLessThan(7 * 300 + 1000)
+    } finally {
+      await cache.close()
+    }
   })
 
   it('REDIS_CLUSTER_NODES is the environment fallback, comma-separated', async () => {
