@@ -106,7 +106,13 @@ const workloads = {
     async run(a) {
       for (const k of HOT) await a.set(k, record(2), 600)
       await a.mget(HOT)
-      return drive((i) => a.mget(Array.from({ length: 10 }, (_, j) => HOT[(i * 10 + j) % HOT.length])))
+      let failed = 0
+      const rate = await drive(async (i) => {
+        const got = await a.mget(Array.from({ length: 10 }, (_, j) => HOT[(i * 10 + j) % HOT.length]))
+        if (got.length !== 10 || got.includes(null)) failed++
+      })
+      // The original's MGET across cluster slots fails (CROSSSLOT) and answers [].
+      return failed ? { value: null, note: `failed: ${failed} mget calls answered [] or null` } : rate
     },
   },
   W6: {
