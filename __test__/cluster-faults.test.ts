@@ -189,4 +189,38 @@ describe('cluster mode: failover, node loss and slot migration', () => {
     expect(await cache.get(key)).toBe('mine')
     expect(await dst.get(key)).toBe('"mine"')
   })
+
+  it('calls on keys on both sides of a slot being migrated succeed (mget, mset, del)', async () => {
+    const [source, target] = await cluster.primaries()
+    let tag = 0
+    while ((await cluster.primaryOf(`{mv${tag}}`)) !== source.port) tag++
+    const keys = ['a', 'b', 'c'].map((k) => `{mv${tag}}:${k}`)
+    const slot = (await cluster.node(source.port).call('CLUSTER', 'KEYSLOT', keys[0])) as number
+    const src = cluster.node(source.port)
+    const dst = cluster.node(target.port)
+    const srcId = (await src.call('CLUSTER', 'MYID')) as string
+    const dstId = (await dst.call('CLUSTER', 'MYID')) as string
+    // No L1: every call goes to the nodes.
+    const direct = new CacheService({ cluster: { nodes: cluster.seeds }, local: false, logger: false })
+    try {
+      await direct.mset({ [keys[0]]: 'A', [keys[1]]: 'B', [keys[2]]: 'C' }, 60)
+      await dst.call('CLUSTER', 'SETSLOT', slot, 'IMPORTING', srcId)
+      await src.call('CLUSTER', 'SETSLOT', slot, 'MIGRATING', dstId)
+      await src.call('MIGRATE', '127.0.0.1', target.port, '', 0, 5000, 'KEYS', keys[0])
+      // keys[0] is on the target now (ASK), the others still on the source.
+      expect(await direct.mget(keys)).toEqual(['A', 'B', 'C'])
+      await direct.mset({ [keys[0]]: 'A2', [keys[1]]: 'B2' }, 60)
+      expect(await direct.mget(keys)).toEqual(['A2', 'B2', 'C'])
+      const asking = await dst.pipeline().call('ASKING').get(keys[0]).exec()
+      expect(asking?.[1]?.[1]).toBe('"A2"')
+      expect(await src.get(keys[1])).toBe('"B2"')
+      await direct.del([keys[0], keys[2]])
+      expect(await direct.mget(keys)).toEqual([null, 'B2', null])
+    } finally {
+      const rest = (await src.call('CLUSTER', 'GETKEYSINSLOT', slot, 1000)) as string[]
+      if (rest.length) await src.call('MIGRATE', '127.0.0.1', target.port, '', 0, 5000, 'KEYS', ...rest)
+      for (const p of await cluster.primaries()) await cluster.node(p.port).call('CLUSTER', 'SETSLOT', slot, 'NODE', dstId)
+      await direct.close()
+    }
+  })
 })

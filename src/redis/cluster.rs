@@ -471,7 +471,7 @@ async fn run_keyed(
 ) {
     // Per op: its units' indexes; per slot: a pipeline and its units' indexes.
     let mut spans = Vec::with_capacity(segment.len());
-    let mut slots: HashMap<Route, (redis::Pipeline, Vec<usize>)> = HashMap::new();
+    let mut slots: HashMap<Route, (Vec<Cmd>, Vec<usize>)> = HashMap::new();
     let mut total = 0usize;
     for p in &segment {
         let us = units(&p.op, !p.tickets.is_empty());
@@ -479,27 +479,20 @@ async fn run_keyed(
         for u in us {
             let (pipe, idx) = slots
                 .entry(u.route)
-                .or_insert_with(|| (redis::pipe(), Vec::new()));
-            pipe.add_command(u.cmd);
+                .or_insert_with(|| (Vec::new(), Vec::new()));
+            pipe.push(u.cmd);
             idx.push(total);
             total += 1;
         }
     }
     let sent_at = Instant::now();
-    let sends = slots.into_iter().map(|(route, (pipe, idx))| {
-        let mut conn = conn.clone();
+    let sends = slots.into_iter().map(|(route, (cmds, idx))| {
+        let conn = conn.clone();
         async move {
             let n = idx.len();
-            let route = SingleNodeRoutingInfo::SpecificNode(route);
-            let result = match timeout(shared.timeout, conn.route_pipeline(pipe, 0, n, route)).await
-            {
-                Ok(Ok(vals)) if vals.len() == n => Ok(vals),
-                Ok(Ok(vals)) => Err(Failure::new(
-                    Code::Protocol,
-                    format!("expected {n} replies, got {}", vals.len()),
-                )),
-                Ok(Err(e)) => Err(Failure::from(e)),
-                Err(_) => Err(Failure::timeout()),
+            let result = match timeout(shared.timeout, send_slot(conn, route, cmds)).await {
+                Ok(r) => r,
+                Err(_) => vec![Err(Failure::timeout()); n],
             };
             (idx, result)
         }
@@ -507,20 +500,13 @@ async fn run_keyed(
     let mut results: Vec<Option<Result<Value, Failure>>> = (0..total).map(|_| None).collect();
     let mut lost: Option<Failure> = None;
     for (idx, result) in join_all(sends).await {
-        match result {
-            Ok(vals) => {
-                for (i, v) in idx.into_iter().zip(vals) {
-                    results[i] = Some(Ok(v));
-                }
-            }
-            Err(why) => {
+        for (i, r) in idx.into_iter().zip(result) {
+            if let Err(why) = &r {
                 if why.breaks_link() && lost.is_none() {
                     lost = Some(why.clone());
                 }
-                for i in idx {
-                    results[i] = Some(Err(why.clone()));
-                }
             }
+            results[i] = Some(r);
         }
     }
     if let Some(why) = lost {
@@ -549,6 +535,43 @@ async fn run_keyed(
             }
         };
         replies[p.job].push(p.op.shape(), result);
+    }
+}
+
+/// Sends one slot's commands as one pipeline, and replies in order.
+///
+/// redis-rs re-sends a pipeline whole when any reply redirects, and `ASKING`
+/// covers only its first command, so a pipeline holding keys on both sides of
+/// a slot migration keeps bouncing between the two nodes; it then goes one
+/// command at a time, in order, each following its own redirect.
+async fn send_slot(mut conn: Cluster, route: Route, cmds: Vec<Cmd>) -> Vec<Result<Value, Failure>> {
+    let n = cmds.len();
+    let mut pipe = redis::pipe();
+    for c in &cmds {
+        pipe.add_command(c.clone());
+    }
+    let at = SingleNodeRoutingInfo::SpecificNode(route);
+    match conn.route_pipeline(pipe, 0, n, at.clone()).await {
+        Ok(vals) if vals.len() == n => vals.into_iter().map(Ok).collect(),
+        Ok(vals) => {
+            let why = Failure::new(
+                Code::Protocol,
+                format!("expected {n} replies, got {}", vals.len()),
+            );
+            vec![Err(why); n]
+        }
+        Err(e) if n > 1 && e.is_cluster_error() => {
+            let mut out = Vec::with_capacity(n);
+            for c in cmds {
+                out.push(
+                    conn.route_command(c, RoutingInfo::SingleNode(at.clone()))
+                        .await
+                        .map_err(Failure::from),
+                );
+            }
+            out
+        }
+        Err(e) => vec![Err(Failure::from(e)); n],
     }
 }
 
