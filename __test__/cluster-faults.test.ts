@@ -1,7 +1,9 @@
-// Redis Cluster topology changes under load: a CLUSTER FAILOVER, a killed
-// primary, a slot migrated while L1 holds its keys. Calls settle within
-// commandTimeoutMs, the instance recovers by itself, and no stale value is
-// served afterwards. Recovery times are printed (see the README).
+// Redis Cluster topology changes: a CLUSTER FAILOVER and a killed primary
+// under load, a silent (SIGSTOPped) primary, a slot migrated while L1 holds
+// its keys, calls on keys on both sides of a slot mid-migration. Calls settle
+// within commandTimeoutMs, the instance recovers by itself, and no stale value
+// is served afterwards. Recovery times are printed (see the README);
+// CLUSTER_DEBUG=1 prints the instance's log lines with timestamps.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest'
 import { CacheService } from '../index.js'
 import { ownCluster } from './helpers/cluster'
