@@ -235,6 +235,8 @@ export interface NativeOptions {
   tls?: TlsOptions
   /** Present: find the master through these sentinels (host/port/url are not used). */
   sentinel?: SentinelOptions
+  /** Redis Cluster seed nodes (URLs or `host:port`); when set, url/host/port are ignored. */
+  clusterNodes?: Array<string>
   /** Bound on L1 keys plus JSON bytes; 0 disables L1 (in `'memory'` mode it bounds the store). */
   localMaxBytes: number
   /** Longest an L1 entry is served without Redis confirming it, in ms. */

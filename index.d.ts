@@ -71,6 +71,12 @@ export interface CacheServiceOptions {
    * (comma-separated `host:port`) with `REDIS_SENTINEL_NAME`, when no `url`, `host` or `port` is given.
    */
   sentinel?: CacheSentinelOptions
+  /**
+   * Redis Cluster seed nodes, as URLs or `host:port`; `username`, `password` and `tls` apply to
+   * every node, `db` must be 0. Default: env `REDIS_CLUSTER_NODES` (comma-separated), unless
+   * `url`, `host` or `port` is given.
+   */
+  cluster?: { nodes: string[] }
   /** `'memory'`: the in-process tier alone, no Redis, one process. Default: env `CACHE_MODE`, else `'redis'`. */
   mode?: 'redis' | 'memory'
   /** Seconds used when a call's ttl is falsy. Default 300. */

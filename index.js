@@ -309,6 +309,20 @@ function resolveSentinel(sentinel, env) {
   return { sentinels: [...sentinels], name, password: optionalString(password, 'sentinel.password') }
 }
 
+/** `cluster: { nodes }` (or env REDIS_CLUSTER_NODES, comma-separated) as the seed node list. */
+function resolveCluster(cluster) {
+  if (cluster === undefined || cluster === null) return undefined
+  if (typeof cluster !== 'object' || Array.isArray(cluster)) {
+    throw new TypeError(`cluster must be { nodes: [...] }, got ${describe(cluster)}`)
+  }
+  const { nodes } = cluster
+  if (!Array.isArray(nodes) || nodes.some((n) => typeof n !== 'string' || n === '')) {
+    throw new TypeError(`cluster.nodes must be an array of URLs or host:port strings, got ${describe(nodes)}`)
+  }
+  if (nodes.length === 0) throw new TypeError('cluster.nodes must list at least one node')
+  return nodes
+}
+
 /** Options plus environment fallbacks, checked; throws a TypeError naming the bad option. */
 function resolveOptions(options, env) {
   if (options === undefined || options === null) options = {}
@@ -335,6 +349,11 @@ function resolveOptions(options, env) {
   const explicitParts = ['host', 'port', 'username', 'password', 'db', 'tls'].some((k) => options[k] !== undefined)
   const url = optionalString(options.url ?? (explicitParts || sentinel !== undefined ? undefined : envUrl(env)), 'url')
   const tls = resolveTls(options.tls ?? envString(env, 'REDIS_TLS'))
+  const envNodes = explicitAddress || given('sentinel') ? undefined : envString(env, 'REDIS_CLUSTER_NODES')
+  const clusterNodes = resolveCluster(options.cluster ?? (envNodes && { nodes: envNodes.split(',').map((n) => n.trim()).filter(Boolean) }))
+  if (clusterNodes !== undefined && sentinel !== undefined) {
+    throw new TypeError('REDIS_CLUSTER_NODES and REDIS_SENTINELS cannot be used together: set one of them')
+  }
   let local = options.local
   if (local === undefined || local === true) local = {}
   if (local !== false && (typeof local !== 'object' || local === null || Array.isArray(local))) {
@@ -362,6 +381,7 @@ function resolveOptions(options, env) {
       db: integer(options.db ?? envString(env, 'REDIS_DATABASE') ?? 0, 'db', 0, 2 ** 31 - 1),
       tls,
       sentinel,
+      clusterNodes,
       localMaxBytes: maxBytes,
       localMaxTtlMs: maxTtl * 1000,
       commandTimeoutMs: positive(options.commandTimeoutMs ?? DEFAULT_TIMEOUT_MS, 'commandTimeoutMs'),

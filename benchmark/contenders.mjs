@@ -133,3 +133,28 @@ export async function make(name, url, maxBytes = 256 * 1024 * 1024) {
   if (!(await a.ready())) throw new Error(`${name} did not connect to ${url}`)
   return a
 }
+
+/** Contenders of the cluster table (`npm run bench -- --cluster`). */
+export const CLUSTER_NAMES = ['native', 'native-noL1', 'baseline']
+
+/** A contender on a Redis Cluster; the baseline is the original's code over ioredis' Redis.Cluster. */
+export async function makeCluster(name, seeds, maxBytes = 256 * 1024 * 1024) {
+  const cluster = { nodes: seeds }
+  let a
+  if (name === 'native') a = serviceAdapter(name, new CacheService({ cluster, local: { maxBytes, maxTtl: 600 }, logger: quiet }))
+  else if (name === 'native-noL1') a = serviceAdapter(name, new CacheService({ cluster, local: false, logger: quiet }))
+  else if (name === 'baseline') {
+    const Redis = require('ioredis')
+    const original = new Original(`redis://${seeds[0]}`)
+    // The original's code, unchanged, over the cluster client a backend on a cluster would give it.
+    original.redis = new Redis.Cluster(
+      seeds.map((s) => ({ host: s.split(':')[0], port: Number(s.split(':')[1]) })),
+      { redisOptions: { maxRetriesPerRequest: 3 } },
+    )
+    original.redis.on('error', () => {})
+    a = serviceAdapter(name, original)
+    a.close = async () => original.redis.disconnect()
+  } else throw new Error(`no cluster contender ${name}`)
+  if (!(await a.ready())) throw new Error(`${name} did not connect to the cluster`)
+  return a
+}

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// npm run bench [-- --quick] [-- --reps N] [-- --only W1,W7,W10]
+// npm run bench [-- --quick] [-- --reps N] [-- --only W1,W7,W10] [-- --cluster]
 //
 // Every contender (benchmark/contenders.mjs) on one redis-server of our own,
 // interleaved within each repetition (A B C … A B C …); medians over the
@@ -11,10 +11,10 @@ import { mkdirSync, writeFileSync, readFileSync } from 'node:fs'
 import { cpus, totalmem } from 'node:os'
 import { join, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { startRedis } from './redis-server.mjs'
+import { startRedis, startCluster } from './redis-server.mjs'
 import { createRequire } from 'node:module'
 import { Bench } from 'tinybench'
-import { make, NAMES, BASELINE } from './contenders.mjs'
+import { make as makeSingle, makeCluster, NAMES as SINGLE_NAMES, CLUSTER_NAMES, BASELINE } from './contenders.mjs'
 import { record } from './record.mjs'
 
 const here = dirname(fileURLToPath(import.meta.url))
@@ -28,6 +28,11 @@ const REPS = Number(opt('reps', QUICK ? 1 : 5))
 const RUN_MS = Number(opt('ms', QUICK ? 120 : 1000))
 const ONLY = opt('only', null)?.split(',')
 const CONCURRENCY = 64
+// --cluster: the same workloads on a 3-primary Redis Cluster, the addon against the original over Redis.Cluster.
+const CLUSTER = flag('cluster')
+const NAMES = CLUSTER ? CLUSTER_NAMES : SINGLE_NAMES
+const make = CLUSTER ? makeCluster : makeSingle
+const CLUSTER_WORKLOADS = ['W1', 'W2', 'W3', 'W4', 'W5', 'W8']
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 const log = (...a) => console.error(...a)
 
@@ -101,7 +106,13 @@ const workloads = {
     async run(a) {
       for (const k of HOT) await a.set(k, record(2), 600)
       await a.mget(HOT)
-      return drive((i) => a.mget(Array.from({ length: 10 }, (_, j) => HOT[(i * 10 + j) % HOT.length])))
+      let failed = 0
+      const rate = await drive(async (i) => {
+        const got = await a.mget(Array.from({ length: 10 }, (_, j) => HOT[(i * 10 + j) % HOT.length]))
+        if (got.length !== 10 || got.includes(null)) failed++
+      })
+      // The original's MGET across cluster slots fails (CROSSSLOT) and answers [].
+      return failed ? { value: null, note: `failed: ${failed} mget calls answered [] or null` } : rate
     },
   },
   W6: {
@@ -316,11 +327,19 @@ function fmt(v, unit) {
 }
 
 async function main() {
-  const server = await startRedis()
-  const chosen = Object.keys(workloads).filter((w) => !ONLY || ONLY.includes(w))
+  const server = CLUSTER ? await startCluster() : await startRedis()
+  const target = CLUSTER ? server.seeds : server.url
+  const chosen = Object.keys(workloads).filter((w) => (!ONLY || ONLY.includes(w)) && (!CLUSTER || CLUSTER_WORKLOADS.includes(w)))
   log(`bench: ${REPS} repetition(s), ${RUN_MS} ms per run, contenders: ${NAMES.join(', ')}`)
   // Cold keys for W2, written once, the way the original writes them (pipelined SETEX).
-  {
+  if (CLUSTER) {
+    const Redis = require('ioredis')
+    const seed = new Redis.Cluster(server.seeds.map((s) => ({ host: '127.0.0.1', port: Number(s.split(':')[1]) })))
+    for (let i = 0; i < COLD; i += 500) {
+      await Promise.all(Array.from({ length: 500 }, (_, j) => seed.setex(`cold:${i + j}`, 3600, JSON.stringify(record(i + j)))))
+    }
+    seed.disconnect()
+  } else {
     const { CacheService: Original } = require('./.build/original/cache.service.js')
     const seed = new Original(server.url)
     for (let i = 0; i < COLD; i += 500) {
@@ -338,8 +357,8 @@ async function main() {
       const wl = workloads[w]
       const line = []
       for (const name of NAMES) {
-        const a = await make(name, server.url)
-        const b = wl.pair ? await make(name, server.url) : null
+        const a = await make(name, target)
+        const b = wl.pair ? await make(name, target) : null
         let r
         try {
           r = await wl.run(a, b)
@@ -356,13 +375,12 @@ async function main() {
     }
   }
 
-  const fleetChosen = Object.keys(fleet).filter((w) => !ONLY || ONLY.includes(w))
+  const fleetChosen = CLUSTER ? [] : Object.keys(fleet).filter((w) => !ONLY || ONLY.includes(w))
   const fleetResults = await runFleet(fleetChosen, server.url)
 
-  log('  redis-benchmark …')
-  const limit = redisBenchmark(server.port)
+  const limit = CLUSTER ? {} : (log('  redis-benchmark …'), redisBenchmark(server.port))
   const memory = {}
-  if (!ONLY || ONLY.includes('W9')) {
+  if (!CLUSTER && (!ONLY || ONLY.includes('W9'))) {
     for (const name of NAMES) {
       log(`  W9 memory: ${name} …`)
       memory[name] = memoryPerEntry(name, server.url)
@@ -391,15 +409,15 @@ async function main() {
     }
   }
 
-  const meta = { date: new Date().toISOString(), machine: `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB`, reps: REPS, runMs: RUN_MS, concurrency: CONCURRENCY, quick: QUICK, versions: versions() }
+  const meta = { cluster: CLUSTER ? '3 primaries + 3 replicas, one host' : undefined, date: new Date().toISOString(), machine: `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB`, reps: REPS, runMs: RUN_MS, concurrency: CONCURRENCY, quick: QUICK, versions: versions() }
   const out = { meta, workloads: Object.fromEntries(chosen.map((w) => [w, workloads[w].title])), table, raw: results, fleet: fleetResults, redisBenchmark: limit, memory }
   mkdirSync(join(here, 'results'), { recursive: true })
-  const file = join(here, 'results', `bench-${QUICK ? 'quick-' : ''}${meta.date.replace(/[:.]/g, '-')}.json`)
+  const file = join(here, 'results', `bench-${CLUSTER ? 'cluster-' : ''}${QUICK ? 'quick-' : ''}${meta.date.replace(/[:.]/g, '-')}.json`)
   writeFileSync(file, JSON.stringify(out, null, 2))
 
   // Markdown.
   const lines = []
-  lines.push(`Run ${meta.date} · ${meta.machine} · Node ${meta.versions.node} · Redis ${meta.versions.redis} · ${REPS} repetitions × ${RUN_MS} ms, medians; (×N) = median ratio to the baseline in the same repetition, >1 is better`)
+  lines.push(`${CLUSTER ? 'Redis Cluster (3 primaries + 3 replicas on this host) · ' : ''}Run ${meta.date} · ${meta.machine} · Node ${meta.versions.node} · Redis ${meta.versions.redis} · ${REPS} repetitions × ${RUN_MS} ms, medians; (×N) = median ratio to the baseline in the same repetition, >1 is better`)
   if (chosen.length > 0) {
     lines.push('')
     lines.push(`| workload | ${NAMES.join(' | ')} |`)
@@ -437,10 +455,10 @@ async function main() {
     }
   }
   lines.push('')
-  lines.push(`redis-benchmark on the same server (-c ${CONCURRENCY} -d 1000, no pipelining): GET ${limit.GET ?? '?'} rps, SET ${limit.SET ?? '?'} rps.`)
+  if (!CLUSTER) lines.push(`redis-benchmark on the same server (-c ${CONCURRENCY} -d 1000, no pipelining): GET ${limit.GET ?? '?'} rps, SET ${limit.SET ?? '?'} rps.`)
   const md = lines.join('\n')
   // A partial run (--only) leaves latest.md, the last full table, alone.
-  if (!ONLY || QUICK) writeFileSync(join(here, 'results', QUICK ? 'latest-quick.md' : 'latest.md'), md + '\n')
+  if (!ONLY || QUICK) writeFileSync(join(here, 'results', `latest${CLUSTER ? '-cluster' : ''}${QUICK ? '-quick' : ''}.md`), md + '\n')
   console.log(md)
   log(`\nwritten: ${file}`)
   process.exit(0)

@@ -81,6 +81,8 @@ pub struct NativeOptions {
     pub tls: Option<TlsOptions>,
     /// Present: find the master through these sentinels (host/port/url are not used).
     pub sentinel: Option<SentinelOptions>,
+    /// Redis Cluster seed nodes (URLs or `host:port`); when set, url/host/port are ignored.
+    pub cluster_nodes: Option<Vec<String>>,
     /// Bound on L1 keys plus JSON bytes; 0 disables L1 (in `'memory'` mode it bounds the store).
     pub local_max_bytes: f64,
     /// Longest an L1 entry is served without Redis confirming it, in ms.
@@ -102,6 +104,14 @@ pub struct Target {
     /// Present: `info` carries the master's credentials, db and TLS; its
     /// address is asked of these sentinels on every connect (`redis/sentinel.rs`).
     pub sentinel: Option<SentinelTarget>,
+    /// Redis Cluster: its seed nodes (see [`cluster_target`]).
+    pub cluster: Option<ClusterTarget>,
+}
+
+/// A Redis Cluster's seed nodes, with the TLS settings every node connection uses.
+pub struct ClusterTarget {
+    pub nodes: Vec<ConnectionInfo>,
+    pub certs: Option<redis::TlsCertificates>,
 }
 
 /// The sentinels to ask for the master of `name`.
@@ -204,13 +214,131 @@ pub fn target(o: &NativeOptions) -> Result<Target, String> {
                 .set_redis_settings(redis)
         }
     };
+    with_tls(resp3(info), o.tls.as_ref())
+}
+
+fn resp3(info: ConnectionInfo) -> ConnectionInfo {
     let redis = info
         .redis_settings()
         .clone()
         .set_protocol(ProtocolVersion::RESP3)
         .set_lib_name("medianest-native-cache", env!("CARGO_PKG_VERSION"));
-    let info = info.set_redis_settings(redis);
-    with_tls(info, o.tls.as_ref())
+    info.set_redis_settings(redis)
+}
+
+/// Redis Cluster seed nodes: URLs or `host:port`; the top-level username,
+/// password and tls apply to every node; only database 0 exists in a cluster.
+pub fn cluster_target(o: &NativeOptions, nodes: &[String]) -> Result<Target, String> {
+    if nodes.is_empty() {
+        return Err("cluster.nodes must list at least one node".into());
+    }
+    if o.db.unwrap_or(0) != 0 {
+        return Err("db must be 0 with cluster: Redis Cluster has database 0 only".into());
+    }
+    let tls = o.tls.as_ref();
+    if tls.is_some_and(|t| t.servername.is_some()) {
+        return Err("tls.servername is not supported with cluster".into());
+    }
+    let mut infos = Vec::with_capacity(nodes.len());
+    for node in nodes {
+        let mut one = NativeOptions {
+            mode: String::new(),
+            url: None,
+            host: None,
+            port: None,
+            username: o.username.clone(),
+            password: o.password.clone(),
+            db: None,
+            tls: None,
+            sentinel: None,
+            cluster_nodes: None,
+            local_max_bytes: 0.0,
+            local_max_ttl_ms: 0.0,
+            command_timeout_ms: 0.0,
+        };
+        if node.contains("://") {
+            one.url = Some(node.clone());
+        } else {
+            let (host, port) = node
+                .rsplit_once(':')
+                .and_then(|(h, p)| Some((h, p.parse::<u16>().ok().filter(|p| *p > 0)?)))
+                .filter(|(h, _)| !h.is_empty())
+                .ok_or_else(|| {
+                    format!("cluster.nodes: {node:?} is neither a redis:// URL nor host:port")
+                })?;
+            one.host = Some(host.trim_matches(['[', ']']).to_string());
+            one.port = Some(port.into());
+        }
+        let mut info = target(&one)
+            .map_err(|e| format!("cluster.nodes: {e}"))?
+            .info;
+        if info.redis_settings().db() != 0 {
+            return Err(format!(
+                "cluster.nodes: {node:?} selects a database; Redis Cluster has database 0 only"
+            ));
+        }
+        let mut redis = info.redis_settings().clone();
+        if redis.username().is_none() {
+            if let Some(user) = &o.username {
+                redis = redis.set_username(user);
+            }
+        }
+        if redis.password().is_none() {
+            if let Some(password) = &o.password {
+                redis = redis.set_password(password);
+            }
+        }
+        info = info.set_redis_settings(redis);
+        if let Some(tls) = tls {
+            let (host, port) = match info.addr() {
+                ConnectionAddr::Tcp(h, p)
+                | ConnectionAddr::TcpTls {
+                    host: h, port: p, ..
+                } => (h.clone(), *p),
+                other => return Err(format!("unsupported address {other}")),
+            };
+            let redis = info.redis_settings().clone();
+            let addr = ConnectionAddr::TcpTls {
+                host,
+                port,
+                insecure: tls.reject_unauthorized == Some(false),
+                tls_params: None,
+            };
+            info = addr
+                .into_connection_info()
+                .map_err(|e| e.to_string())?
+                .set_redis_settings(redis);
+        }
+        infos.push(info);
+    }
+    let certs = match tls {
+        Some(tls) if tls.ca.is_some() || tls.cert.is_some() => {
+            let pem = |b: &Option<String>| b.as_ref().map(|b| b.as_bytes().to_vec());
+            let (cert, key) = (pem(&tls.cert), pem(&tls.key));
+            if cert.is_some() != key.is_some() {
+                return Err("tls.cert and tls.key must be given together".into());
+            }
+            Some(redis::TlsCertificates {
+                client_tls: cert
+                    .zip(key)
+                    .map(|(client_cert, client_key)| redis::ClientTlsConfig {
+                        client_cert,
+                        client_key,
+                    }),
+                root_cert: pem(&tls.ca),
+            })
+        }
+        _ => None,
+    };
+    Ok(Target {
+        info: infos[0].clone(),
+        dial: None,
+        sentinel: None,
+        cluster: Some(ClusterTarget {
+            nodes: infos,
+            certs,
+        }),
+    })
 }
 
 /// Applies `tls` (certificates, verification, servername) to the address.
@@ -226,6 +354,7 @@ fn with_tls(info: ConnectionInfo, tls: Option<&TlsOptions>) -> Result<Target, St
             info,
             dial: None,
             sentinel: None,
+            cluster: None,
         });
     };
     let insecure = tls.reject_unauthorized == Some(false);
@@ -264,6 +393,7 @@ fn with_tls(info: ConnectionInfo, tls: Option<&TlsOptions>) -> Result<Target, St
             info,
             dial,
             sentinel: None,
+            cluster: None,
         });
     }
     let client = redis::Client::build_with_tls(info, certificates)
@@ -272,6 +402,7 @@ fn with_tls(info: ConnectionInfo, tls: Option<&TlsOptions>) -> Result<Target, St
         info: client.get_connection_info().clone(),
         dial,
         sentinel: None,
+        cluster: None,
     })
 }
 
@@ -279,7 +410,10 @@ pub fn settings(o: &NativeOptions) -> Result<Settings, String> {
     let mode = match o.mode.as_str() {
         "memory" => Mode::Memory,
         "redis" => {
-            let mut target = target(o)?;
+            let mut target = match &o.cluster_nodes {
+                Some(nodes) => cluster_target(o, nodes)?,
+                None => target(o)?,
+            };
             target.sentinel = o.sentinel.as_ref().map(sentinel_target).transpose()?;
             Mode::Redis(Box::new(target))
         }
@@ -314,6 +448,7 @@ mod tests {
             db: Some(3),
             tls: None,
             sentinel: None,
+            cluster_nodes: None,
             local_max_bytes: 1024.0,
             local_max_ttl_ms: 60_000.0,
             command_timeout_ms: 1000.0,
@@ -364,6 +499,41 @@ mod tests {
         );
         assert_eq!(t.dial, Some(("127.0.0.1".to_string(), 7000)));
         assert_eq!(t.info.redis_settings().db(), 3);
+    }
+
+    #[test]
+    fn cluster_nodes_take_urls_or_host_port_and_the_top_level_credentials() {
+        let mut o = opts(None);
+        o.db = None;
+        let nodes = vec![
+            "10.0.0.1:7000".to_string(),
+            "redis://u:p@10.0.0.2:7001".to_string(),
+        ];
+        let t = cluster_target(&o, &nodes).unwrap();
+        let c = t.cluster.unwrap();
+        assert_eq!(c.nodes[0].addr().to_string(), "10.0.0.1:7000");
+        assert_eq!(c.nodes[0].redis_settings().password(), Some("p@ss:word"));
+        assert_eq!(c.nodes[1].redis_settings().password(), Some("p"));
+        assert_eq!(
+            c.nodes[1].redis_settings().protocol(),
+            ProtocolVersion::RESP3
+        );
+    }
+
+    #[test]
+    fn bad_cluster_options_are_named() {
+        let mut o = opts(None);
+        let err = cluster_target(&o, &["a:1".to_string()]).err().unwrap();
+        assert!(err.starts_with("db must be 0"), "{err}");
+        o.db = Some(0);
+        let err = cluster_target(&o, &[]).err().unwrap();
+        assert!(err.contains("cluster.nodes"), "{err}");
+        let err = cluster_target(&o, &["nope".to_string()]).err().unwrap();
+        assert!(err.contains("\"nope\""), "{err}");
+        let err = cluster_target(&o, &["redis://h:1/2".to_string()])
+            .err()
+            .unwrap();
+        assert!(err.contains("database 0 only"), "{err}");
     }
 
     #[test]

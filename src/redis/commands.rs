@@ -11,10 +11,10 @@ use crate::ops::{Answer, Op};
 use crate::stats::Counters;
 
 /// Extends a lease only while the caller's token holds it.
-const RENEW_IF_OWNER: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
+pub(super) const RENEW_IF_OWNER: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
     return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end";
 /// Releases a lease only while the caller's token holds it.
-const RELEASE_IF_OWNER: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
+pub(super) const RELEASE_IF_OWNER: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
     return redis.call('DEL', KEYS[1]) else return 0 end";
 
 /// Adds `op`'s commands to `pipe`; returns how many. A `tracked` read also

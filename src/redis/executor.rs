@@ -13,9 +13,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use redis::aio::MultiplexedConnection;
+
+use super::Conn;
 use tokio::sync::{mpsc, oneshot, Mutex};
 use tokio::time::{timeout, timeout_at};
 
+use super::cluster;
 use super::commands::{add_commands, apply_reply};
 use super::scan::delete_pattern;
 use super::{Link, Shared};
@@ -93,10 +96,7 @@ fn deliver(shared: &Shared, out: oneshot::Sender<Replies>, r: Replies) {
 }
 
 /// The connection to use for a batch due by `deadline`, waiting only while the first connect is under way.
-async fn current_link(
-    shared: &Shared,
-    deadline: Instant,
-) -> Result<(MultiplexedConnection, u64), Failure> {
+async fn current_link(shared: &Shared, deadline: Instant) -> Result<(Conn, u64), Failure> {
     let mut rx = shared.link.subscribe();
     loop {
         match &*rx.borrow_and_update() {
@@ -119,15 +119,15 @@ async fn current_link(
 }
 
 /// An op of a merged pipeline: the job it belongs to, the op, its L1 tickets.
-struct Planned {
-    job: usize,
-    op: Op,
-    tickets: Vec<Ticket>,
+pub(super) struct Planned {
+    pub job: usize,
+    pub op: Op,
+    pub tickets: Vec<Ticket>,
 }
 
 /// Runs `jobs` on one connection, in order: one pipeline for everything up to
 /// each `invalidatePattern`, which runs its own SCAN loop in between.
-async fn run(shared: &Shared, mut conn: MultiplexedConnection, gen: u64, jobs: Vec<Job>) {
+async fn run(shared: &Shared, mut conn: Conn, gen: u64, jobs: Vec<Job>) {
     let mut replies: Vec<Replies> = jobs
         .iter()
         .map(|j| Replies::with_capacity(j.ops.len()))
@@ -152,8 +152,9 @@ async fn run(shared: &Shared, mut conn: MultiplexedConnection, gen: u64, jobs: V
         while let Some(p) = rest.next_if(|p| !matches!(p.op, Op::DelPattern(_))) {
             segment.push(p);
         }
-        // The connection was replaced meanwhile (a master switch): nothing more goes to it.
-        if broken.is_none() && !shared.is_current(gen) {
+        // The connection was replaced meanwhile (a master switch): nothing more goes
+        // to it. (A replaced cluster connection still routes correctly.)
+        if broken.is_none() && matches!(conn, Conn::Single(_)) && !shared.is_current(gen) {
             broken = Some(Failure::new(
                 Code::Unavailable,
                 "the connection was replaced",
@@ -172,10 +173,18 @@ async fn run(shared: &Shared, mut conn: MultiplexedConnection, gen: u64, jobs: V
                 for p in &live {
                     replies[p.job].fail(p.op.shape(), why);
                 }
-            } else if let Err(why) = run_pipeline(shared, &mut conn, live, &mut replies).await {
-                if why.breaks_link() {
-                    shared.broken(gen, &why);
-                    broken = Some(why);
+            } else {
+                match &mut conn {
+                    Conn::Single(c) => {
+                        if let Err(why) = run_pipeline(shared, c, live, &mut replies).await {
+                            if why.breaks_link() {
+                                shared.broken(gen, &why);
+                                broken = Some(why);
+                            }
+                        }
+                    }
+                    // A failing node fails only the calls on its slots.
+                    Conn::Cluster(c) => cluster::run(shared, c, gen, live, &mut replies).await,
                 }
             }
         }
@@ -186,10 +195,14 @@ async fn run(shared: &Shared, mut conn: MultiplexedConnection, gen: u64, jobs: V
             let result = match &broken {
                 Some(why) => Err(why.clone()),
                 None if deadlines[p.job] <= Instant::now() => Err(Failure::timeout()),
-                None => delete_pattern(shared, &mut conn, pattern).await,
+                None => match &mut conn {
+                    Conn::Single(c) => delete_pattern(shared, c, pattern).await,
+                    Conn::Cluster(c) => cluster::delete_pattern(shared, c, pattern).await,
+                },
             };
+            let single = matches!(conn, Conn::Single(_));
             if let Err(why) = &result {
-                if broken.is_none() && why.breaks_link() {
+                if single && broken.is_none() && why.breaks_link() {
                     shared.broken(gen, why);
                     broken = Some(why.clone());
                 }

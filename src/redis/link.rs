@@ -13,7 +13,7 @@ use redis::{AsyncConnectionConfig, ProtocolVersion, PushInfo, PushKind, RedisFut
 use tokio::time::{sleep, timeout};
 
 use super::sentinel::{self, Sentinels};
-use super::{Link, Shared};
+use super::{cluster, Conn, Link, Shared};
 use crate::error::{classify_connect, tracking_unsupported, Code, ConnectFailure, Failure};
 use crate::options::{Target, HEARTBEAT_INTERVAL_MS};
 use crate::stats::Counters;
@@ -54,7 +54,15 @@ async fn supervise(shared: Arc<Shared>, target: Arc<Target>, sentinels: Option<A
     let mut said_no_tracking = false;
     while !shared.is_closed() {
         let gen = shared.generations.fetch_add(1, Ordering::SeqCst) + 1;
-        match connect(&shared, &target, sentinels.as_deref(), gen, resp3).await {
+        let attempt = match &target.cluster {
+            Some(nodes) => cluster::connect(&shared, nodes, gen, shared.timeout)
+                .await
+                .map(|c| (Conn::Cluster(c), None, None)),
+            None => connect(&shared, &target, sentinels.as_deref(), gen, resp3)
+                .await
+                .map(|(c, untracked, server)| (Conn::Single(c), untracked, Some(server))),
+        };
+        match attempt {
             Ok((conn, untracked, server)) => {
                 if let Some(why) = untracked.filter(|_| !said_no_tracking) {
                     said_no_tracking = true;
@@ -87,12 +95,24 @@ async fn supervise(shared: Arc<Shared>, target: Arc<Target>, sentinels: Option<A
                 }
                 ever_up = true;
                 failures = 0;
-                // The probe writes to the server this connection reached (a new master, say).
-                shared.probe.set_writer(None);
-                let role = sentinels.is_some();
-                tokio::spawn(heartbeat(Arc::downgrade(&shared), conn, gen, role, server));
+                let weak = Arc::downgrade(&shared);
+                match (conn, server) {
+                    (Conn::Single(c), Some(server)) => {
+                        // The probe writes to the server this connection reached (a new master, say).
+                        shared.probe.set_writer(None);
+                        let role = sentinels.is_some();
+                        tokio::spawn(heartbeat(weak, c, gen, role, server))
+                    }
+                    (Conn::Single(c), None) => {
+                        unreachable!("a single connection always names its server: {c:?}")
+                    }
+                    (Conn::Cluster(c), _) => {
+                        tokio::spawn(cluster::heartbeat(weak, c, gen, target.clone()))
+                    }
+                };
                 // Wait until this connection is reported broken or the cache closes.
-                while shared.is_current(gen) {
+                // A cluster connection may be replaced by a fresh one (see cluster.rs).
+                while shared.is_current(gen) || (target.cluster.is_some() && shared.is_up()) {
                     shared.wake.notified().await;
                 }
                 // A server that spoke RESP2 may have been upgraded since.
@@ -176,6 +196,7 @@ async fn connect(
         info,
         dial,
         sentinel: None,
+        cluster: None,
     });
     let mut info = server.info.clone();
     if !resp3 {
@@ -252,7 +273,11 @@ async fn connect(
             if let Some(local) = &shared.local {
                 local.flush();
             }
-            Ok((conn, Some(format!("client tracking refused: {why}")), server))
+            Ok((
+                conn,
+                Some(format!("client tracking refused: {why}")),
+                server,
+            ))
         }
     }
 }

@@ -10,9 +10,12 @@
 //! - `scan.rs`: `invalidatePattern`'s `SCAN` + `UNLINK` loop;
 //! - `sentinel.rs`: with Sentinel, the master's address for every connect,
 //!   its role checked, `+switch-master` followed.
+//! - `cluster.rs`: the same over a Redis Cluster (redis-rs' cluster-async,
+//!   tracking on every node connection, commands grouped by slot).
 //!
 //! Tracking pushes are applied to L1 by `local.rs`.
 
+mod cluster;
 mod commands;
 mod executor;
 mod link;
@@ -37,12 +40,19 @@ use crate::stats::Counters;
 
 use executor::Job;
 
+/// One server, or a Redis Cluster through redis-rs' cluster connection.
+#[derive(Clone)]
+enum Conn {
+    Single(MultiplexedConnection),
+    Cluster(cluster::Cluster),
+}
+
 #[derive(Clone)]
 enum Link {
     /// No connection yet and none has failed: calls wait for it up to their deadline.
     Connecting,
     Up {
-        conn: MultiplexedConnection,
+        conn: Conn,
         gen: u64,
     },
     /// The last attempt failed: calls fail at once instead of waiting.
@@ -240,13 +250,50 @@ impl Shared {
         self.closed.load(Ordering::SeqCst)
     }
 
+    fn is_up(&self) -> bool {
+        matches!(&*self.link.borrow(), Link::Up { .. })
+    }
+
     fn is_current(&self, gen: u64) -> bool {
         matches!(&*self.link.borrow(), Link::Up { gen: g, .. } if *g == gen)
     }
 
     /// Marks connection `gen` broken (timeout, I/O error, silence, server closed it):
     /// L1 is emptied, since invalidations may have been missed, and the supervisor reconnects.
+    /// On a cluster only L1 goes: redis-rs reconnects the node that failed.
     fn broken(&self, gen: u64, why: &Failure) {
+        let cluster = matches!(&*self.link.borrow(),
+            Link::Up { conn: Conn::Cluster(_), gen: g } if *g == gen);
+        if cluster {
+            // Logged once per outage: while L1 is closed, later failures say nothing new.
+            let serving = self.gate.open();
+            self.lapse_and_flush();
+            if !serving {
+                return;
+            }
+            self.logs.push(
+                "warn",
+                why.code,
+                format!(
+                    "Redis Cluster node failed ({}); local tier emptied",
+                    why.message
+                ),
+            );
+        } else {
+            self.rebuild(gen, why);
+        }
+    }
+
+    /// L1 serves nothing until the link is proven again.
+    fn lapse_and_flush(&self) {
+        self.gate.lapse();
+        if let Some(local) = &self.local {
+            local.flush();
+        }
+    }
+
+    /// Drops connection `gen`, empties L1, and has the supervisor connect anew.
+    fn rebuild(&self, gen: u64, why: &Failure) {
         let changed = self.link.send_if_modified(|link| match link {
             Link::Up { gen: g, .. } if *g == gen => {
                 *link = Link::Down(why.clone());

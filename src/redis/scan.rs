@@ -11,24 +11,14 @@ use crate::error::{Code, Failure};
 use crate::glob;
 
 /// Keys per `SCAN` step.
-const SCAN_COUNT: usize = 1000;
+pub(super) const SCAN_COUNT: usize = 1000;
 
 pub async fn delete_pattern(
     shared: &Shared,
     conn: &mut MultiplexedConnection,
     pattern: &str,
 ) -> Result<(), Failure> {
-    // Here, not on the JavaScript thread: a walk of a large L1 takes
-    // milliseconds. Fills happen only in this executor, so none can slip in
-    // between; reads in flight were spoiled when the call was made.
-    if let Some(local) = shared.l1() {
-        if pattern.bytes().filter(|b| *b == b'*').count() > glob::MAX_NESTING {
-            // Servers differ on patterns past Redis' star limit; dropping all of L1 is always safe.
-            local.flush();
-        } else {
-            local.store.remove_matching(pattern);
-        }
-    }
+    drop_local(shared, pattern);
     let mut cursor = 0u64;
     loop {
         let mut scan = redis::cmd("SCAN");
@@ -37,23 +27,7 @@ pub async fn delete_pattern(
             .arg(pattern)
             .arg("COUNT")
             .arg(SCAN_COUNT);
-        let (next, keys) = match round_trip(shared, conn, &scan).await? {
-            Value::Array(mut parts) if parts.len() == 2 => {
-                let protocol = |e: redis::ParsingError| Failure::new(Code::Protocol, e.to_string());
-                let keys: Vec<Vec<u8>> =
-                    redis::from_redis_value(parts.pop().unwrap_or(Value::Nil)).map_err(protocol)?;
-                let next: u64 =
-                    redis::from_redis_value(parts.pop().unwrap_or(Value::Nil)).map_err(protocol)?;
-                (next, keys)
-            }
-            Value::ServerError(e) => return Err(Failure::reply(&e)),
-            other => {
-                return Err(Failure::new(
-                    Code::Protocol,
-                    format!("unexpected SCAN reply {other:?}"),
-                ))
-            }
-        };
+        let (next, keys) = scan_reply(round_trip(shared, conn, &scan).await?)?;
         if !keys.is_empty() {
             let mut unlink = redis::cmd("UNLINK");
             unlink.arg(&keys);
@@ -65,6 +39,40 @@ pub async fn delete_pattern(
             return Ok(());
         }
         cursor = next;
+    }
+}
+
+/// Drops the keys matching `pattern` from L1.
+pub(super) fn drop_local(shared: &Shared, pattern: &str) {
+    // Here, not on the JavaScript thread: a walk of a large L1 takes
+    // milliseconds. Fills happen only in this executor, so none can slip in
+    // between; reads in flight were spoiled when the call was made.
+    if let Some(local) = shared.l1() {
+        if pattern.bytes().filter(|b| *b == b'*').count() > glob::MAX_NESTING {
+            // Servers differ on patterns past Redis' star limit; dropping all of L1 is always safe.
+            local.flush();
+        } else {
+            local.store.remove_matching(pattern);
+        }
+    }
+}
+
+/// A `SCAN` reply: the next cursor and the keys.
+pub(super) fn scan_reply(reply: Value) -> Result<(u64, Vec<Vec<u8>>), Failure> {
+    match reply {
+        Value::Array(mut parts) if parts.len() == 2 => {
+            let protocol = |e: redis::ParsingError| Failure::new(Code::Protocol, e.to_string());
+            let keys: Vec<Vec<u8>> =
+                redis::from_redis_value(parts.pop().unwrap_or(Value::Nil)).map_err(protocol)?;
+            let next: u64 =
+                redis::from_redis_value(parts.pop().unwrap_or(Value::Nil)).map_err(protocol)?;
+            Ok((next, keys))
+        }
+        Value::ServerError(e) => Err(Failure::reply(&e)),
+        other => Err(Failure::new(
+            Code::Protocol,
+            format!("unexpected SCAN reply {other:?}"),
+        )),
     }
 }
 

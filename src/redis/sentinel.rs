@@ -462,6 +462,7 @@ mod tests {
                 .unwrap(),
             dial: None,
             sentinel: None,
+            cluster: None,
         };
         let (info, dial) = master_info(&base, &("10.0.0.9".into(), 7000)).unwrap();
         assert_eq!(info.addr().to_string(), "10.0.0.9:7000");
@@ -472,6 +473,7 @@ mod tests {
             info: "rediss://redis.test:6380".into_connection_info().unwrap(),
             dial: Some(("127.0.0.1".into(), 6380)),
             sentinel: None,
+            cluster: None,
         };
         let (info, dial) = master_info(&tls, &("10.0.0.9".into(), 7000)).unwrap();
         assert!(
