@@ -8,7 +8,10 @@
 // napi-derive registers these for Node; a `cargo test` build sees no caller.
 #![cfg_attr(test, allow(dead_code))]
 
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
+use std::time::Instant;
 
 use napi::bindgen_prelude::*;
 use napi::JsString;
@@ -47,6 +50,23 @@ static TABLE: RwLock<Table> = RwLock::new(Table {
     slots: Vec::new(),
     free: Vec::new(),
 });
+
+/// Bumped by every [`unregister`]: a thread's remembered handle is used only
+/// while this has not moved since (see [`LAST`]).
+static UNREGISTERS: AtomicU64 = AtomicU64::new(0);
+
+/// The last handle this thread looked up, with [`UNREGISTERS`] as it was then:
+/// a hit on the same instance skips the table's lock (two atomic
+/// read-modify-writes) for one plain atomic load.
+struct Last {
+    handle: u32,
+    unregisters: u64,
+    lookup: Arc<Lookup>,
+}
+
+thread_local! {
+    static LAST: RefCell<Option<Last>> = const { RefCell::new(None) };
+}
 
 fn handle(index: usize, generation: u32) -> u32 {
     (generation << INDEX_BITS) | index as u32
@@ -102,6 +122,7 @@ pub fn unregister(handle: u32) {
     if slot.generation != handle >> INDEX_BITS || slot.lookup.is_none() {
         return;
     }
+    UNREGISTERS.fetch_add(1, Ordering::AcqRel);
     slot.lookup = None;
     slot.generation += 1;
     if slot.generation < MAX_GENERATION {
@@ -118,11 +139,44 @@ fn resolve(table: &Table, handle: u32) -> Option<&Arc<Lookup>> {
     slot.lookup.as_ref()
 }
 
+/// Runs `f` with the live registration behind `handle`, if any: this thread's
+/// last one when no handle was freed since, else from the table (remembered).
+fn with_lookup<T>(handle: u32, f: impl FnOnce(&Lookup) -> T) -> Option<T> {
+    // Read before the table: an unregister after this load is seen next time.
+    let unregisters = UNREGISTERS.load(Ordering::Acquire);
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        if let Some(l) = last
+            .as_ref()
+            .filter(|l| l.handle == handle && l.unregisters == unregisters)
+        {
+            return Some(f(&l.lookup));
+        }
+        let table = TABLE.read().unwrap_or_else(|e| e.into_inner());
+        let Some(lookup) = resolve(&table, handle).cloned() else {
+            *last = None;
+            return None;
+        };
+        drop(table);
+        let out = f(&lookup);
+        *last = Some(Last {
+            handle,
+            unregisters,
+            lookup,
+        });
+        Some(out)
+    })
+}
+
 fn lookup(handle: u32, key: &str) -> Option<Arc<Entry>> {
-    let table = TABLE.read().unwrap_or_else(|e| e.into_inner());
-    let l = resolve(&table, handle)?;
-    let hit = if l.serving.open() {
-        l.store.get(key)
+    with_lookup(handle, |l| hit(l, key)).flatten()
+}
+
+fn hit(l: &Lookup, key: &str) -> Option<Arc<Entry>> {
+    // One clock read for the lease and the entry's deadline.
+    let now = Instant::now();
+    let hit = if l.serving.open_at(now) {
+        l.store.get_at(key, now)
     } else {
         None
     };

@@ -24,10 +24,18 @@ use crate::store::Store;
 /// must not hold the executor past the bound.
 pub const MAX_TRACKED_MGET: usize = 1000;
 
-/// The doorkeeper's size in bits (128 KiB): at 131,072 keys recorded, when
-/// it starts over, a key never read before passes for seen about 5 % of the
-/// time; at 50,000 keys, under 1 %.
+/// The doorkeeper's largest size in bits (128 KiB): at 131,072 keys recorded,
+/// when it starts over, a key never read before passes for seen about 5 % of
+/// the time; at 50,000 keys, under 1 %.
 const DOORKEEPER_BITS: usize = 1 << 20;
+
+/// The doorkeeper's size for an L1 of `max_bytes`: a 32nd of it, a power of
+/// two from 512 bytes to 128 KiB. It is taken off the store's budget, so
+/// `maxBytes` bounds both.
+pub fn doorkeeper_bytes(max_bytes: u64) -> u64 {
+    let b = (max_bytes / 32).clamp(512, DOORKEEPER_BITS as u64 / 8);
+    1 << (63 - b.leading_zeros())
+}
 
 /// Which keys were read recently (a Bloom filter of two bits per key, cleared
 /// after `DOORKEEPER_BITS / 8` keys): L1 is filled only on a key's second read.
@@ -35,14 +43,16 @@ const DOORKEEPER_BITS: usize = 1 << 20;
 /// stream of keys read once costs Redis no `PTTL` and no tracking-table entry.
 struct Doorkeeper {
     bits: Vec<u64>,
+    size: usize,
     recorded: usize,
     hasher: RandomState,
 }
 
 impl Doorkeeper {
-    fn new() -> Self {
+    fn new(bytes: u64) -> Self {
         Doorkeeper {
             bits: Vec::new(),
+            size: bytes as usize * 8,
             recorded: 0,
             hasher: RandomState::new(),
         }
@@ -50,15 +60,15 @@ impl Doorkeeper {
 
     /// Records `key`; returns whether it was recorded before.
     fn seen(&mut self, key: &str) -> bool {
-        if self.bits.is_empty() || self.recorded >= DOORKEEPER_BITS / 8 {
+        if self.bits.is_empty() || self.recorded >= self.size / 8 {
             self.bits.clear();
-            self.bits.resize(DOORKEEPER_BITS / 64, 0);
+            self.bits.resize(self.size / 64, 0);
             self.recorded = 0;
         }
         let h = self.hasher.hash_one(key);
         let mut seen = true;
         for bit in [h as usize, (h >> 32) as usize] {
-            let bit = bit % DOORKEEPER_BITS;
+            let bit = bit % self.size;
             let (word, mask) = (bit / 64, 1u64 << (bit % 64));
             seen &= self.bits[word] & mask != 0;
             self.bits[word] |= mask;
@@ -72,6 +82,7 @@ impl Doorkeeper {
 
 pub struct Local {
     pub store: Store,
+    doorkeeper_bytes: u64,
     max_ttl: Duration,
     fills: Mutex<Fills>,
     counters: Arc<Counters>,
@@ -103,8 +114,10 @@ pub struct Ticket {
 
 impl Local {
     pub fn new(max_bytes: u64, max_ttl: Duration, counters: Arc<Counters>) -> Arc<Self> {
+        let doorkeeper_bytes = doorkeeper_bytes(max_bytes).min(max_bytes / 2);
         Arc::new(Local {
-            store: Store::new(max_bytes, counters.clone()),
+            store: Store::new(max_bytes - doorkeeper_bytes, counters.clone()),
+            doorkeeper_bytes,
             max_ttl,
             fills: Mutex::new(Fills::default()),
             counters,
@@ -145,7 +158,10 @@ impl Local {
 
     fn doorkeeper<T>(&self, f: impl FnOnce(&mut Doorkeeper) -> T) -> T {
         let mut fills = self.lock();
-        f(fills.doorkeeper.get_or_insert_with(Doorkeeper::new))
+        let bytes = self.doorkeeper_bytes;
+        f(fills
+            .doorkeeper
+            .get_or_insert_with(|| Doorkeeper::new(bytes.max(8))))
     }
 
     /// `key` changed in Redis (or is about to, by this instance): drop it and spoil reads in flight.
@@ -437,7 +453,7 @@ mod tests {
 
     #[test]
     fn the_doorkeeper_forgets_and_rarely_errs() {
-        let mut d = Doorkeeper::new();
+        let mut d = Doorkeeper::new(DOORKEEPER_BITS as u64 / 8);
         let n = 50_000;
         let false_seen = (0..n).filter(|i| d.seen(&format!("cold:{i}"))).count();
         assert!(
@@ -449,6 +465,9 @@ mod tests {
             d.seen(&format!("other:{i}"));
         }
         assert!(!d.seen("cold:7"), "the doorkeeper must start over");
+        assert_eq!(doorkeeper_bytes(64 << 20), 128 << 10);
+        assert_eq!(doorkeeper_bytes(64 << 10), 2 << 10);
+        assert_eq!(doorkeeper_bytes(0), 512);
     }
 
     #[test]
