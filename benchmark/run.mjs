@@ -289,7 +289,7 @@ async function main() {
   // The same workloads over SCALE keys (L1s large enough to hold them all).
   const SCALED = ['W1', 'W3', 'W4', 'W5'].filter((w) => chosen.includes(w))
   const scaleResults = {}
-  const scaleReps = Number(opt('scale-reps', 3))
+  const scaleReps = Number(opt('scale-reps', 1))
   if (SCALE > 0 && SCALED.length > 0) {
     HOT = Array.from({ length: SCALE }, (_, i) => `hot:${i}`)
     for (const w of SCALED) scaleResults[w] = Object.fromEntries(NAMES.map((n) => [n, []]))
