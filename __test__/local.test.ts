@@ -299,6 +299,20 @@ describe('the hit path', () => {
     expect(c.stats().local.hits).toBe(hits + 1)
   })
 
+  it('keys around the hit path’s 256-byte key buffer, and non-ASCII ones, hit their own entries', async () => {
+    const c = instance()
+    const short = 'k'.repeat(253)
+    // 253 + 3 bytes: the euro sign does not fit the buffer, so the key must be read whole.
+    const keys = [short, `${short}€`, `${'k'.repeat(252)}é`, '€'.repeat(85), '€'.repeat(86), 'k'.repeat(300), '😀'.repeat(70)]
+    await c.mset(Object.fromEntries(keys.map((k, i) => [k, i])))
+    for (let r = 0; r < 2; r++) for (const k of keys) await c.get(k)
+    for (const [i, k] of keys.entries()) {
+      const hits = c.stats().local.hits
+      expect(await c.get(k), `key of ${Buffer.byteLength(k)} bytes`).toBe(i)
+      expect(c.stats().local.hits, `key of ${Buffer.byteLength(k)} bytes should be an L1 hit`).toBe(hits + 1)
+    }
+  })
+
   it('a write does not fill L1; the next read does, and that entry is coherent', async () => {
     const a = instance()
     const b = instance()
