@@ -32,8 +32,12 @@ afterEach(async () => {
   await Promise.all(open.splice(0).map((c) => c.close()))
 })
 
-/** Reads `key` until B answers from L1 (a local hit), so the test starts from a cached value. */
+/**
+ * Reads `key` until B answers from L1 (a local hit), so the test starts from a
+ * cached value: L1 fills on a key's second read, so the third is the hit.
+ */
 async function cachedIn(c: CacheService, key: string, expected: unknown) {
+  expect(await c.get(key)).toEqual(expected)
   expect(await c.get(key)).toEqual(expected)
   const before = c.stats().local.hits
   expect(await c.get(key)).toEqual(expected)
@@ -118,7 +122,8 @@ describe('1. bounded by maxBytes', () => {
     for (let i = 0; i < 1000; i += 50) {
       await Promise.all(Array.from({ length: 50 }, (_, j) => c.set(`big:${i + j}`, value, HOUR)))
     }
-    await c.mget(Array.from({ length: 1000 }, (_, i) => `big:${i}`))
+    // Twice: L1 fills on a key's second read.
+    for (let r = 0; r < 2; r++) await c.mget(Array.from({ length: 1000 }, (_, i) => `big:${i}`))
     const s = c.stats()
     expect(s.local.bytes).toBeGreaterThan(0)
     expect(s.local.bytes).toBeLessThanOrEqual(64 * 1024)
@@ -272,6 +277,40 @@ describe('the hit path', () => {
     const stats = await raw.info('commandstats')
     expect(/cmdstat_mget:calls=(\d+)/.exec(stats)?.[1]).toBe('1')
     expect(/cmdstat_get:calls=/.test(stats)).toBe(false)
+  })
+
+  it('a key read once is not cached and costs Redis a plain GET: no PTTL, no tracking', async () => {
+    const c = instance()
+    await c.mset(Object.fromEntries(Array.from({ length: 100 }, (_, i) => [`once:${i}`, i])))
+    await raw.config('RESETSTAT')
+    const tracked = async () => Number(/tracking_total_keys:(\d+)/.exec(await raw.info('stats'))?.[1])
+    const before = await tracked()
+    for (let i = 0; i < 100; i++) expect(await c.get(`once:${i}`)).toBe(i)
+    expect(c.stats().local.entries).toBe(0)
+    const stats = await raw.info('commandstats')
+    expect(/cmdstat_get:calls=(\d+)/.exec(stats)?.[1]).toBe('100')
+    expect(/cmdstat_pttl:calls=/.test(stats)).toBe(false)
+    expect(await tracked()).toBe(before)
+    // The second read fills L1, tracked; the third is a hit.
+    expect(await c.get('once:7')).toBe(7)
+    expect(await tracked()).toBe(before + 1)
+    const hits = c.stats().local.hits
+    expect(await c.get('once:7')).toBe(7)
+    expect(c.stats().local.hits).toBe(hits + 1)
+  })
+
+  it('keys around the hit path’s 256-byte key buffer, and non-ASCII ones, hit their own entries', async () => {
+    const c = instance()
+    const short = 'k'.repeat(253)
+    // 253 + 3 bytes: the euro sign does not fit the buffer, so the key must be read whole.
+    const keys = [short, `${short}€`, `${'k'.repeat(252)}é`, '€'.repeat(85), '€'.repeat(86), 'k'.repeat(300), '😀'.repeat(70)]
+    await c.mset(Object.fromEntries(keys.map((k, i) => [k, i])))
+    for (let r = 0; r < 2; r++) for (const k of keys) await c.get(k)
+    for (const [i, k] of keys.entries()) {
+      const hits = c.stats().local.hits
+      expect(await c.get(k), `key of ${Buffer.byteLength(k)} bytes`).toBe(i)
+      expect(c.stats().local.hits, `key of ${Buffer.byteLength(k)} bytes should be an L1 hit`).toBe(hits + 1)
+    }
   })
 
   it('a write does not fill L1; the next read does, and that entry is coherent', async () => {

@@ -16,8 +16,8 @@ describe('invalidatePattern over a large L1', () => {
       for (const k of keys.slice(i, i + 1000)) batch.set(k, '1', 'EX', 3600)
       await batch.exec()
     }
-    // mget of at most 1,000 keys fills L1.
-    for (let i = 0; i < ENTRIES; i += 1000) await c.mget(keys.slice(i, i + 1000))
+    // mget of at most 1,000 keys fills L1, on the keys' second read.
+    for (let r = 0; r < 2; r++) for (let i = 0; i < ENTRIES; i += 1000) await c.mget(keys.slice(i, i + 1000))
     expect(c.stats().local.entries).toBeGreaterThanOrEqual(ENTRIES * 0.99)
 
     // Time only the synchronous part of the call: what the event loop waits for.

@@ -85,6 +85,8 @@ describe('maxmemory with allkeys-lru, evictions caused by the instance’s own w
     for (const [i, k] of watched.entries()) pipe.set(k, JSON.stringify(old(i)))
     await pipe.exec()
     const c = await connectedInstance(server.url)
+    // Twice: L1 fills on a key's second read.
+    expect(await inBatches(watched, 50, (k) => c.get(k))).toEqual(watched.map((_, i) => old(i)))
     expect(await inBatches(watched, 50, (k) => c.get(k))).toEqual(watched.map((_, i) => old(i)))
     const hits = c.stats().local.hits
     await inBatches(watched, 50, (k) => c.get(k))

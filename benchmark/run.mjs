@@ -27,6 +27,8 @@ const QUICK = flag('quick')
 const REPS = Number(opt('reps', QUICK ? 1 : 5))
 const RUN_MS = Number(opt('ms', QUICK ? 120 : 1000))
 const ONLY = opt('only', null)?.split(',')
+/** Keys of the large run of W1-W5 (`--scale 0` skips it). */
+const SCALE = Number(opt('scale', QUICK ? 0 : 100_000))
 const CONCURRENCY = 64
 // --cluster: the same workloads on a 3-primary Redis Cluster, the addon against the original over Redis.Cluster.
 const CLUSTER = flag('cluster')
@@ -37,9 +39,26 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 const log = (...a) => console.error(...a)
 
 
+/** A raw client on the benchmark's server, for `INFO cpu` (set in main). */
+let probe = null
+/** Redis' own CPU time so far, in µs: `used_cpu_user` + `used_cpu_sys`. */
+async function redisCpuUs() {
+  const info = await probe.info('cpu')
+  const v = (n) => Number(new RegExp(`${n}:([\\d.]+)`).exec(info)?.[1] ?? 0)
+  return (v('used_cpu_user') + v('used_cpu_sys')) * 1e6
+}
+/** Redis CPU µs per operation of the last `drive` (null before any). */
+let lastCpuPerOp = null
+
+/** Runs `fn(key)` for every key, 500 at a time. */
+async function each(keys, fn) {
+  for (let i = 0; i < keys.length; i += 500) await Promise.all(keys.slice(i, i + 500).map(fn))
+}
+
 /** Runs `op(i)` from `concurrency` loops for `ms` (or `max` calls); returns ops per second. */
 async function drive(op, { concurrency = CONCURRENCY, ms = RUN_MS, max = Infinity } = {}) {
   let n = 0
+  const cpu0 = probe ? await redisCpuUs() : 0
   const started = performance.now()
   const end = started + ms
   await Promise.all(
@@ -47,10 +66,12 @@ async function drive(op, { concurrency = CONCURRENCY, ms = RUN_MS, max = Infinit
       while (performance.now() < end && n < max) await op(n++)
     }),
   )
-  return n / ((performance.now() - started) / 1000)
+  const rate = n / ((performance.now() - started) / 1000)
+  lastCpuPerOp = probe && n > 0 ? ((await redisCpuUs()) - cpu0) / n : null
+  return rate
 }
 
-const HOT = Array.from({ length: 1000 }, (_, i) => `hot:${i}`)
+let HOT = Array.from({ length: 1000 }, (_, i) => `hot:${i}`)
 const COLD = 50_000
 let runId = 0
 
@@ -61,8 +82,9 @@ const workloads = {
     unit: 'ops/s',
     higher: true,
     async run(a) {
-      for (const k of HOT) await a.set(k, record(k.length), 600)
-      for (const k of HOT) await a.get(k)
+      await each(HOT, (k) => a.set(k, record(k.length), 600))
+      // Twice: the native L1 fills on a key's second read.
+      for (let r = 0; r < 2; r++) await each(HOT, (k) => a.get(k))
       return drive((i) => a.get(HOT[i % HOT.length]))
     },
   },
@@ -82,7 +104,7 @@ const workloads = {
     higher: true,
     async run(a) {
       const v = record(3)
-      return drive((i) => a.set(`w3:${i % 1000}`, v, 600))
+      return drive((i) => a.set(`w3:${i % HOT.length}`, v, 600))
     },
   },
   W4: {
@@ -90,7 +112,7 @@ const workloads = {
     unit: 'ops/s',
     higher: true,
     async run(a) {
-      for (const k of HOT) await a.getOrSet(k, async () => record(1), 600)
+      for (let r = 0; r < 2; r++) await each(HOT, (k) => a.getOrSet(k, async () => record(1), 600))
       const run = runId++
       return drive((i) =>
         i % 20 === 0
@@ -104,8 +126,8 @@ const workloads = {
     unit: 'ops/s',
     higher: true,
     async run(a) {
-      for (const k of HOT) await a.set(k, record(2), 600)
-      await a.mget(HOT)
+      await each(HOT, (k) => a.set(k, record(2), 600))
+      for (let r = 0; r < 2; r++) for (let i = 0; i < HOT.length; i += 1000) await a.mget(HOT.slice(i, i + 1000))
       let failed = 0
       const rate = await drive(async (i) => {
         const got = await a.mget(Array.from({ length: 10 }, (_, j) => HOT[(i * 10 + j) % HOT.length]))
@@ -329,6 +351,9 @@ function fmt(v, unit) {
 async function main() {
   const server = CLUSTER ? await startCluster() : await startRedis()
   const target = CLUSTER ? server.seeds : server.url
+  const Redis = require('ioredis')
+  // Redis CPU per op is read off the single server (not measured on the cluster).
+  probe = CLUSTER ? null : new Redis(server.url)
   const chosen = Object.keys(workloads).filter((w) => (!ONLY || ONLY.includes(w)) && (!CLUSTER || CLUSTER_WORKLOADS.includes(w)))
   log(`bench: ${REPS} repetition(s), ${RUN_MS} ms per run, contenders: ${NAMES.join(', ')}`)
   // Cold keys for W2, written once, the way the original writes them (pipelined SETEX).
@@ -360,6 +385,7 @@ async function main() {
         const a = await make(name, target)
         const b = wl.pair ? await make(name, target) : null
         let r
+        lastCpuPerOp = null
         try {
           r = await wl.run(a, b)
         } catch (err) {
@@ -368,12 +394,57 @@ async function main() {
         await a.close()
         if (b) await b.close()
         const entry = typeof r === 'object' && r !== null ? r : { value: r }
+        if (wl.unit === 'ops/s') entry.redisCpuUs = lastCpuPerOp
         results[w][name].push(entry)
         line.push(`${name} ${fmt(entry.value, wl.unit)}`)
       }
       log(`  rep ${rep}/${REPS} ${w}: ${line.join(' | ')}`)
     }
   }
+
+  // The same workloads over SCALE keys (L1s large enough to hold them all).
+  const SCALED = ['W1', 'W3', 'W4', 'W5'].filter((w) => chosen.includes(w))
+  const scaleResults = {}
+  const scaleReps = Number(opt('scale-reps', 1))
+  if (!CLUSTER && SCALE > 0 && SCALED.length > 0) {
+    HOT = Array.from({ length: SCALE }, (_, i) => `hot:${i}`)
+    for (const w of SCALED) scaleResults[w] = Object.fromEntries(NAMES.map((n) => [n, []]))
+    for (let rep = 1; rep <= scaleReps; rep++) {
+      for (const w of SCALED) {
+        const line = []
+        for (const name of NAMES) {
+          const a = await make(name, server.url)
+          let r
+          lastCpuPerOp = null
+          try {
+            r = { value: await workloads[w].run(a) }
+          } catch (err) {
+            r = { value: null, note: `error: ${String(err?.message ?? err).slice(0, 80)}` }
+          }
+          r.redisCpuUs = lastCpuPerOp
+          await a.close()
+          scaleResults[w][name].push(r)
+          line.push(`${name} ${fmt(r.value, 'ops/s')}`)
+        }
+        log(`  ${SCALE.toLocaleString('en')} keys, rep ${rep}/${scaleReps} ${w}: ${line.join(' | ')}`)
+      }
+    }
+  }
+  // Redis' tracking table after one instance read 10,000 keys twice (so they are in its L1).
+  let tracking = null
+  if (!CLUSTER) {
+    const a = await make('native', server.url)
+    const mem = async () => Number(/used_memory:(\d+)/.exec(await probe.info('memory'))?.[1])
+    const tracked = async () => Number(/tracking_total_keys:(\d+)/.exec(await probe.info('stats'))?.[1])
+    const keys = Array.from({ length: 10_000 }, (_, i) => `tracked:${i}`)
+    await each(keys, (k) => a.set(k, record(1), 600))
+    const before = [await mem(), await tracked()]
+    for (let r = 0; r < 2; r++) await each(keys, (k) => a.get(k))
+    const after = [await mem(), await tracked()]
+    tracking = { keysRead: keys.length, trackedKeys: after[1] - before[1], bytesPerKey: (after[0] - before[0]) / keys.length }
+    await a.close()
+  }
+  probe?.disconnect()
 
   const fleetChosen = CLUSTER ? [] : Object.keys(fleet).filter((w) => !ONLY || ONLY.includes(w))
   const fleetResults = await runFleet(fleetChosen, server.url)
@@ -409,8 +480,28 @@ async function main() {
     }
   }
 
+  const median2 = (runs, f) => median(runs.map(f))
+  const scaleTable = {}
+  for (const w of Object.keys(scaleResults)) {
+    scaleTable[w] = {}
+    for (const name of NAMES) {
+      const runs = scaleResults[w][name]
+      const ratios = runs.map((r, i) => {
+        const base = scaleResults[w][BASELINE][i]?.value
+        return r.value === null || !base ? null : r.value / base
+      })
+      scaleTable[w][name] = {
+        median: median2(runs, (r) => r.value),
+        ratio: median(ratios),
+        vsSmall: table[w]?.[name]?.median ? median2(runs, (r) => r.value) / table[w][name].median : null,
+        redisCpuUs: median2(runs, (r) => r.redisCpuUs ?? null),
+      }
+    }
+  }
+  for (const w of chosen) for (const name of NAMES) table[w][name].redisCpuUs = median(results[w][name].map((r) => r.redisCpuUs ?? null))
+
   const meta = { cluster: CLUSTER ? '3 primaries + 3 replicas, one host' : undefined, date: new Date().toISOString(), machine: `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB`, reps: REPS, runMs: RUN_MS, concurrency: CONCURRENCY, quick: QUICK, versions: versions() }
-  const out = { meta, workloads: Object.fromEntries(chosen.map((w) => [w, workloads[w].title])), table, raw: results, fleet: fleetResults, redisBenchmark: limit, memory }
+  const out = { meta, workloads: Object.fromEntries(chosen.map((w) => [w, workloads[w].title])), table, raw: results, fleet: fleetResults, redisBenchmark: limit, memory, scale: { keys: SCALE, table: scaleTable, raw: scaleResults }, tracking }
   mkdirSync(join(here, 'results'), { recursive: true })
   const file = join(here, 'results', `bench-${CLUSTER ? 'cluster-' : ''}${QUICK ? 'quick-' : ''}${meta.date.replace(/[:.]/g, '-')}.json`)
   writeFileSync(file, JSON.stringify(out, null, 2))
@@ -455,6 +546,44 @@ async function main() {
     }
   }
   lines.push('')
+  const cpuRows = chosen.filter((w) => workloads[w].unit === 'ops/s')
+  if (cpuRows.length > 0) {
+    lines.push(`Redis CPU per operation (\`INFO cpu\` used_cpu_user + used_cpu_sys over the run, divided by its operations; µs, median; (×N) = ratio to the baseline, <1 is less CPU)`)
+    lines.push('')
+    lines.push(`| workload | ${NAMES.join(' | ')} |`)
+    lines.push(`|---|${NAMES.map(() => '---').join('|')}|`)
+    for (const w of cpuRows) {
+      const base = table[w][BASELINE].redisCpuUs
+      const cells = NAMES.map((n) => {
+        const v = table[w][n].redisCpuUs
+        if (v === null || v === undefined) return '—'
+        return base ? `${v.toFixed(2)} (×${(v / base).toFixed(2)})` : v.toFixed(2)
+      })
+      lines.push(`| ${w} | ${cells.join(' | ')} |`)
+    }
+    lines.push('')
+  }
+  if (Object.keys(scaleTable).length > 0) {
+    lines.push(`The same over ${SCALE.toLocaleString('en')} keys (${scaleReps} repetitions; ops/s (×N to the baseline) [÷ the 1,000-key median]; Redis CPU µs/op)`)
+    lines.push('')
+    lines.push(`| workload | ${NAMES.join(' | ')} |`)
+    lines.push(`|---|${NAMES.map(() => '---').join('|')}|`)
+    for (const w of Object.keys(scaleTable)) {
+      const cells = NAMES.map((n) => {
+        const c = scaleTable[w][n]
+        if (c.median === null) return '—'
+        let cell = `${fmt(c.median, 'ops/s')} (×${c.ratio?.toFixed(2) ?? '?'}) [${c.vsSmall?.toFixed(2) ?? '?'}]`
+        if (c.redisCpuUs !== null) cell += `; ${c.redisCpuUs.toFixed(2)} µs`
+        return cell
+      })
+      lines.push(`| ${w} ${workloads[w].title.replace('1,000', SCALE.toLocaleString('en'))} | ${cells.join(' | ')} |`)
+    }
+    lines.push('')
+  }
+  if (tracking) {
+    lines.push(`Redis tracking table: after one native instance read ${tracking.keysRead.toLocaleString('en')} keys twice, ${tracking.trackedKeys.toLocaleString('en')} more keys tracked, used_memory +${Math.round(tracking.bytesPerKey)} B per key read.`)
+    lines.push('')
+  }
   if (!CLUSTER) lines.push(`redis-benchmark on the same server (-c ${CONCURRENCY} -d 1000, no pipelining): GET ${limit.GET ?? '?'} rps, SET ${limit.SET ?? '?'} rps.`)
   const md = lines.join('\n')
   // A partial run (--only) leaves latest.md, the last full table, alone.

@@ -48,8 +48,14 @@ impl Gate {
     }
 
     /// Checked on every hit: one atomic load, and a clock read when leased.
-    #[inline]
+    #[cfg(test)]
     pub fn open(&self) -> bool {
+        self.open_at(Instant::now())
+    }
+
+    /// [`Gate::open`] as of `now` (the hit path reads the clock once).
+    #[inline]
+    pub fn open_at(&self, now: Instant) -> bool {
         if !self.tracking.load(Ordering::Acquire) {
             return false;
         }
@@ -57,7 +63,7 @@ impl Gate {
             return true;
         }
         let proven = self.proven.load(Ordering::Acquire);
-        proven != 0 && ms_since_base(Instant::now()) <= proven + self.lease_ms
+        proven != 0 && ms_since_base(now) <= proven + self.lease_ms
     }
 
     pub fn tracking(&self) -> bool {

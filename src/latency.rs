@@ -150,14 +150,23 @@ impl Probe {
         limit: Duration,
         give_up: impl std::future::Future<Output = ()>,
     ) -> RedisResult<Option<String>> {
-        let track = redis::cmd("STRLEN").arg(&self.key).clone();
-        let tracked_reply = timeout(limit, tracked.send_packed_command(&track)).await;
+        // Tracking is OPTIN (link.rs): the read opts in right before it, in one pipeline.
+        let mut track = redis::pipe();
+        track.cmd("CLIENT").arg("CACHING").arg("yes");
+        track.cmd("STRLEN").arg(&self.key);
+        let tracked_reply = timeout(limit, tracked.send_packed_commands(&track, 0, 2)).await;
         drop(tracked);
         let refused = match tracked_reply {
             Err(_) => return Ok(None),
             Ok(Err(e)) if e.code().is_some() => Some(e.to_string()),
             Ok(Err(e)) => return Err(e),
-            Ok(Ok(_)) => self.write(writer, limit, give_up).await?,
+            Ok(Ok(values)) => match values.iter().find_map(|v| match v {
+                Value::ServerError(e) => Some(e.to_string()),
+                _ => None,
+            }) {
+                Some(refusal) => Some(refusal),
+                None => self.write(writer, limit, give_up).await?,
+            },
         };
         if refused.is_some() {
             let mut inner = self.lock();

@@ -110,10 +110,14 @@ impl Store {
     /// The live entry for `key`, if any. moka hides expired entries itself; the
     /// deadline check makes that exact rather than eventual.
     pub fn get(&self, key: &str) -> Option<Arc<Entry>> {
+        self.get_at(key, Instant::now())
+    }
+
+    /// [`Store::get`] as of `now`.
+    pub fn get_at(&self, key: &str, now: Instant) -> Option<Arc<Entry>> {
         let entry = self.cache.get(key)?;
-        (entry.generation == self.generation.load(Ordering::Acquire)
-            && entry.deadline > Instant::now())
-        .then_some(entry)
+        (entry.generation == self.generation.load(Ordering::Acquire) && entry.deadline > now)
+            .then_some(entry)
     }
 
     /// Stores `json` until `deadline`. An entry that alone outweighs the bound,

@@ -56,6 +56,9 @@ const READ: &str = "return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[
 /// without closing its connections would keep its slots routed to it after
 /// its replica took over.
 const REBUILD_AFTER_FAILED_BEATS: u32 = 2;
+/// Node connections track every read (`CLIENT TRACKING ON` without OPTIN, see
+/// [`Tracked`]), so no read is preceded by `CLIENT CACHING yes`.
+const OPTIN: bool = false;
 
 /// A node connection that tracks the keys it reads from its first command on.
 #[derive(Clone)]
@@ -449,7 +452,7 @@ pub async fn run(
         if let Some(p) = rest.next() {
             let sent_at = Instant::now();
             let result = match fan_out(shared, conn, &p.op).await {
-                Ok(vals) => apply_reply(&shared.counters, &p.op, vals, sent_at, p.tickets),
+                Ok(vals) => apply_reply(&shared.counters, &p.op, vals, sent_at, p.tickets, OPTIN),
                 Err(why) => {
                     if why.breaks_link() {
                         shared.broken(gen, &why);
@@ -531,7 +534,7 @@ async fn run_keyed(
             None => {
                 let tracked = !p.tickets.is_empty();
                 let vals = single_node_shape(&p.op, tracked, vals);
-                apply_reply(&shared.counters, &p.op, vals, sent_at, p.tickets)
+                apply_reply(&shared.counters, &p.op, vals, sent_at, p.tickets, OPTIN)
             }
         };
         replies[p.job].push(p.op.shape(), result);

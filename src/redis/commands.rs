@@ -17,23 +17,45 @@ pub(super) const RENEW_IF_OWNER: &str = "if redis.call('GET', KEYS[1]) == ARGV[1
 pub(super) const RELEASE_IF_OWNER: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
     return redis.call('DEL', KEYS[1]) else return 0 end";
 
-/// Adds `op`'s commands to `pipe`; returns how many. A `tracked` read also
-/// asks for each key's `PTTL`, so L1 never outlives the key.
-pub fn add_commands(pipe: &mut redis::Pipeline, op: &Op, tracked: bool) -> usize {
+/// Tracking is `OPTIN`: the server tracks only the keys of the command right
+/// after `CLIENT CACHING yes`, so only reads that fill L1 (or wake lock
+/// waiters) add to its tracking table and to its work per read.
+fn caching(pipe: &mut redis::Pipeline) {
+    pipe.cmd("CLIENT").arg("CACHING").arg("yes");
+}
+
+/// Whether the reply to `CLIENT CACHING yes` says the next read is tracked.
+fn cached(v: &Value) -> bool {
+    matches!(v, Value::Okay) || matches!(v, Value::SimpleString(s) if s == "OK")
+}
+
+/// Adds `op`'s commands to `pipe`; returns how many. A `tracked` read (one
+/// with L1 tickets) also asks for each key's `PTTL`, so L1 never outlives the
+/// key. `optin`: the connection tracks in `OPTIN` mode, so a tracked read (and
+/// the lock key's `PTTL`) is preceded by `CLIENT CACHING yes`.
+pub fn add_commands(pipe: &mut redis::Pipeline, op: &Op, tracked: bool, optin: bool) -> usize {
     match op {
         Op::Get(key) => {
+            let caches = tracked && optin;
+            if caches {
+                caching(pipe);
+            }
             pipe.cmd("GET").arg(key);
             if tracked {
                 pipe.cmd("PTTL").arg(key);
-                2
+                2 + usize::from(caches)
             } else {
                 1
             }
         }
         Op::GetTtl(key) => {
+            let caches = tracked && optin;
+            if caches {
+                caching(pipe);
+            }
             pipe.cmd("GET").arg(key);
             pipe.cmd("PTTL").arg(key);
-            2
+            2 + usize::from(caches)
         }
         Op::Set { key, json, ttl_ms } => {
             pipe.cmd("SET").arg(key).arg(json).arg("PX").arg(*ttl_ms);
@@ -46,12 +68,16 @@ pub fn add_commands(pipe: &mut redis::Pipeline, op: &Op, tracked: bool) -> usize
         }
         Op::MGet(keys) if keys.is_empty() => 0,
         Op::MGet(keys) => {
+            let caches = tracked && optin;
+            if caches {
+                caching(pipe);
+            }
             pipe.cmd("MGET").arg(keys);
             if tracked {
                 for key in keys {
                     pipe.cmd("PTTL").arg(key);
                 }
-                1 + keys.len()
+                1 + keys.len() + usize::from(caches)
             } else {
                 1
             }
@@ -94,8 +120,11 @@ pub fn add_commands(pipe: &mut redis::Pipeline, op: &Op, tracked: bool) -> usize
                 .arg("NX")
                 .arg("PX")
                 .arg(*lease_ms);
+            if optin {
+                caching(pipe);
+            }
             pipe.cmd("PTTL").arg(key);
-            2
+            2 + usize::from(optin)
         }
         Op::LockRenew {
             key,
@@ -176,18 +205,26 @@ fn read(
 
 /// Turns the replies of one op into its answer, filling L1 where its tickets
 /// allow. `vals` are exactly the replies of the commands [`add_commands`]
-/// added for `op`, tracked when `tickets` is not empty.
+/// added for `op`, tracked when `tickets` is not empty. A read whose
+/// `CLIENT CACHING yes` was refused was not tracked: it fills nothing.
 pub fn apply_reply(
     counters: &Counters,
     op: &Op,
     vals: Vec<Value>,
     sent_at: Instant,
     tickets: Vec<Ticket>,
+    optin: bool,
 ) -> Result<Answer, Failure> {
     let tracked = !tickets.is_empty();
-    let mut tickets = tickets.into_iter();
     let mut vals = vals.into_iter();
     let mut next = || vals.next().unwrap_or(Value::Nil);
+    let reads = matches!(op, Op::Get(_) | Op::GetTtl(_) | Op::MGet(_));
+    let tickets = if tracked && reads && optin && !cached(&next()) {
+        Vec::new()
+    } else {
+        tickets
+    };
+    let mut tickets = tickets.into_iter();
     Ok(match op {
         Op::Get(_) => {
             let value = text(next())?;
@@ -276,6 +313,9 @@ pub fn apply_reply(
                 Value::Nil => false,
                 other => return Err(unexpected(&other)),
             };
+            if optin {
+                next(); // CLIENT CACHING yes: a refusal leaves the lock key untracked, as without tracking
+            }
             // The PTTL is there for tracking only; an error reply still fails the call.
             if let Some(why) = server_error(&next()) {
                 return Err(why);
@@ -300,18 +340,49 @@ mod tests {
         let counters = Arc::new(Counters::default());
         let local = Local::new(1 << 20, Duration::from_secs(60), counters.clone());
         let op = Op::Get("k".into());
+        assert!(local.prepare(&op).is_empty(), "a first read fills nothing");
         let tickets = local.prepare(&op);
+        let mut pipe = redis::pipe();
+        assert_eq!(add_commands(&mut pipe, &op, true, true), 3);
         let answer = apply_reply(
             &counters,
             &op,
-            vec![Value::BulkString(b"{\"a\":1}".to_vec()), Value::Int(5000)],
+            vec![
+                Value::Okay,
+                Value::BulkString(b"{\"a\":1}".to_vec()),
+                Value::Int(5000),
+            ],
             Instant::now(),
             tickets,
+            true,
         )
         .unwrap();
         assert_eq!(answer.texts, vec![Some("{\"a\":1}".to_string())]);
         assert_eq!(&*local.store.get("k").unwrap().json, "{\"a\":1}");
         assert_eq!(Counters::read(&counters.redis_hits), 1.0);
+    }
+
+    #[test]
+    fn a_read_the_server_did_not_track_fills_nothing() {
+        let counters = Arc::new(Counters::default());
+        let local = Local::new(1 << 20, Duration::from_secs(60), counters.clone());
+        let op = Op::Get("k".into());
+        local.prepare(&op);
+        let tickets = local.prepare(&op);
+        assert_eq!(tickets.len(), 1);
+        // Anything but OK (an error reply, say): the read went untracked.
+        let refused = Value::Nil;
+        let answer = apply_reply(
+            &counters,
+            &op,
+            vec![refused, Value::BulkString(b"1".to_vec()), Value::Int(5000)],
+            Instant::now(),
+            tickets,
+            true,
+        )
+        .unwrap();
+        assert_eq!(answer.texts, vec![Some("1".to_string())]);
+        assert!(local.store.get("k").is_none());
     }
 
     #[test]
@@ -323,6 +394,7 @@ mod tests {
             vec![Value::Okay],
             Instant::now(),
             Vec::new(),
+            false,
         );
         assert_eq!(odd.unwrap_err().code, Code::Protocol);
     }

@@ -225,9 +225,10 @@ async fn run_pipeline(
     replies: &mut [Replies],
 ) -> Result<(), Failure> {
     let mut pipe = redis::pipe();
+    let optin = shared.l1().is_some();
     let counts: Vec<usize> = segment
         .iter()
-        .map(|p| add_commands(&mut pipe, &p.op, !p.tickets.is_empty()))
+        .map(|p| add_commands(&mut pipe, &p.op, !p.tickets.is_empty(), optin))
         .collect();
     let total: usize = counts.iter().sum();
     let sent_at = Instant::now();
@@ -262,7 +263,7 @@ async fn run_pipeline(
     let mut breaking = None;
     for (p, n) in segment.into_iter().zip(counts) {
         let vals: Vec<redis::Value> = values.by_ref().take(n).collect();
-        let result = apply_reply(&shared.counters, &p.op, vals, sent_at, p.tickets);
+        let result = apply_reply(&shared.counters, &p.op, vals, sent_at, p.tickets, optin);
         if let Err(why) = &result {
             if breaking.is_none() && why.breaks_link() {
                 breaking = Some(why.clone());

@@ -243,7 +243,7 @@ async fn connect(
     // its tracking table or evict data, the invalidation is sent to this client
     // too (NOLOOP would suppress exactly those).
     let mut cmd = redis::cmd("CLIENT");
-    cmd.arg("TRACKING").arg("ON");
+    cmd.arg("TRACKING").arg("ON").arg("OPTIN"); // reads that fill L1 opt in (commands.rs)
     let sent = Instant::now();
     let refused = match timeout(shared.timeout, cmd.query_async::<Value>(&mut conn)).await {
         Err(_) => return Err(transient(Failure::timeout())),

@@ -266,7 +266,7 @@ impl Shared {
             Link::Up { conn: Conn::Cluster(_), gen: g } if *g == gen);
         if cluster {
             // Logged once per outage: while L1 is closed, later failures say nothing new.
-            let serving = self.gate.open();
+            let serving = self.gate.open_at(Instant::now());
             self.lapse_and_flush();
             if !serving {
                 return;
