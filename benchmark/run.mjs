@@ -546,7 +546,8 @@ async function main() {
     }
   }
   lines.push('')
-  const cpuRows = chosen.filter((w) => workloads[w].unit === 'ops/s')
+  // Redis CPU is read off the single server only.
+  const cpuRows = CLUSTER ? [] : chosen.filter((w) => workloads[w].unit === 'ops/s')
   if (cpuRows.length > 0) {
     lines.push(`Redis CPU per operation (\`INFO cpu\` used_cpu_user + used_cpu_sys over the run, divided by its operations; µs, median; (×N) = ratio to the baseline, <1 is less CPU)`)
     lines.push('')
