@@ -20,6 +20,9 @@ const LOCK_POLL_MAX_MS = 500
 /** The key holding `key`'s lease: beside the main key, whose bytes and TTL stay the original's. */
 const lockKey = (key) => `${key}:__lock`
 const MAX_TTL_MS = Number.MAX_SAFE_INTEGER
+/** Longest commandTimeoutMs (setTimeout's own limit) and local.maxTtl (ten years). */
+const MAX_TIMEOUT_MS = 2 ** 31 - 1
+const MAX_SETTING_SECONDS = 10 * 365 * 24 * 3600
 
 const LAZY = Symbol('lazy')
 const NO_VALUE = Symbol('no value')
@@ -266,6 +269,13 @@ function positive(value, name) {
   return value
 }
 
+/** A positive number of at most `max` (beyond it, the native side's clock arithmetic would overflow). */
+function positiveUpTo(value, name, max, unit) {
+  positive(value, name)
+  if (value > max) throw new TypeError(`${name} must be at most ${max} ${unit}, got ${describe(value)}`)
+  return value
+}
+
 function integer(value, name, min, max) {
   const n = typeof value === 'string' && value.trim() !== '' ? Number(value) : value
   if (typeof n !== 'number' || !Number.isInteger(n) || n < min || n > max) {
@@ -366,7 +376,7 @@ function resolveOptions(options, env) {
     if (typeof maxBytes !== 'number' || !Number.isInteger(maxBytes) || maxBytes < 0) {
       throw new TypeError(`local.maxBytes must be a non-negative integer, got ${describe(maxBytes)}`)
     }
-    maxTtl = positive(local.maxTtl ?? DEFAULT_MAX_TTL, 'local.maxTtl')
+    maxTtl = positiveUpTo(local.maxTtl ?? DEFAULT_MAX_TTL, 'local.maxTtl', MAX_SETTING_SECONDS, 'seconds')
   }
   if (mode === 'memory' && maxBytes === 0) maxBytes = DEFAULT_MAX_BYTES
   const logger = checkLogger(options.logger, 'logger')
@@ -384,9 +394,9 @@ function resolveOptions(options, env) {
       clusterNodes,
       localMaxBytes: maxBytes,
       localMaxTtlMs: maxTtl * 1000,
-      commandTimeoutMs: positive(options.commandTimeoutMs ?? DEFAULT_TIMEOUT_MS, 'commandTimeoutMs'),
+      commandTimeoutMs: positiveUpTo(options.commandTimeoutMs ?? DEFAULT_TIMEOUT_MS, 'commandTimeoutMs', MAX_TIMEOUT_MS, 'ms'),
     },
-    defaultTtlMs: Math.round(positive(options.defaultTtl ?? DEFAULT_TTL, 'defaultTtl') * 1000),
+    defaultTtlMs: Math.round(positiveUpTo(options.defaultTtl ?? DEFAULT_TTL, 'defaultTtl', MAX_TTL_MS / 1000, 'seconds') * 1000),
     logger,
   }
 }

@@ -212,8 +212,21 @@ describe('bad options throw a TypeError at construction', () => {
     ['a db that is negative', { db: -1 }],
     ['a host that is not a string', { host: 42 }],
     ['a logger that is a string', { logger: 'console' }],
+    // Past these, the native clock arithmetic would overflow (the process aborted).
+    ['a local.maxTtl past ten years', { local: { maxTtl: 1e19 } }],
+    ['a commandTimeoutMs past 2^31 - 1', { commandTimeoutMs: 3e18 }],
+    ['a defaultTtl past Number.MAX_SAFE_INTEGER ms', { defaultTtl: 1e19 }],
   ])('%s', (_n, options) => {
     expect(() => new CacheService(options as any)).toThrow(TypeError)
+  })
+
+  it('a small local.maxBytes serves many distinct keys (its doorkeeper is whole words)', async () => {
+    for (const maxBytes of [20, 100, 1000]) {
+      const c = new CacheService({ port, host: '127.0.0.1', db: DB, local: { maxBytes }, logger: false })
+      for (let i = 0; i < 3000; i += 100) await Promise.all(Array.from({ length: 100 }, (_, j) => c.get(`small:${i + j}`)))
+      expect(await c.ping()).toBe(true)
+      await c.close()
+    }
   })
 
   it('names the option in the message', () => {

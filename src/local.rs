@@ -52,7 +52,8 @@ impl Doorkeeper {
     fn new(bytes: u64) -> Self {
         Doorkeeper {
             bits: Vec::new(),
-            size: bytes as usize * 8,
+            // Whole 64-bit words, at least one: every bit `seen` picks is in `bits`.
+            size: (bytes as usize / 8).max(1) * 64,
             recorded: 0,
             hasher: RandomState::new(),
         }
@@ -344,6 +345,19 @@ impl Drop for Ticket {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_doorkeeper_of_any_size_stays_in_bounds() {
+        for bytes in [0, 1, 7, 9, 62, 500, 513, 4096] {
+            let mut d = Doorkeeper::new(bytes);
+            for i in 0..5000 {
+                d.seen(&format!("k{i}"));
+            }
+            let mut again = Doorkeeper::new(bytes);
+            again.seen("x");
+            assert!(again.seen("x"), "a key read before is seen ({bytes} bytes)");
+        }
+    }
 
     fn local() -> Arc<Local> {
         Local::new(
