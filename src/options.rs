@@ -312,22 +312,7 @@ pub fn cluster_target(o: &NativeOptions, nodes: &[String]) -> Result<Target, Str
         infos.push(info);
     }
     let certs = match tls {
-        Some(tls) if tls.ca.is_some() || tls.cert.is_some() => {
-            let pem = |b: &Option<String>| b.as_ref().map(|b| b.as_bytes().to_vec());
-            let (cert, key) = (pem(&tls.cert), pem(&tls.key));
-            if cert.is_some() != key.is_some() {
-                return Err("tls.cert and tls.key must be given together".into());
-            }
-            Some(redis::TlsCertificates {
-                client_tls: cert
-                    .zip(key)
-                    .map(|(client_cert, client_key)| redis::ClientTlsConfig {
-                        client_cert,
-                        client_key,
-                    }),
-                root_cert: pem(&tls.ca),
-            })
-        }
+        Some(tls) if tls.ca.is_some() || tls.cert.is_some() => Some(certificates(tls)?),
         _ => None,
     };
     Ok(Target {
@@ -338,6 +323,24 @@ pub fn cluster_target(o: &NativeOptions, nodes: &[String]) -> Result<Target, Str
             nodes: infos,
             certs,
         }),
+    })
+}
+
+/// The CA and client certificate of `tls` as redis-rs takes them.
+fn certificates(tls: &TlsOptions) -> Result<redis::TlsCertificates, String> {
+    let pem = |b: &Option<String>| b.as_ref().map(|b| b.as_bytes().to_vec());
+    let (cert, key) = (pem(&tls.cert), pem(&tls.key));
+    if cert.is_some() != key.is_some() {
+        return Err("tls.cert and tls.key must be given together".into());
+    }
+    Ok(redis::TlsCertificates {
+        client_tls: cert
+            .zip(key)
+            .map(|(client_cert, client_key)| redis::ClientTlsConfig {
+                client_cert,
+                client_key,
+            }),
+        root_cert: pem(&tls.ca),
     })
 }
 
@@ -374,20 +377,7 @@ fn with_tls(info: ConnectionInfo, tls: Option<&TlsOptions>) -> Result<Target, St
         .into_connection_info()
         .map_err(|e| e.to_string())?
         .set_redis_settings(redis);
-    let pem = |b: &Option<String>| b.as_ref().map(|b| b.as_bytes().to_vec());
-    let (cert, key) = (pem(&tls.cert), pem(&tls.key));
-    if cert.is_some() != key.is_some() {
-        return Err("tls.cert and tls.key must be given together".into());
-    }
-    let certificates = redis::TlsCertificates {
-        client_tls: cert
-            .zip(key)
-            .map(|(client_cert, client_key)| redis::ClientTlsConfig {
-                client_cert,
-                client_key,
-            }),
-        root_cert: pem(&tls.ca),
-    };
+    let certificates = certificates(tls)?;
     if certificates.client_tls.is_none() && certificates.root_cert.is_none() {
         return Ok(Target {
             info,

@@ -29,7 +29,7 @@ export function freePort(): Promise<number> {
   })
 }
 
-function canConnect(port: number): Promise<boolean> {
+export function canConnect(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const s = connect(port, '127.0.0.1')
     s.once('connect', () => {

@@ -8,8 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { connect } from 'node:net'
-import { startRedis, stopRedis, freePort, eventually, redisServerBinary, type RedisProcess } from './redis'
+import { startRedis, stopRedis, freePort, eventually, redisServerBinary, canConnect, type RedisProcess } from './redis'
 
 export const MASTER_NAME = 'mymaster'
 
@@ -29,17 +28,6 @@ export interface SentinelGroup {
   masterPort(i?: number): Promise<number>
   /** Waits until every sentinel names the same master, which says role master and has a synced replica. */
   settled(ms?: number): Promise<number>
-}
-
-function canConnect(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect(port, '127.0.0.1')
-    s.once('connect', () => {
-      s.destroy()
-      resolve(true)
-    })
-    s.once('error', () => resolve(false))
-  })
 }
 
 export interface GroupOptions {

@@ -655,12 +655,7 @@ pub async fn delete_pattern(shared: &Shared, conn: &Cluster, pattern: &str) -> R
         };
         let mut cursor = 0u64;
         loop {
-            let mut scan = redis::cmd("SCAN");
-            scan.arg(cursor)
-                .arg("MATCH")
-                .arg(pattern)
-                .arg("COUNT")
-                .arg(super::scan::SCAN_COUNT);
+            let scan = super::scan::scan(cursor, pattern);
             let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
                 host: host.clone(),
                 port,

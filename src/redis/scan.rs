@@ -11,7 +11,7 @@ use crate::error::{Code, Failure};
 use crate::glob;
 
 /// Keys per `SCAN` step.
-pub(super) const SCAN_COUNT: usize = 1000;
+const SCAN_COUNT: usize = 1000;
 
 pub async fn delete_pattern(
     shared: &Shared,
@@ -21,13 +21,7 @@ pub async fn delete_pattern(
     drop_local(shared, pattern);
     let mut cursor = 0u64;
     loop {
-        let mut scan = redis::cmd("SCAN");
-        scan.arg(cursor)
-            .arg("MATCH")
-            .arg(pattern)
-            .arg("COUNT")
-            .arg(SCAN_COUNT);
-        let (next, keys) = scan_reply(round_trip(shared, conn, &scan).await?)?;
+        let (next, keys) = scan_reply(round_trip(shared, conn, &scan(cursor, pattern)).await?)?;
         if !keys.is_empty() {
             let mut unlink = redis::cmd("UNLINK");
             unlink.arg(&keys);
@@ -55,6 +49,17 @@ pub(super) fn drop_local(shared: &Shared, pattern: &str) {
             local.store.remove_matching(pattern);
         }
     }
+}
+
+/// `SCAN cursor MATCH pattern COUNT SCAN_COUNT`.
+pub(super) fn scan(cursor: u64, pattern: &str) -> redis::Cmd {
+    let mut scan = redis::cmd("SCAN");
+    scan.arg(cursor)
+        .arg("MATCH")
+        .arg(pattern)
+        .arg("COUNT")
+        .arg(SCAN_COUNT);
+    scan
 }
 
 /// A `SCAN` reply: the next cursor and the keys.
