@@ -2,7 +2,7 @@
 // error that names the platform, the package expected and what to do (native.js),
 // not the loader's bare "Cannot find native binding". Each case imports a copy of
 // the main package as published (no *.node, no Cargo.toml) in a child process;
-// a preload makes that child look like another machine (CPU, or musl libc).
+// a preload can make that child look like another machine (CPU, or musl libc).
 import { describe, it, expect, beforeAll, afterAll } from 'vitest'
 import { spawnSync } from 'node:child_process'
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
@@ -76,46 +76,67 @@ afterAll(() => {
   if (dir) rmSync(dir, { recursive: true, force: true })
 })
 
+/** This machine in the packages' naming (what native.js should name). */
+const arch = process.arch
+const here =
+  process.platform === 'linux'
+    ? `linux-${arch}-${(process.report.getReport() as { header: { glibcVersionRuntime?: string } }).header.glibcVersionRuntime ? 'gnu' : 'musl'}`
+    : process.platform === 'win32'
+      ? `win32-${arch}-msvc`
+      : `${process.platform}-${arch}`
+const published = ['linux-x64-gnu', 'linux-arm64-gnu', 'linux-x64-musl', 'linux-arm64-musl', 'darwin-x64', 'darwin-arm64', 'win32-x64-msvc']
+
 describe('no binary for this platform', () => {
-  it.runIf(process.platform === 'linux' && process.arch === 'x64')(
-    'a published platform whose package is missing (Alpine, or --omit=optional): names it and says to reinstall',
+  it.runIf(published.includes(here))('a published platform whose package is missing (--omit=optional): names it and says to reinstall', () => {
+    const out = importIn(packageCopy('missing'))
+    expect(out.code).toBe('ERR_NATIVE_CACHE_NO_BINARY')
+    expect(out.message).toContain(`no native binary for ${here}`)
+    expect(out.message).toContain(`${NAME}-${here} is not installed`)
+    expect(out.message).toContain('--omit=optional')
+    expect(out.cause).toMatch(/Cannot find native binding/)
+  })
+
+  it.runIf(process.platform === 'linux' && (arch === 'x64' || arch === 'arm64'))(
+    'Alpine (musl faked) with the glibc package only, as in a node_modules copied from glibc: names the musl package',
     () => {
-      const out = importIn(packageCopy('musl'), { FAKE_MUSL: '1' })
+      const pkg = packageCopy('musl')
+      const gnu = join(dir, 'musl', 'node_modules', '@medianest', `native-cache-linux-${arch}-gnu`)
+      mkdirSync(gnu, { recursive: true })
+      writeFileSync(join(gnu, 'package.json'), JSON.stringify({ name: `${NAME}-linux-${arch}-gnu`, version: '0.1.0' }))
+      const out = importIn(pkg, { FAKE_MUSL: '1' })
       expect(out.code).toBe('ERR_NATIVE_CACHE_NO_BINARY')
-      expect(out.message).toContain('no native binary for linux-x64-musl')
-      expect(out.message).toContain(`${NAME}-linux-x64-musl is not installed`)
-      expect(out.message).toContain('--omit=optional')
-      expect(out.cause).toMatch(/Cannot find native binding/)
+      expect(out.message).toContain(`no native binary for linux-${arch}-musl`)
+      expect(out.message).toContain(`${NAME}-linux-${arch}-musl is not installed`)
     },
   )
 
   it.runIf(process.platform === 'linux')('a platform nothing is published for: names it, lists the published ones, says build from source', () => {
     const out = importIn(packageCopy('riscv'), { FAKE_ARCH: 'riscv64' })
     expect(out.code).toBe('ERR_NATIVE_CACHE_NO_BINARY')
-    expect(out.message).toContain('No prebuilt binary is published for linux-riscv64-gnu')
-    expect(out.message).toContain('published: linux-x64-gnu, linux-arm64-gnu, linux-x64-musl, linux-arm64-musl, darwin-x64, darwin-arm64, win32-x64-msvc')
+    expect(out.message).toMatch(/No prebuilt binary is published for linux-riscv64-(gnu|musl)/)
+    expect(out.message).toContain(`published: ${published.join(', ')}`)
     expect(out.message).toContain('npm run build')
   })
 
-  it.runIf(process.platform === 'linux' && process.arch === 'x64')(
+  it.runIf(published.includes(here))(
     'the platform package is installed but its binary does not load: says so and keeps the loader error as cause',
     () => {
       const pkg = packageCopy('broken')
-      const platformPkg = join(dir, 'broken', 'node_modules', '@medianest', 'native-cache-linux-x64-gnu')
+      const platformPkg = join(dir, 'broken', 'node_modules', '@medianest', `native-cache-${here}`)
       mkdirSync(platformPkg, { recursive: true })
       writeFileSync(
         join(platformPkg, 'package.json'),
-        JSON.stringify({ name: `${NAME}-linux-x64-gnu`, version: '0.1.0', main: 'native-cache.linux-x64-gnu.node' }),
+        JSON.stringify({ name: `${NAME}-${here}`, version: '0.1.0', main: `native-cache.${here}.node` }),
       )
-      writeFileSync(join(platformPkg, 'native-cache.linux-x64-gnu.node'), 'not an ELF file')
+      writeFileSync(join(platformPkg, `native-cache.${here}.node`), 'not a shared library')
       const out = importIn(pkg)
       expect(out.code).toBe('ERR_NATIVE_CACHE_NO_BINARY')
-      expect(out.message).toContain(`${NAME}-linux-x64-gnu is installed but its binary failed to load`)
+      expect(out.message).toContain(`${NAME}-${here} is installed but its binary failed to load`)
       expect(out.cause).toMatch(/Cannot find native binding/)
     },
   )
 
-  it.runIf(process.platform === 'linux')('a source checkout without a build: says to run npm run build', () => {
+  it('a source checkout without a build: says to run npm run build', () => {
     const pkg = packageCopy('checkout')
     writeFileSync(join(pkg, 'Cargo.toml'), '')
     const out = importIn(pkg, { FAKE_ARCH: 'riscv64' })
