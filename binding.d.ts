@@ -17,6 +17,8 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
  */
 export declare class NativeCache {
   constructor(options: NativeOptions)
+  /** Bytes the JavaScript memo may hold (`board::memo_bytes`; 0 with L1 off). */
+  get memoBytes(): number
   /** The handle `localGet`/`localMget` take for this instance. */
   get handle(): number
   queueGet(key: string): void

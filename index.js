@@ -188,9 +188,10 @@ const SCRATCH_VERSION = 1
 const SCRATCH_EPOCH = 2
 const EPOCH = 3
 const VERSIONS = 4
-/** The memo holds at most this many copies, and at most a sixteenth of L1's bytes of text (up to 4 MiB). */
+/** The memo holds at most this many copies, in the bytes Rust sets aside for it (`NativeCache.memoBytes`). */
 const MEMO_MAX_ENTRIES = 4096
-const MEMO_MAX_CHARS = 4 * 1024 * 1024
+/** What a copy costs besides its text, measured (a Map entry, its record, the key): about 211 bytes. */
+const MEMO_COPY_BYTES = 224
 /** An mget whose keys miss the memo crosses once per key up to this many misses (keeping copies), else once for all. */
 const MEMO_MGET_CROSSINGS = 16
 
@@ -203,8 +204,9 @@ const MEMO_MGET_CROSSINGS = 16
  */
 class Memo {
   #copies = new Map()
-  #chars = 0
-  #maxChars
+  /** Text counted at two bytes a character (V8 keeps non-Latin-1 text so), plus MEMO_COPY_BYTES a copy. */
+  #bytes = 0
+  #maxBytes
   #handle
   #f64
   #u32
@@ -223,7 +225,7 @@ class Memo {
     this.#handle = handle
     this.#f64 = new Float64Array(board, 0, 2)
     this.#u32 = new Uint32Array(board, 16)
-    this.#maxChars = Math.min(MEMO_MAX_CHARS, Math.floor(maxBytes / 16))
+    this.#maxBytes = maxBytes
     // Read before the board's clock, so the offset errs late: the memo stops serving early, never late.
     const before = performance.now()
     this.#offset = clockMs() - before
@@ -240,14 +242,14 @@ class Memo {
 
   /** Keeps `text`, just returned by a lookup of `k`, with what the board said before that lookup. */
   #keep(k, text) {
-    if (text.length > this.#maxChars) return
+    if (cost(text) > this.#maxBytes) return
     const u32 = this.#u32
     const slot = u32[SCRATCH_SLOT] + VERSIONS
     this.#copies.set(k, { t: text, s: slot, v: u32[SCRATCH_VERSION], g: u32[SCRATCH_EPOCH], d: this.#f64[SCRATCH_DEADLINE] })
-    this.#chars += text.length
-    while (this.#copies.size > MEMO_MAX_ENTRIES || this.#chars > this.#maxChars) {
+    this.#bytes += cost(text)
+    while (this.#copies.size > MEMO_MAX_ENTRIES || this.#bytes > this.#maxBytes) {
       const oldest = this.#copies.keys().next().value
-      this.#chars -= this.#copies.get(oldest).t.length
+      this.#bytes -= cost(this.#copies.get(oldest).t)
       this.#copies.delete(oldest)
     }
   }
@@ -265,7 +267,7 @@ class Memo {
       }
     }
     this.#copies.delete(k)
-    this.#chars -= e.t.length
+    this.#bytes -= cost(e.t)
     return undefined
   }
 
@@ -277,9 +279,11 @@ class Memo {
 
   clear() {
     this.#copies.clear()
-    this.#chars = 0
+    this.#bytes = 0
   }
 }
+
+const cost = (text) => 2 * text.length + MEMO_COPY_BYTES
 
 function envString(env, name) {
   const v = env[name]
@@ -650,7 +654,7 @@ class CacheService {
     try {
       this.#native = new NativeCache(resolved.native)
       this.#handle = this.#native.handle
-      if (resolved.native.localMaxBytes > 0) this.#memo = Memo.create(this.#handle, resolved.native.localMaxBytes)
+      if (resolved.native.localMaxBytes > 0) this.#memo = Memo.create(this.#handle, this.#native.memoBytes)
     } catch (err) {
       throw new TypeError(err && err.message ? err.message : String(err))
     }

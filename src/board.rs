@@ -17,6 +17,12 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::Instant;
 
+/// The memo's share of `maxBytes` (a sixteenth, at most 4 MiB), taken off
+/// the store's budget so `maxBytes` bounds both.
+pub fn memo_bytes(max_bytes: u64) -> u64 {
+    (max_bytes / 16).min(4 << 20)
+}
+
 /// Hash slots of the versions: a collision only costs a needless re-crossing.
 pub const SLOTS: usize = 4096;
 

@@ -226,7 +226,10 @@ impl NativeCache {
         let counters = Arc::new(Counters::default());
         let max_bytes = settings.local_max_bytes;
         let tier = match settings.mode {
-            Mode::Memory => Tier::Memory(Store::new(max_bytes, counters.clone())),
+            Mode::Memory => Tier::Memory(Store::new(
+                max_bytes - board::memo_bytes(max_bytes),
+                counters.clone(),
+            )),
             Mode::Redis(target) => {
                 let local = (max_bytes > 0)
                     .then(|| Local::new(max_bytes, settings.local_max_ttl, counters.clone()));
@@ -270,6 +273,12 @@ impl NativeCache {
             handle,
             grace: Grace::new(grace_bytes),
         })
+    }
+
+    /// Bytes the JavaScript memo may hold (`board::memo_bytes`; 0 with L1 off).
+    #[napi(getter)]
+    pub fn memo_bytes(&self) -> f64 {
+        board::memo_bytes(self.max_bytes) as f64
     }
 
     /// The handle `localGet`/`localMget` take for this instance.
