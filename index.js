@@ -190,6 +190,8 @@ const EPOCH = 3
 const VERSIONS = 4
 /** The memo holds at most this many copies, in the bytes Rust sets aside for it (`NativeCache.memoBytes`). */
 const MEMO_MAX_ENTRIES = 4096
+/** A copy serves this many reads less one, then the next read crosses (and keeps a fresh copy). */
+const MEMO_RECROSS_EVERY = 64
 /** What a copy costs besides its text, measured (a Map entry, its record, the key): about 211 bytes. */
 const MEMO_COPY_BYTES = 224
 /** An mget whose keys miss the memo crosses once per key up to this many misses (keeping copies), else once for all. */
@@ -245,7 +247,7 @@ class Memo {
     if (cost(text) > this.#maxBytes) return
     const u32 = this.#u32
     const slot = u32[SCRATCH_SLOT] + VERSIONS
-    this.#copies.set(k, { t: text, s: slot, v: u32[SCRATCH_VERSION], g: u32[SCRATCH_EPOCH], d: this.#f64[SCRATCH_DEADLINE] })
+    this.#copies.set(k, { t: text, s: slot, v: u32[SCRATCH_VERSION], g: u32[SCRATCH_EPOCH], d: this.#f64[SCRATCH_DEADLINE], n: MEMO_RECROSS_EVERY })
     this.#bytes += cost(text)
     while (this.#copies.size > MEMO_MAX_ENTRIES || this.#bytes > this.#maxBytes) {
       const oldest = this.#copies.keys().next().value
@@ -259,7 +261,8 @@ class Memo {
     const e = this.#copies.get(k)
     if (e === undefined) return undefined
     const u32 = this.#u32
-    if (e.v === u32[e.s] && e.g === u32[EPOCH]) {
+    // Every MEMO_RECROSS_EVERY-th read of a copy crosses anyway, so the store still sees the key used (TinyLFU).
+    if (e.v === u32[e.s] && e.g === u32[EPOCH] && --e.n > 0) {
       const now = performance.now() + this.#offset
       if (now < this.#f64[OPEN_UNTIL] && now < e.d) {
         this.hits++
