@@ -17,6 +17,8 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
  */
 export declare class NativeCache {
   constructor(options: NativeOptions)
+  /** Bytes the JavaScript memo may hold (`board::memo_bytes`; 0 with L1 off). */
+  get memoBytes(): number
   /** The handle `localGet`/`localMget` take for this instance. */
   get handle(): number
   queueGet(key: string): void
@@ -55,6 +57,8 @@ export declare class NativeCache {
   flush(): Promise<Replies>
   /** Runs the queued calls against the `'memory'` store, synchronously. */
   runSync(): Replies
+  /** Hits the JavaScript memo served without crossing, counted as L1 hits. */
+  noteLocalHits(n: number): void
   noteCoalesced(): void
   noteFactoryRun(): void
   noteFailsafe(): void
@@ -106,6 +110,12 @@ export interface CacheStats {
   lockWaits: number
   grace: GraceStats
 }
+
+/**
+ * Milliseconds on the clock of the lease and the entries' deadlines, for the
+ * JavaScript memo to relate `performance.now()` to (both monotonic).
+ */
+export declare function clockMs(): number
 
 /** Bound on one Redis command, in milliseconds. */
 export declare const DEFAULT_COMMAND_TIMEOUT_MS: number
@@ -172,6 +182,13 @@ export interface InvalidationLatency {
  */
 export declare const LIVENESS_LEASE_MS: number
 
+/**
+ * The instance's [`crate::board::Board`] as an `ArrayBuffer` over the same
+ * memory, or `null` (no such instance, or a runtime that copies external
+ * buffers, where the memo must stay off: a copy would never change).
+ */
+export declare function localBoard(handle: number): ArrayBuffer | null
+
 /** The JSON text cached for `key` in this process, or `null`. */
 export declare function localGet(handle: number, key: string): string | null
 
@@ -182,6 +199,8 @@ export interface LocalStats {
   /** Whether L1 is serving (configured, and the server tracks keys for it). */
   enabled: boolean
   hits: number
+  /** Of `hits`, those answered in JavaScript from a copy of a recent hit, without a native call. */
+  memoHits: number
   misses: number
   /** Entries dropped to stay within `maxBytes`. */
   evictions: number

@@ -836,6 +836,7 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.NativeCache = nativeBinding.NativeCache
+module.exports.clockMs = nativeBinding.clockMs
 module.exports.DEFAULT_COMMAND_TIMEOUT_MS = nativeBinding.DEFAULT_COMMAND_TIMEOUT_MS
 module.exports.DEFAULT_LOCAL_MAX_BYTES = nativeBinding.DEFAULT_LOCAL_MAX_BYTES
 module.exports.DEFAULT_LOCAL_MAX_TTL_SECONDS = nativeBinding.DEFAULT_LOCAL_MAX_TTL_SECONDS
@@ -843,5 +844,6 @@ module.exports.DEFAULT_LOCK_LEASE_MS = nativeBinding.DEFAULT_LOCK_LEASE_MS
 module.exports.DEFAULT_TTL_SECONDS = nativeBinding.DEFAULT_TTL_SECONDS
 module.exports.HEARTBEAT_INTERVAL_MS = nativeBinding.HEARTBEAT_INTERVAL_MS
 module.exports.LIVENESS_LEASE_MS = nativeBinding.LIVENESS_LEASE_MS
+module.exports.localBoard = nativeBinding.localBoard
 module.exports.localGet = nativeBinding.localGet
 module.exports.localMget = nativeBinding.localMget

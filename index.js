@@ -7,7 +7,7 @@ const { randomUUID } = require('node:crypto')
 const { readFileSync } = require('node:fs')
 const binding = require('./native.js')
 
-const { NativeCache, localGet, localMget } = binding
+const { NativeCache, localGet, localMget, localBoard, clockMs } = binding
 // Defaults live in Rust (src/options.rs) and are read from there.
 const DEFAULT_TTL = binding.DEFAULT_TTL_SECONDS
 const DEFAULT_MAX_BYTES = binding.DEFAULT_LOCAL_MAX_BYTES
@@ -57,7 +57,11 @@ function toKey(key, name) {
 function toKeys(keys, name) {
   if (!Array.isArray(keys)) throw new TypeError(`${name} must be an array of keys, got ${describe(keys)}`)
   const out = new Array(keys.length)
-  for (let i = 0; i < keys.length; i++) out[i] = toKey(keys[i], `${name}[${i}]`)
+  for (let i = 0; i < keys.length; i++) {
+    const k = keys[i]
+    // The name is built only for an error: a template string per key was a fifth of a 10-key mget.
+    out[i] = typeof k === 'string' ? k : toKey(k, `${name}[${i}]`)
+  }
   return out
 }
 
@@ -175,6 +179,114 @@ function parse(text) {
     return null
   }
 }
+
+/** Indexes into the board's views (`src/board.rs` gives the layout). */
+const OPEN_UNTIL = 0
+const SCRATCH_DEADLINE = 1
+const SCRATCH_SLOT = 0
+const SCRATCH_VERSION = 1
+const SCRATCH_EPOCH = 2
+const EPOCH = 3
+const VERSIONS = 4
+/** The memo holds at most this many copies, in the bytes Rust sets aside for it (`NativeCache.memoBytes`). */
+const MEMO_MAX_ENTRIES = 4096
+/** A copy serves this many reads less one, then the next read crosses (and keeps a fresh copy). */
+const MEMO_RECROSS_EVERY = 64
+/** What a copy costs besides its text, measured (a Map entry, its record, the key): about 211 bytes. */
+const MEMO_COPY_BYTES = 224
+/** An mget whose keys miss the memo crosses once per key up to this many misses (keeping copies), else once for all. */
+const MEMO_MGET_CROSSINGS = 16
+
+/**
+ * Copies of recently hit L1 entries, served without crossing into Rust while
+ * the board Rust writes says nothing changed: the key's version and the
+ * store's epoch as they were before the lookup that made the copy, the lease
+ * still running, the entry's deadline not reached. A crossing costs about
+ * 390 ns (`benchmark/hitpath.mjs`), a `Map` lookup a few tens.
+ */
+class Memo {
+  #copies = new Map()
+  /** Text counted at two bytes a character (V8 keeps non-Latin-1 text so), plus MEMO_COPY_BYTES a copy. */
+  #bytes = 0
+  #maxBytes
+  #handle
+  #f64
+  #u32
+  /** Added to `performance.now()` gives the board's clock (both monotonic). */
+  #offset
+  /** Hits served here since the last `takeHits()`. */
+  hits = 0
+
+  /** A memo for the instance behind `handle`, or null where the runtime cannot share the board's memory. */
+  static create(handle, maxBytes) {
+    const board = localBoard(handle)
+    return board === null ? null : new Memo(handle, board, maxBytes)
+  }
+
+  constructor(handle, board, maxBytes) {
+    this.#handle = handle
+    this.#f64 = new Float64Array(board, 0, 2)
+    this.#u32 = new Uint32Array(board, 16)
+    this.#maxBytes = maxBytes
+    // Read before the board's clock, so the offset errs late: the memo stops serving early, never late.
+    const before = performance.now()
+    this.#offset = clockMs() - before
+  }
+
+  /** L1's text for `k`, or null: from a copy while it is current, else across to Rust (and kept). */
+  get(k) {
+    const copy = this.peek(k)
+    if (copy !== undefined) return copy
+    const text = localGet(this.#handle, k)
+    if (text !== null) this.#keep(k, text)
+    return text
+  }
+
+  /** Keeps `text`, just returned by a lookup of `k`, with what the board said before that lookup. */
+  #keep(k, text) {
+    if (cost(text) > this.#maxBytes) return
+    const u32 = this.#u32
+    const slot = u32[SCRATCH_SLOT] + VERSIONS
+    this.#copies.set(k, { t: text, s: slot, v: u32[SCRATCH_VERSION], g: u32[SCRATCH_EPOCH], d: this.#f64[SCRATCH_DEADLINE], n: MEMO_RECROSS_EVERY })
+    this.#bytes += cost(text)
+    while (this.#copies.size > MEMO_MAX_ENTRIES || this.#bytes > this.#maxBytes) {
+      const oldest = this.#copies.keys().next().value
+      this.#bytes -= cost(this.#copies.get(oldest).t)
+      this.#copies.delete(oldest)
+    }
+  }
+
+  /** The current copy's text for `k`, or undefined: never crosses. */
+  peek(k) {
+    const e = this.#copies.get(k)
+    if (e === undefined) return undefined
+    const u32 = this.#u32
+    // Every MEMO_RECROSS_EVERY-th read of a copy crosses anyway, so the store still sees the key used (TinyLFU).
+    if (e.v === u32[e.s] && e.g === u32[EPOCH] && --e.n > 0) {
+      const now = performance.now() + this.#offset
+      if (now < this.#f64[OPEN_UNTIL] && now < e.d) {
+        this.hits++
+        return e.t
+      }
+    }
+    this.#copies.delete(k)
+    this.#bytes -= cost(e.t)
+    return undefined
+  }
+
+  takeHits() {
+    const n = this.hits
+    this.hits = 0
+    return n
+  }
+
+  clear() {
+    this.#copies.clear()
+    this.#bytes = 0
+  }
+}
+
+const cost = (text) => 2 * text.length + MEMO_COPY_BYTES
 
 function envString(env, name) {
   const v = env[name]
@@ -505,6 +617,8 @@ class CacheService {
   #native = null
   /** This instance's handle for the hit path (free functions are cheaper to call than methods). */
   #handle = -1
+  /** Copies of hot L1 entries served without a native call; null with L1 off. */
+  #memo = null
   #memory = false
   #defaultTtlMs = DEFAULT_TTL * 1000
   /** The user's logger; null: the stderr default; false: silent. */
@@ -543,6 +657,7 @@ class CacheService {
     try {
       this.#native = new NativeCache(resolved.native)
       this.#handle = this.#native.handle
+      if (resolved.native.localMaxBytes > 0) this.#memo = Memo.create(this.#handle, this.#native.memoBytes)
     } catch (err) {
       throw new TypeError(err && err.message ? err.message : String(err))
     }
@@ -665,11 +780,41 @@ class CacheService {
     }
   }
 
+  /** L1's JSON text for `k`, or null. */
+  #local(k) {
+    return this.#memo === null ? localGet(this.#handle, k) : this.#memo.get(k)
+  }
+
+  /** L1's texts for `list` (null where none): from the memo, then one crossing per missed key for a few, else one for them all. */
+  #localMany(list) {
+    const memo = this.#memo
+    if (memo === null) return localMget(this.#handle, list)
+    const out = new Array(list.length)
+    const missed = []
+    for (let i = 0; i < list.length; i++) {
+      const copy = memo.peek(list[i])
+      if (copy === undefined) missed.push(i)
+      else out[i] = copy
+    }
+    if (missed.length > MEMO_MGET_CROSSINGS) {
+      const texts = localMget(this.#handle, missed.length === list.length ? list : missed.map((i) => list[i]))
+      for (let j = 0; j < missed.length; j++) out[missed[j]] = texts[j]
+    } else {
+      for (const i of missed) out[i] = memo.get(list[i])
+    }
+    return out
+  }
+
+  /** Hits the memo served, handed to the native counters before they are read. */
+  #countMemoHits() {
+    if (this.#memo !== null && this.#memo.hits > 0) this.#native.noteLocalHits(this.#memo.takeHits())
+  }
+
   /** @template T @param {string|number} key @returns {Promise<T|null>} */
   get(key) {
     return this.#guard((native) => {
       const k = toKey(key, 'key')
-      const text = localGet(this.#handle, k)
+      const text = this.#local(k)
       if (text !== null) return Promise.resolve(parse(text))
       if (this.#memory) return Promise.resolve(null)
       native.queueGet(k)
@@ -723,7 +868,7 @@ class CacheService {
         throw new TypeError(`factory must be a function, got ${describe(factory)}`)
       }
       // The hit path: answered from L1 at once, like get.
-      const text = localGet(this.#handle, k)
+      const text = this.#local(k)
       if (text !== null) {
         const value = parse(text)
         if (value !== null) return Promise.resolve(value)
@@ -768,7 +913,7 @@ class CacheService {
       if (typeof factory !== 'function') {
         throw new TypeError(`factory must be a function, got ${describe(factory)}`)
       }
-      const text = localGet(this.#handle, k)
+      const text = this.#local(k)
       if (text !== null) {
         const value = parse(text)
         if (value !== null) {
@@ -1108,10 +1253,13 @@ class CacheService {
     return this.#guard((native) => {
       const list = toKeys(keys, 'keys')
       if (list.length === 0) return Promise.resolve([])
-      const local = localMget(this.#handle, list)
+      const local = this.#localMany(list)
       const missing = []
       for (let i = 0; i < local.length; i++) if (local[i] === null) missing.push(i)
-      if (missing.length === 0 || this.#memory) return Promise.resolve(local.map(parse))
+      if (missing.length === 0 || this.#memory) {
+        for (let i = 0; i < local.length; i++) local[i] = parse(local[i])
+        return Promise.resolve(local)
+      }
       const keysToFetch = missing.length === list.length ? list : missing.map((i) => list[i])
       native.queueMget(keysToFetch)
       return this.#call((ok, num, texts, t) => {
@@ -1182,6 +1330,7 @@ class CacheService {
     if (!this.#closed) {
       this.#flush()
       this.#closed = true
+      this.#memo?.clear()
       if (this.#native !== null) this.#native.close()
     }
     return Promise.resolve()
@@ -1191,6 +1340,7 @@ class CacheService {
   metrics() {
     if (this.#native === null && !this.#closed) this.#cache()
     if (this.#native === null) throw new CacheClosedError()
+    this.#countMemoHits()
     return this.#native.metrics()
   }
 
@@ -1213,6 +1363,7 @@ class CacheService {
     this.#families ??= () => {
       if (this.#closed) return null
       if (snapshot === null) {
+        this.#countMemoHits()
         snapshot = new Map(this.#native.metricFamilies().map((f) => [f.name, f]))
         queueMicrotask(() => (snapshot = null))
       }
@@ -1225,6 +1376,7 @@ class CacheService {
   stats() {
     if (this.#native === null && !this.#closed) this.#cache()
     if (this.#native === null) throw new CacheClosedError()
+    this.#countMemoHits()
     return this.#native.stats()
   }
 }

@@ -29,9 +29,9 @@ afterEach(async () => {
 const quiet = { error: () => {}, warn: () => {}, info: () => {}, debug: () => {} }
 
 /** A default-options instance through a fresh proxy, connected. */
-async function throughProxy() {
+async function throughProxy(options: { commandTimeoutMs?: number } = {}) {
   proxy = await startProxy(redis.server.port)
-  cache = new CacheService({ host: '127.0.0.1', port: proxy.port, logger: quiet })
+  cache = new CacheService({ host: '127.0.0.1', port: proxy.port, logger: quiet, ...options })
   expect(await eventually(() => cache!.ping(), 5000, 50), 'never connected through the proxy').toBe(true)
   return { c: cache, p: proxy }
 }
@@ -107,6 +107,40 @@ describe('a silent partition', () => {
     const started = performance.now()
     expect(await eventually(async () => (await c.get(k)) === 'newer', 2000, 2)).toBe(true)
     expect(performance.now() - started).toBeLessThan(100)
+  }, 40_000)
+
+  it('with a heartbeat slower than the lease (commandTimeoutMs 5 s), the lease alone stops L1 and the memo serving within 2 s', async () => {
+    // The heartbeat breaks the link only after commandTimeoutMs without an
+    // answer; until then only the lease (1.5 s after the last proof) stops
+    // hits, the JavaScript memo's included.
+    const { c, p } = await throughProxy({ commandTimeoutMs: 5000 })
+    const k = 'part:lease'
+    await redis.raw.set(k, JSON.stringify('old'))
+    await servedFromL1(c, k, 'old')
+    const memoBefore = c.stats().local.memoHits
+    expect(await c.get(k)).toBe('old')
+    expect(c.stats().local.memoHits, 'the memo should be serving the key').toBe(memoBefore + 1)
+
+    p.silence()
+    await sleep(20)
+    await redis.raw.set(k, JSON.stringify('new'))
+    const T = performance.now()
+    const reads: Read[] = []
+    const inFlight: Promise<void>[] = []
+    while (performance.now() - T < 3000) {
+      const start = performance.now() - T
+      inFlight.push(c.get(k).then((value) => void reads.push({ start, end: performance.now() - T, value })))
+      await sleep(20)
+    }
+    const old = () => reads.filter((r) => r.value === 'old')
+    const lastOld = () => Math.max(-1, ...old().map((r) => r.end))
+    const report = () => `${reads.length} reads settled; ${old().length} returned the old value, the last at T+${lastOld().toFixed(0)} ms`
+    expect(lastOld(), `old value served after T+${STALE_BOUND_MS} ms: ${report()}`).toBeLessThan(STALE_BOUND_MS)
+    p.heal()
+    await Promise.all(inFlight)
+    console.log(`lease alone: ${report()}`)
+    for (const r of reads) expect([null, 'old', 'new'], report()).toContain(r.value)
+    expect(lastOld(), `old value served after T+${STALE_BOUND_MS} ms: ${report()}`).toBeLessThan(STALE_BOUND_MS)
   }, 40_000)
 
   it('no call hangs while the link is silent: every call settles within commandTimeoutMs + margin', async () => {

@@ -8,8 +8,10 @@
 //! long a silent partition can hide a change, whatever the timers are doing.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use crate::board::{base, Board};
 
 pub struct Gate {
     tracking: AtomicBool,
@@ -17,11 +19,9 @@ pub struct Gate {
     proven: AtomicU64,
     /// 0: no lease (`'memory'` mode, where nothing can be missed).
     lease_ms: u64,
-}
-
-fn base() -> Instant {
-    static BASE: OnceLock<Instant> = OnceLock::new();
-    *BASE.get_or_init(Instant::now)
+    /// Where the JavaScript memo reads the lease, and the lock that keeps
+    /// what it reads the result of the last change, whichever thread made it.
+    board: Option<(Arc<Board>, Mutex<()>)>,
 }
 
 fn ms_since_base(t: Instant) -> u64 {
@@ -30,21 +30,47 @@ fn ms_since_base(t: Instant) -> u64 {
 
 impl Gate {
     /// A gate that is always open.
-    pub fn open_always() -> Self {
-        Gate {
+    pub fn open_always(board: Option<Arc<Board>>) -> Self {
+        let gate = Gate {
             tracking: AtomicBool::new(true),
             proven: AtomicU64::new(u64::MAX / 2),
             lease_ms: 0,
-        }
+            board: board.map(|b| (b, Mutex::new(()))),
+        };
+        gate.publish();
+        gate
     }
 
     /// Closed until tracking is on and a reply proves the link alive.
-    pub fn leased(tracking: bool, lease: Duration) -> Self {
-        Gate {
+    pub fn leased(tracking: bool, lease: Duration, board: Option<Arc<Board>>) -> Self {
+        let gate = Gate {
             tracking: AtomicBool::new(tracking),
             proven: AtomicU64::new(0),
             lease_ms: lease.as_millis().max(1) as u64,
-        }
+            board: board.map(|b| (b, Mutex::new(()))),
+        };
+        gate.publish();
+        gate
+    }
+
+    /// Tells the board until when [`Gate::open_at`] holds, as of the state now:
+    /// `ms_since_base(t) <= proven + lease` is `t < proven + lease` in exact milliseconds.
+    fn publish(&self) {
+        let Some((board, lock)) = &self.board else {
+            return;
+        };
+        let _one_at_a_time = lock.lock().unwrap_or_else(|e| e.into_inner());
+        let until = if !self.tracking.load(Ordering::Acquire) {
+            0.0
+        } else if self.lease_ms == 0 {
+            f64::INFINITY
+        } else {
+            match self.proven.load(Ordering::Acquire) {
+                0 => 0.0,
+                p => (p + self.lease_ms) as f64,
+            }
+        };
+        board.set_open_until(until);
     }
 
     /// Checked on every hit: one atomic load, and a clock read when leased.
@@ -72,18 +98,23 @@ impl Gate {
 
     pub fn set_tracking(&self, on: bool) {
         self.tracking.store(on, Ordering::Release);
+        self.publish();
     }
 
     /// A reply arrived to a command sent at `sent_at`.
     pub fn prove(&self, sent_at: Instant) {
-        self.proven
-            .fetch_max(ms_since_base(sent_at), Ordering::AcqRel);
+        let t = ms_since_base(sent_at);
+        // Most replies prove nothing newer: publish only when the lease moved.
+        if self.proven.fetch_max(t, Ordering::AcqRel) < t {
+            self.publish();
+        }
     }
 
     /// The link is gone: nothing is proven until the next one answers.
     pub fn lapse(&self) {
         if self.lease_ms > 0 {
             self.proven.store(0, Ordering::Release);
+            self.publish();
         }
     }
 }
@@ -94,7 +125,7 @@ mod tests {
 
     #[test]
     fn serves_only_within_the_lease_of_the_last_proof() {
-        let g = Gate::leased(true, Duration::from_millis(30));
+        let g = Gate::leased(true, Duration::from_millis(30), None);
         assert!(!g.open(), "nothing proven yet");
         g.prove(Instant::now());
         assert!(g.open());
@@ -108,7 +139,7 @@ mod tests {
 
     #[test]
     fn an_older_proof_never_moves_the_lease_back() {
-        let g = Gate::leased(true, Duration::from_millis(30));
+        let g = Gate::leased(true, Duration::from_millis(30), None);
         let old = Instant::now();
         std::thread::sleep(Duration::from_millis(5));
         g.prove(Instant::now());
@@ -119,9 +150,9 @@ mod tests {
 
     #[test]
     fn no_tracking_no_serving() {
-        let g = Gate::leased(false, Duration::from_secs(10));
+        let g = Gate::leased(false, Duration::from_secs(10), None);
         g.prove(Instant::now());
         assert!(!g.open());
-        assert!(Gate::open_always().open());
+        assert!(Gate::open_always(None).open());
     }
 }

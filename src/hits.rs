@@ -175,11 +175,16 @@ fn lookup(handle: u32, key: &str) -> Option<Arc<Entry>> {
 fn hit(l: &Lookup, key: &str) -> Option<Arc<Entry>> {
     // One clock read for the lease and the entry's deadline.
     let now = Instant::now();
+    let board = l.store.board();
+    board.note_lookup(key);
     let hit = if l.serving.open_at(now) {
         l.store.get_at(key, now)
     } else {
         None
     };
+    if let Some(e) = &hit {
+        board.note_deadline(e.deadline);
+    }
     let counter = if hit.is_some() {
         &l.counters.local_hits
     } else {
@@ -214,6 +219,53 @@ pub fn local_mget<'env>(
     keys.iter()
         .map(|k| lookup(handle, k).map(|e| to_js(env, &e)).transpose())
         .collect()
+}
+
+/// Milliseconds on the clock of the lease and the entries' deadlines, for the
+/// JavaScript memo to relate `performance.now()` to (both monotonic).
+#[napi]
+pub fn clock_ms() -> f64 {
+    crate::board::ms(Instant::now())
+}
+
+/// The instance's [`crate::board::Board`] as an `ArrayBuffer` over the same
+/// memory, or `null` (no such instance, or a runtime that copies external
+/// buffers, where the memo must stay off: a copy would never change).
+#[napi(ts_return_type = "ArrayBuffer | null")]
+pub fn local_board<'env>(env: &'env Env, handle: u32) -> Result<Unknown<'env>> {
+    use napi::sys;
+    unsafe extern "C" fn release(
+        _env: sys::napi_env,
+        _data: *mut std::ffi::c_void,
+        hint: *mut std::ffi::c_void,
+    ) {
+        // SAFETY: `hint` is the Box made below, released once by Node.
+        drop(unsafe { Box::from_raw(hint.cast::<Arc<crate::board::Board>>()) });
+    }
+    let mut out = std::ptr::null_mut();
+    // SAFETY: plain Node-API calls on the calling env; the buffer's memory is
+    // the board, kept alive by the Arc the finalizer releases.
+    unsafe {
+        let Some(board) = with_lookup(handle, |l| l.store.board().clone()) else {
+            sys::napi_get_null(env.raw(), &mut out);
+            return Ok(Unknown::from_raw_unchecked(env.raw(), out));
+        };
+        let data = board.as_ptr() as *mut std::ffi::c_void;
+        let hint = Box::into_raw(Box::new(board));
+        let status = sys::napi_create_external_arraybuffer(
+            env.raw(),
+            data,
+            crate::board::Board::LEN,
+            Some(release),
+            hint.cast(),
+            &mut out,
+        );
+        if status != sys::Status::napi_ok {
+            drop(Box::from_raw(hint));
+            sys::napi_get_null(env.raw(), &mut out);
+        }
+        Ok(Unknown::from_raw_unchecked(env.raw(), out))
+    }
 }
 
 /// Runs `f` with the UTF-8 text of the JavaScript string `v` (None: not a
@@ -412,7 +464,7 @@ mod tests {
         );
         Lookup {
             store,
-            serving: Arc::new(Gate::open_always()),
+            serving: Arc::new(Gate::open_always(None)),
             counters,
         }
     }

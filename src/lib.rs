@@ -2,6 +2,7 @@
 //! `@medianest/native-cache`: the napi surface. `index.js` wraps [`NativeCache`]
 //! with MediaNest's `CacheService` API; everything stateful lives here.
 
+mod board;
 mod error;
 mod gate;
 mod glob;
@@ -72,6 +73,8 @@ pub struct LocalStats {
     /// Whether L1 is serving (configured, and the server tracks keys for it).
     pub enabled: bool,
     pub hits: f64,
+    /// Of `hits`, those answered in JavaScript from a copy of a recent hit, without a native call.
+    pub memo_hits: f64,
     pub misses: f64,
     /// Entries dropped to stay within `maxBytes`.
     pub evictions: f64,
@@ -223,7 +226,10 @@ impl NativeCache {
         let counters = Arc::new(Counters::default());
         let max_bytes = settings.local_max_bytes;
         let tier = match settings.mode {
-            Mode::Memory => Tier::Memory(Store::new(max_bytes, counters.clone())),
+            Mode::Memory => Tier::Memory(Store::new(
+                max_bytes - board::memo_bytes(max_bytes),
+                counters.clone(),
+            )),
             Mode::Redis(target) => {
                 let local = (max_bytes > 0)
                     .then(|| Local::new(max_bytes, settings.local_max_ttl, counters.clone()));
@@ -237,7 +243,10 @@ impl NativeCache {
             }
         };
         let (store, serving) = match &tier {
-            Tier::Memory(store) => (store.clone(), Arc::new(Gate::open_always())),
+            Tier::Memory(store) => (
+                store.clone(),
+                Arc::new(Gate::open_always(Some(store.board().clone()))),
+            ),
             Tier::Redis { tier, local } => (
                 local
                     .as_ref()
@@ -264,6 +273,12 @@ impl NativeCache {
             handle,
             grace: Grace::new(grace_bytes),
         })
+    }
+
+    /// Bytes the JavaScript memo may hold (`board::memo_bytes`; 0 with L1 off).
+    #[napi(getter)]
+    pub fn memo_bytes(&self) -> f64 {
+        board::memo_bytes(self.max_bytes) as f64
     }
 
     /// The handle `localGet`/`localMget` take for this instance.
@@ -460,6 +475,13 @@ impl NativeCache {
         }
     }
 
+    /// Hits the JavaScript memo served without crossing, counted as L1 hits.
+    #[napi]
+    pub fn note_local_hits(&self, n: u32) {
+        Counters::add(&self.counters.local_hits, n.into());
+        Counters::add(&self.counters.memo_hits, n.into());
+    }
+
     #[napi]
     pub fn note_coalesced(&self) {
         Counters::add(&self.counters.coalesced, 1);
@@ -572,6 +594,7 @@ impl NativeCache {
             local: LocalStats {
                 enabled,
                 hits: Counters::read(&c.local_hits),
+                memo_hits: Counters::read(&c.memo_hits),
                 misses: Counters::read(&c.local_misses),
                 evictions: Counters::read(&c.local_evictions),
                 invalidations: Counters::read(&c.invalidations),

@@ -117,7 +117,10 @@ impl Local {
     pub fn new(max_bytes: u64, max_ttl: Duration, counters: Arc<Counters>) -> Arc<Self> {
         let doorkeeper_bytes = doorkeeper_bytes(max_bytes).min(max_bytes / 2);
         Arc::new(Local {
-            store: Store::new(max_bytes - doorkeeper_bytes, counters.clone()),
+            store: Store::new(
+                max_bytes - doorkeeper_bytes - crate::board::memo_bytes(max_bytes),
+                counters.clone(),
+            ),
             doorkeeper_bytes,
             max_ttl,
             fills: Mutex::new(Fills::default()),

@@ -5,6 +5,8 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 #[derive(Default)]
 pub struct Counters {
     pub local_hits: AtomicU64,
+    /// Of `local_hits`, those the JavaScript memo answered (no native call).
+    pub memo_hits: AtomicU64,
     pub local_misses: AtomicU64,
     pub local_evictions: AtomicU64,
     pub redis_hits: AtomicU64,

@@ -12,6 +12,7 @@ use moka::notification::RemovalCause;
 use moka::sync::Cache;
 use moka::Expiry;
 
+use crate::board::Board;
 use crate::glob;
 use crate::stats::Counters;
 
@@ -55,6 +56,8 @@ pub struct Store {
     /// Bumped by `clear`. moka's `invalidate_all` keeps an entry stamped in the
     /// same clock tick as the flush; comparing generations has no such tie.
     generation: Arc<AtomicU64>,
+    /// Told after every change, for the JavaScript memo.
+    board: Arc<Board>,
 }
 
 /// What one entry costs besides its key and JSON bytes: moka's bookkeeping
@@ -88,23 +91,31 @@ fn capacity(max_bytes: u64) -> u64 {
 
 impl Store {
     pub fn new(max_bytes: u64, counters: Arc<Counters>) -> Self {
+        let board: Arc<Board> = Board::new().into();
+        let told = board.clone();
         let cache = Cache::builder()
             .max_capacity(capacity(max_bytes))
             .weigher(|k: &Arc<str>, v: &Arc<Entry>| {
                 u32::try_from(weight(k, &v.json)).unwrap_or(u32::MAX)
             })
             .expire_after(ByDeadline)
-            .eviction_listener(move |_k, _v, cause| {
+            .eviction_listener(move |k, _v, cause| {
                 if cause == RemovalCause::Size {
                     Counters::add(&counters.local_evictions, 1);
                 }
+                told.changed(&k);
             })
             .build();
         Store {
             cache,
             max_bytes,
             generation: Arc::new(AtomicU64::new(0)),
+            board,
         }
+    }
+
+    pub fn board(&self) -> &Arc<Board> {
+        &self.board
     }
 
     /// The live entry for `key`, if any. moka hides expired entries itself; the
@@ -131,6 +142,7 @@ impl Store {
         let w = weight(key, &json);
         if w > capacity(self.max_bytes) || w > u32::MAX as u64 || deadline <= Instant::now() {
             self.cache.invalidate(key);
+            self.board.changed(key);
             return;
         }
         self.cache.insert(
@@ -142,6 +154,7 @@ impl Store {
                 generation,
             }),
         );
+        self.board.changed(key);
         // A batch of 64 such entries fits in half the headroom kept by `capacity`.
         if w > self.max_bytes / 2048 {
             self.cache.run_pending_tasks();
@@ -150,6 +163,7 @@ impl Store {
 
     pub fn remove(&self, key: &str) {
         self.cache.invalidate(key);
+        self.board.changed(key);
     }
 
     /// Hides every entry at once, in constant time: the generation bump makes
@@ -159,6 +173,7 @@ impl Store {
     /// large store there stalled every instance for half a second.
     pub fn hide_all(&self) {
         self.generation.fetch_add(1, Ordering::AcqRel);
+        self.board.changed_all();
         self.cache.invalidate_all();
     }
 
@@ -183,6 +198,7 @@ impl Store {
     /// entries per maintenance run.
     pub fn clear(&self) {
         self.generation.fetch_add(1, Ordering::AcqRel);
+        self.board.changed_all();
         for (key, _) in self.cache.iter() {
             self.cache.invalidate(&*key);
         }
@@ -201,6 +217,7 @@ impl Store {
         for (key, _) in self.cache.iter() {
             if glob::matches(pattern, key.as_bytes()) {
                 self.cache.invalidate(&*key);
+                self.board.changed(&key);
             }
         }
     }

@@ -97,7 +97,11 @@ impl RedisTier {
         let shared = Arc::new(Shared {
             counters,
             logs: Logs::default(),
-            gate: Arc::new(Gate::leased(local.is_some(), lease)),
+            gate: Arc::new(Gate::leased(
+                local.is_some(),
+                lease,
+                local.as_ref().map(|l| l.store.board().clone()),
+            )),
             local,
             timeout,
             link,
