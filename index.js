@@ -188,10 +188,14 @@ const SCRATCH_VERSION = 1
 const SCRATCH_EPOCH = 2
 const EPOCH = 3
 const VERSIONS = 4
-/** The memo holds at most this many copies, in the bytes Rust sets aside for it (`NativeCache.memoBytes`). */
+/** The memo holds at most this many copies (half in each generation), in the bytes Rust sets aside for it (`NativeCache.memoBytes`). */
 const MEMO_MAX_ENTRIES = 4096
 /** A copy serves this many reads less one, then the next read crosses (and keeps a fresh copy). */
 const MEMO_RECROSS_EVERY = 64
+/** The memo judges whether its copies are being read again over this many crossings. */
+const MEMO_WINDOW = 4096
+/** While they are not, it keeps one crossing in this many. */
+const MEMO_SPARSE_KEEP = 16
 /** What a copy costs besides its text, measured (a Map entry, its record, the key): about 211 bytes. */
 const MEMO_COPY_BYTES = 224
 /** An mget whose keys miss the memo crosses once per key up to this many misses (keeping copies), else once for all. */
@@ -205,10 +209,18 @@ const MEMO_MGET_CROSSINGS = 16
  * 390 ns (`benchmark/hitpath.mjs`), a `Map` lookup a few tens.
  */
 class Memo {
-  #copies = new Map()
+  /**
+   * Two generations instead of an LRU list: copies are kept in `#young`; when
+   * it holds its half of the budget it becomes `#old` and the previous old one
+   * is dropped whole; a copy read from `#old` moves back to `#young`. No Map is
+   * ever iterated (dropping the oldest of one Map one at a time made V8 walk
+   * its deleted slots: twice the hit time over 100,000 keys read in turn).
+   */
+  #young = new Map()
+  #old = new Map()
   /** Text counted at two bytes a character (V8 keeps non-Latin-1 text so), plus MEMO_COPY_BYTES a copy. */
-  #bytes = 0
-  #maxBytes
+  #youngBytes = 0
+  #half
   #handle
   #f64
   #u32
@@ -216,6 +228,12 @@ class Memo {
   #offset
   /** Hits served here since the last `takeHits()`. */
   hits = 0
+  /** Hits at the start of this window of MEMO_WINDOW crossings, and the crossings in it. */
+  #windowHits = 0
+  #crossings = 0
+  /** The last window's copies answered fewer reads than crossed: keep only one crossing in MEMO_SPARSE_KEEP. */
+  #sparse = false
+  #hitsTotal = 0
 
   /** A memo for the instance behind `handle`, or null where the runtime cannot share the board's memory. */
   static create(handle, maxBytes) {
@@ -227,7 +245,7 @@ class Memo {
     this.#handle = handle
     this.#f64 = new Float64Array(board, 0, 2)
     this.#u32 = new Uint32Array(board, 16)
-    this.#maxBytes = maxBytes
+    this.#half = Math.floor(maxBytes / 2)
     // Read before the board's clock, so the offset errs late: the memo stops serving early, never late.
     const before = performance.now()
     this.#offset = clockMs() - before
@@ -238,39 +256,68 @@ class Memo {
     const copy = this.peek(k)
     if (copy !== undefined) return copy
     const text = localGet(this.#handle, k)
-    if (text !== null) this.#keep(k, text)
+    if (text !== null && this.#admit() && cost(text) <= this.#half) {
+      // What the board said before that lookup: a change since makes the copy stale.
+      const u32 = this.#u32
+      const slot = u32[SCRATCH_SLOT] + VERSIONS
+      this.#add(k, { t: text, s: slot, v: u32[SCRATCH_VERSION], g: u32[SCRATCH_EPOCH], d: this.#f64[SCRATCH_DEADLINE], n: MEMO_RECROSS_EVERY })
+    }
     return text
   }
 
-  /** Keeps `text`, just returned by a lookup of `k`, with what the board said before that lookup. */
-  #keep(k, text) {
-    if (cost(text) > this.#maxBytes) return
-    const u32 = this.#u32
-    const slot = u32[SCRATCH_SLOT] + VERSIONS
-    this.#copies.set(k, { t: text, s: slot, v: u32[SCRATCH_VERSION], g: u32[SCRATCH_EPOCH], d: this.#f64[SCRATCH_DEADLINE], n: MEMO_RECROSS_EVERY })
-    this.#bytes += cost(text)
-    while (this.#copies.size > MEMO_MAX_ENTRIES || this.#bytes > this.#maxBytes) {
-      const oldest = this.#copies.keys().next().value
-      this.#bytes -= cost(this.#copies.get(oldest).t)
-      this.#copies.delete(oldest)
+  /**
+   * Whether to keep a copy of what just crossed. When the keys read are too
+   * many for the memo (100,000 read in turn, say), copies are dropped before
+   * they are read again and keeping them only costs; the memo then keeps one
+   * crossing in MEMO_SPARSE_KEEP until its copies answer as many reads as cross.
+   */
+  #admit() {
+    const n = ++this.#crossings
+    if (n >= MEMO_WINDOW) {
+      this.#sparse = this.#hitsTotal - this.#windowHits < n
+      this.#windowHits = this.#hitsTotal
+      this.#crossings = 0
+    }
+    return !this.#sparse || n % MEMO_SPARSE_KEEP === 0
+  }
+
+  #add(k, e) {
+    this.#young.set(k, e)
+    this.#youngBytes += cost(e.t)
+    if (this.#young.size >= MEMO_MAX_ENTRIES / 2 || this.#youngBytes > this.#half) {
+      this.#old = this.#young
+      this.#young = new Map()
+      this.#youngBytes = 0
     }
   }
 
   /** The current copy's text for `k`, or undefined: never crosses. */
   peek(k) {
-    const e = this.#copies.get(k)
-    if (e === undefined) return undefined
+    let e = this.#young.get(k)
+    let young = true
+    if (e === undefined) {
+      e = this.#old.get(k)
+      if (e === undefined) return undefined
+      young = false
+    }
     const u32 = this.#u32
     // Every MEMO_RECROSS_EVERY-th read of a copy crosses anyway, so the store still sees the key used (TinyLFU).
     if (e.v === u32[e.s] && e.g === u32[EPOCH] && --e.n > 0) {
       const now = performance.now() + this.#offset
       if (now < this.#f64[OPEN_UNTIL] && now < e.d) {
         this.hits++
+        this.#hitsTotal++
+        if (!young) {
+          this.#old.delete(k)
+          this.#add(k, e)
+        }
         return e.t
       }
     }
-    this.#copies.delete(k)
-    this.#bytes -= cost(e.t)
+    if (young) {
+      this.#young.delete(k)
+      this.#youngBytes -= cost(e.t)
+    } else this.#old.delete(k)
     return undefined
   }
 
@@ -281,8 +328,9 @@ class Memo {
   }
 
   clear() {
-    this.#copies.clear()
-    this.#bytes = 0
+    this.#young = new Map()
+    this.#old = new Map()
+    this.#youngBytes = 0
   }
 }
 
