@@ -1,13 +1,14 @@
 // Issue 8, defect 5: getOrSet never joins a run that started before a write to
 // its key. A factory that never settles must not block its key for the rest of
 // the process: once `set(k, v)` or `del(k)` has resolved, a new getOrSet(k)
-// answers (v after the set; its own factory's value after the del).
+// answers (v after the set; its own factory's value after the del or clear).
 import { describe, it, expect, beforeAll, afterAll, afterEach, inject } from 'vitest'
 import Redis from 'ioredis'
 import { CacheService } from '../index.js'
 import { eventually, sleep } from './helpers/redis'
 
-const DB = 12
+// Its own database: clear() below empties it (getorset-options uses 12).
+const DB = 13
 const BOUND_MS = 1500
 const port = inject('redisPort')
 
@@ -95,6 +96,17 @@ describe.each<[string, Extra]>([
     await raw.del(k)
     const { hung } = await hungRun(c, k)
     await c.del(k)
+    const result = await within(c.getOrSet(k, async () => ({ from: 'f2' }), 60))
+    expect(result).toEqual({ from: 'f2' })
+    expect(await raw.get(k)).toBe('{"from":"f2"}')
+    expect(await within(hung, 50)).toBe('still pending')
+  })
+
+  it('after clear() resolves, getOrSet(k) runs its own factory and stores its value', async () => {
+    const c = await fresh()
+    const k = `gj:clear:${extra.local === false ? 'nol1' : 'l1'}`
+    const { hung } = await hungRun(c, k)
+    await c.clear()
     const result = await within(c.getOrSet(k, async () => ({ from: 'f2' }), 60))
     expect(result).toEqual({ from: 'f2' })
     expect(await raw.get(k)).toBe('{"from":"f2"}')

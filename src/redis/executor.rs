@@ -53,6 +53,7 @@ async fn execute(shared: Arc<Shared>, rx: Arc<Mutex<mpsc::UnboundedReceiver<Job>
     let mut rx = rx.lock().await;
     while let Some(first) = rx.recv().await {
         let mut jobs = vec![first];
+        shared.test_panic_executor();
         let mut ops = jobs[0].ops.len();
         while ops < MAX_PIPELINE_OPS {
             match rx.try_recv() {

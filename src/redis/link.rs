@@ -40,6 +40,7 @@ fn backoff(attempt: u32) -> Duration {
 }
 
 async fn supervise(shared: Arc<Shared>, target: Arc<Target>, sentinels: Option<Arc<Sentinels>>) {
+    shared.test_panic_supervisor();
     if shared.generations.load(Ordering::SeqCst) > 0 {
         // Restarted after a panic: what L1 holds was tracked on a connection
         // this supervisor no longer watches.

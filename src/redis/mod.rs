@@ -77,6 +77,8 @@ pub struct Shared {
     generations: AtomicU64,
     /// Measures how long invalidations take to arrive (see `latency.rs`).
     pub probe: Arc<crate::latency::Probe>,
+    /// Test-only panics (see [`TestPanics`]).
+    test_panics: TestPanics,
 }
 
 pub struct RedisTier {
@@ -109,6 +111,7 @@ impl RedisTier {
             closed: AtomicBool::new(false),
             generations: AtomicU64::new(0),
             probe: Default::default(),
+            test_panics: TestPanics::from_env(),
         });
         let (tx, rx) = mpsc::unbounded_channel();
         link::start(shared.clone(), target);
@@ -209,28 +212,131 @@ impl Drop for RedisTier {
     }
 }
 
+/// First delay before a task that panicked is run again; it doubles with each
+/// panic up to [`RESTART_MAX`], so a task that panics on every run costs a
+/// few runs a second instead of a core (and a flood of panic messages).
+const RESTART_FIRST: Duration = Duration::from_millis(10);
+const RESTART_MAX: Duration = Duration::from_secs(1);
+/// A run this long without a panic ends the burst: the next panic is
+/// reported again and restarts after [`RESTART_FIRST`].
+const RESTART_CALM: Duration = Duration::from_secs(10);
+
+/// The delay before the next run after a panic, given the previous delay of
+/// this burst (`None`: no panic yet) and how long the run lasted; `true` when
+/// the panic starts a new burst.
+fn restart_delay(last: Option<Duration>, ran: Duration) -> (Duration, bool) {
+    match last {
+        Some(d) if ran < RESTART_CALM => ((d * 2).min(RESTART_MAX), false),
+        _ => (RESTART_FIRST, true),
+    }
+}
+
+/// The text a panic was raised with.
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("no message")
+}
+
 /// Runs the task `make` builds, and builds and runs it again should it ever
-/// panic: an instance must never be left without its supervisor or executor.
+/// panic (with backoff): an instance must never be left without its
+/// supervisor or executor. Calls made meanwhile keep their own deadlines.
 fn spawn_restarting<F, Fut>(shared: Arc<Shared>, what: &'static str, make: F)
 where
     F: Fn() -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
     napi::bindgen_prelude::spawn(async move {
+        let mut last = None;
         while !shared.is_closed() {
-            match tokio::spawn(make()).await {
-                Err(e) if e.is_panic() => shared.logs.push(
+            let started = Instant::now();
+            let payload = match tokio::spawn(make()).await {
+                Err(e) if e.is_panic() => e.into_panic(),
+                _ => return,
+            };
+            let (delay, burst) = restart_delay(last, started.elapsed());
+            last = Some(delay);
+            if burst {
+                // Once per burst: a task panicking on every run must not flood the logger.
+                shared.logs.push(
                     "error",
                     Code::Unavailable,
-                    format!("{what} failed; restarting it"),
-                ),
-                _ => return,
+                    format!(
+                        "{what} failed with a panic ({}); restarting it, after {} ms doubling to {} ms while it keeps failing",
+                        panic_text(&*payload),
+                        RESTART_FIRST.as_millis(),
+                        RESTART_MAX.as_millis(),
+                    ),
+                );
             }
+            tokio::time::sleep(delay).await;
         }
     });
 }
 
+/// Test-only: `NATIVE_CACHE_TEST_PANIC=supervisor:3,executor:always`, read
+/// when an instance is created, makes the supervisor panic on its first 3
+/// runs (at their start) and the executor on every round it takes, so tests
+/// can check restarts. Unset in production: every check is one atomic load.
+#[derive(Default)]
+struct TestPanics {
+    supervisor: std::sync::atomic::AtomicU32,
+    executor: std::sync::atomic::AtomicU32,
+}
+
+impl TestPanics {
+    const ALWAYS: u32 = u32::MAX;
+
+    fn from_env() -> Self {
+        let me = TestPanics::default();
+        let Ok(spec) = std::env::var("NATIVE_CACHE_TEST_PANIC") else {
+            return me;
+        };
+        for part in spec.split(',') {
+            let (task, times) = part.split_once(':').unwrap_or((part, "1"));
+            let times = match times.trim() {
+                "always" => Self::ALWAYS,
+                n => n.parse().unwrap_or(0),
+            };
+            match task.trim() {
+                "supervisor" => me.supervisor.store(times, Ordering::Relaxed),
+                "executor" => me.executor.store(times, Ordering::Relaxed),
+                _ => {}
+            }
+        }
+        me
+    }
+
+    /// Whether a test panic is due now (one fewer left).
+    fn take(counter: &std::sync::atomic::AtomicU32) -> bool {
+        counter
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| match n {
+                0 => None,
+                Self::ALWAYS => Some(n),
+                n => Some(n - 1),
+            })
+            .is_ok()
+    }
+
+    fn check(counter: &std::sync::atomic::AtomicU32, task: &str) {
+        if Self::take(counter) {
+            panic!("NATIVE_CACHE_TEST_PANIC: test panic in the {task}");
+        }
+    }
+}
+
 impl Shared {
+    /// Test-only panic points (see [`TestPanics`]).
+    fn test_panic_supervisor(&self) {
+        TestPanics::check(&self.test_panics.supervisor, "supervisor");
+    }
+
+    fn test_panic_executor(&self) {
+        TestPanics::check(&self.test_panics.executor, "executor");
+    }
+
     /// The gate the hit path checks before serving from L1.
     pub fn gate(&self) -> Arc<Gate> {
         self.gate.clone()
@@ -317,5 +423,37 @@ impl Shared {
             );
             self.wake.notify_one();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restarts_back_off_to_a_second_and_start_over_after_a_calm_run() {
+        let quick = Duration::from_millis(1);
+        let (mut d, burst) = restart_delay(None, quick);
+        assert_eq!((d, burst), (RESTART_FIRST, true));
+        let mut seen = vec![d.as_millis()];
+        for _ in 0..8 {
+            let (next, burst) = restart_delay(Some(d), quick);
+            assert!(!burst);
+            d = next;
+            seen.push(d.as_millis());
+        }
+        assert_eq!(seen, [10, 20, 40, 80, 160, 320, 640, 1000, 1000]);
+        assert_eq!(restart_delay(Some(d), RESTART_CALM), (RESTART_FIRST, true));
+    }
+
+    #[test]
+    fn test_panics_count_down_and_always_stays() {
+        let p = TestPanics::default();
+        p.supervisor.store(2, Ordering::Relaxed);
+        p.executor.store(TestPanics::ALWAYS, Ordering::Relaxed);
+        let sup: Vec<bool> = (0..3).map(|_| TestPanics::take(&p.supervisor)).collect();
+        let exe: Vec<bool> = (0..3).map(|_| TestPanics::take(&p.executor)).collect();
+        assert_eq!(sup, [true, true, false]);
+        assert_eq!(exe, [true, true, true]);
     }
 }
