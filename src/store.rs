@@ -183,6 +183,7 @@ impl Store {
     /// walk in `clear` found nothing and the entries stayed allocated.
     pub fn close(&self) {
         self.generation.fetch_add(1, Ordering::AcqRel);
+        self.board.changed_all();
         let store = self.clone();
         let freeing = std::thread::Builder::new()
             .name("native-cache-close".into())
