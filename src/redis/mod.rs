@@ -17,6 +17,7 @@
 
 mod cluster;
 mod commands;
+mod direct;
 mod executor;
 mod link;
 mod scan;
