@@ -300,7 +300,23 @@ pub async fn heartbeat(shared: Weak<Shared>, mut conn: Cluster, mut gen: u64, ta
 /// One command of a call, sent to the primary of `slot`.
 struct Unit {
     slot: u16,
+    /// The command as sent through redis-rs (whose node connections track
+    /// every read).
     cmd: Cmd,
+    /// Sent on a direct connection instead (`OPTIN` tracking), it becomes
+    /// more than one command.
+    direct: Direct1,
+}
+
+/// A unit's form on a direct node connection.
+enum Direct1 {
+    /// `cmd` as it is.
+    Same,
+    /// A read with its `PTTL` (`cmd` is the `EVAL` of both); `tracked`: one
+    /// that fills L1, so preceded by `CLIENT CACHING yes`.
+    Read { key: String, tracked: bool },
+    /// `cmd` preceded by `CLIENT CACHING yes` (the lock key's `PTTL`).
+    Tracked,
 }
 
 impl Unit {
@@ -313,6 +329,67 @@ fn unit(key: &str, cmd: Cmd) -> Unit {
     Unit {
         slot: direct::slot(key.as_bytes()),
         cmd,
+        direct: Direct1::Same,
+    }
+}
+
+/// A read of `key`; with `pttl`, of its `PTTL` too (`tracked`: it fills L1).
+fn read_unit(key: &str, pttl: bool, tracked: bool) -> Unit {
+    let mut u = unit(key, read_cmd(key, pttl));
+    if pttl {
+        u.direct = Direct1::Read {
+            key: key.to_string(),
+            tracked,
+        };
+    }
+    u
+}
+
+/// Adds `u`'s commands to a direct connection's pipeline; returns how many.
+/// `optin`: the connection tracks only reads after `CLIENT CACHING yes`.
+fn add_direct(pipe: &mut redis::Pipeline, u: Unit, optin: bool) -> usize {
+    match u.direct {
+        Direct1::Same => {
+            pipe.add_command(u.cmd);
+            1
+        }
+        Direct1::Read { key, tracked } => {
+            let caches = tracked && optin;
+            if caches {
+                pipe.cmd("CLIENT").arg("CACHING").arg("yes");
+            }
+            pipe.cmd("GET").arg(&key);
+            pipe.cmd("PTTL").arg(&key);
+            2 + usize::from(caches)
+        }
+        Direct1::Tracked => {
+            if optin {
+                pipe.cmd("CLIENT").arg("CACHING").arg("yes");
+            }
+            pipe.add_command(u.cmd);
+            1 + usize::from(optin)
+        }
+    }
+}
+
+/// A unit's reply from its `n` direct replies, as redis-rs' path answers it;
+/// `None`: it must go through redis-rs (misrouted, or not tracked as asked).
+fn direct_reply(vals: &mut std::vec::IntoIter<Value>, n: usize, read: bool) -> Option<Value> {
+    let mut got: Vec<Value> = vals.take(n).collect();
+    if got.len() != n || got.iter().any(direct::misrouted) {
+        return None;
+    }
+    let caching = if read { n == 3 } else { n == 2 };
+    if caching {
+        let ok = got.remove(0);
+        if !(matches!(ok, Value::Okay) || matches!(&ok, Value::SimpleString(s) if s == "OK")) {
+            return None;
+        }
+    }
+    if read {
+        Some(Value::Array(got))
+    } else {
+        got.pop()
     }
 }
 
@@ -332,8 +409,8 @@ fn read_cmd(key: &str, tracked: bool) -> Cmd {
 fn units(op: &Op, tracked: bool) -> Vec<Unit> {
     let cmd = |name: &str| redis::cmd(name);
     match op {
-        Op::Get(key) => vec![unit(key, read_cmd(key, tracked))],
-        Op::GetTtl(key) => vec![unit(key, read_cmd(key, true))],
+        Op::Get(key) => vec![read_unit(key, tracked, tracked)],
+        Op::GetTtl(key) => vec![read_unit(key, true, tracked)],
         Op::Set { key, json, ttl_ms } => {
             let mut c = cmd("SET");
             c.arg(key).arg(json).arg("PX").arg(*ttl_ms);
@@ -347,7 +424,10 @@ fn units(op: &Op, tracked: bool) -> Vec<Unit> {
                 unit(k, c)
             })
             .collect(),
-        Op::MGet(keys) => keys.iter().map(|k| unit(k, read_cmd(k, tracked))).collect(),
+        Op::MGet(keys) => keys
+            .iter()
+            .map(|k| read_unit(k, tracked, tracked))
+            .collect(),
         Op::MSet { entries, ttl_ms } => entries
             .iter()
             .map(|(k, json)| {
@@ -375,7 +455,10 @@ fn units(op: &Op, tracked: bool) -> Vec<Unit> {
             take.arg(key).arg(token).arg("NX").arg("PX").arg(*lease_ms);
             let mut pttl = cmd("PTTL");
             pttl.arg(key);
-            vec![unit(key, take), unit(key, pttl)]
+            // Tracked, so that its change wakes this instance's lock waiters.
+            let mut pttl = unit(key, pttl);
+            pttl.direct = Direct1::Tracked;
+            vec![unit(key, take), pttl]
         }
         Op::LockRenew {
             key,
@@ -501,7 +584,9 @@ async fn run_keyed(
     // Per op: its units' indexes. Per node of the map: a pipeline and its
     // units' indexes; units of a slot the map does not cover: per slot.
     let mut spans = Vec::with_capacity(segment.len());
-    let mut nodes: Vec<(redis::Pipeline, Vec<usize>)> = match &routes {
+    let optin = conn.direct.optin;
+    // Per unit on a node: its index, its count of replies, whether a read.
+    let mut nodes: Vec<(redis::Pipeline, Vec<(usize, usize, bool)>)> = match &routes {
         Some(r) => (0..r.nodes.len())
             .map(|_| (redis::pipe(), Vec::new()))
             .collect(),
@@ -515,8 +600,9 @@ async fn run_keyed(
         for u in us {
             match routes.as_ref().and_then(|r| r.node(u.slot)) {
                 Some(n) => {
-                    nodes[n].0.add_command(u.cmd);
-                    nodes[n].1.push(total);
+                    let read = matches!(u.direct, Direct1::Read { .. });
+                    let k = add_direct(&mut nodes[n].0, u, optin);
+                    nodes[n].1.push((total, k, read));
                 }
                 None => {
                     let (pipe, idx) = slots.entry(u.route()).or_default();
@@ -535,7 +621,7 @@ async fn run_keyed(
         .map(|(n, (pipe, idx))| {
             let mut c = routes.as_ref().map(|r| r.nodes[n].conn.clone());
             async move {
-                let k = idx.len();
+                let k = idx.iter().map(|(_, k, _)| k).sum();
                 let Some(c) = c.as_mut() else {
                     unreachable!("nodes exist only with a map")
                 };
@@ -564,19 +650,21 @@ async fn run_keyed(
     for (n, idx, result) in direct_results {
         match result {
             Sent::Replies(vals) => {
-                for (i, v) in idx.into_iter().zip(vals) {
-                    if direct::misrouted(&v) {
-                        stale = true;
-                        again.push(i);
-                    } else {
-                        results[i] = Some(Ok(v));
+                let mut vals = vals.into_iter();
+                for (i, k, read) in idx {
+                    match direct_reply(&mut vals, k, read) {
+                        Some(v) => results[i] = Some(Ok(v)),
+                        None => {
+                            stale = true;
+                            again.push(i);
+                        }
                     }
                 }
             }
             Sent::Failed(why) => {
                 // A silent node: the map may be out of date (a failover).
                 stale = true;
-                for i in idx {
+                for (i, _, _) in idx {
                     results[i] = Some(Err(why.clone()));
                 }
             }
@@ -586,7 +674,7 @@ async fn run_keyed(
                 let addr = routes.as_ref().map(|r| r.nodes[n].addr.clone());
                 conn.direct.forget(addr.as_ref());
                 stale = true;
-                again.extend(idx);
+                again.extend(idx.into_iter().map(|(i, _, _)| i));
             }
         }
     }

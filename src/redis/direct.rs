@@ -111,6 +111,10 @@ pub struct Direct {
     certs: Option<TlsCertificates>,
     shared: Weak<Shared>,
     gen: u64,
+    /// With L1: the connections track in `OPTIN` mode, so only reads that
+    /// fill L1 (after `CLIENT CACHING yes`) take a tracking-table entry.
+    /// Without L1 they do not track.
+    pub optin: bool,
 }
 
 impl Direct {
@@ -129,6 +133,7 @@ impl Direct {
             certs,
             shared: Arc::downgrade(shared),
             gen,
+            optin: shared.local.is_some(),
         })
     }
 
@@ -256,6 +261,7 @@ impl Direct {
         };
         let weak = self.shared.clone();
         let gen = self.gen;
+        let optin = self.optin;
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(shared.timeout))
             .set_response_timeout(None)
@@ -270,13 +276,15 @@ impl Direct {
                 .get_multiplexed_async_connection_with_config(&config)
                 .await
                 .ok()?;
-            // As on every node connection redis-rs opens (see `Tracked`).
-            redis::cmd("CLIENT")
-                .arg("TRACKING")
-                .arg("ON")
-                .query_async::<()>(&mut conn)
-                .await
-                .ok()?;
+            if optin {
+                redis::cmd("CLIENT")
+                    .arg("TRACKING")
+                    .arg("ON")
+                    .arg("OPTIN")
+                    .query_async::<()>(&mut conn)
+                    .await
+                    .ok()?;
+            }
             Some(conn)
         };
         let conn = timeout(shared.timeout, opening).await.ok()??;
