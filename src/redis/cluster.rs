@@ -12,11 +12,14 @@
 //! Liveness: a reply from one node proves nothing about the others, so only
 //! the heartbeat proves the gate: a `PING` answered by every primary.
 //!
-//! Order: the commands of a batch are grouped by slot, one pipeline per slot,
-//! the pipelines sent concurrently; the calls on one key share a slot, so
-//! they keep their order. Each key's command carries all it needs (a read is
-//! one `EVAL` of `GET` + `PTTL`), so a pipeline that redis-rs retries whole
-//! after a redirect still reads each key from one node.
+//! Per-key calls: a batch goes out as one pipeline per primary on our own
+//! node connections (`direct.rs`, `OPTIN` tracking, reads as on a single
+//! node); keys whose slot our map does not cover, and commands a node
+//! redirects, go through redis-rs, grouped by slot, one pipeline per slot,
+//! sent concurrently. The calls on one key share a slot, so they keep their
+//! order. Through redis-rs each key's command carries all it needs (a read
+//! that fills L1 is one `EVAL` of `GET` + `PTTL`), so a pipeline that
+//! redis-rs retries whole after a redirect still reads each key from one node.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -585,8 +588,7 @@ async fn run_keyed(
     // units' indexes; units of a slot the map does not cover: per slot.
     let mut spans = Vec::with_capacity(segment.len());
     let optin = conn.direct.optin;
-    // Per unit on a node: its index, its count of replies, whether a read.
-    let mut nodes: Vec<(redis::Pipeline, Vec<(usize, usize, bool)>)> = match &routes {
+    let mut nodes: Vec<(redis::Pipeline, Vec<Sent1>)> = match &routes {
         Some(r) => (0..r.nodes.len())
             .map(|_| (redis::pipe(), Vec::new()))
             .collect(),
@@ -744,6 +746,9 @@ async fn run_keyed(
         replies[p.job].push(p.op.shape(), result);
     }
 }
+
+/// A unit on a node's pipeline: its index, its count of replies, whether a read.
+type Sent1 = (usize, usize, bool);
 
 /// How a direct node pipeline went.
 enum Sent {
@@ -929,6 +934,52 @@ mod tests {
             .args_iter()
             .next()
             .is_some_and(|a| matches!(a, redis::Arg::Simple(b) if b == b"EVAL")));
+    }
+
+    #[test]
+    fn direct_replies_become_redis_rs_replies_or_go_back_to_it() {
+        let err = |resp: &[u8]| redis::parse_redis_value(resp).unwrap();
+        let mut pipe = redis::pipe();
+        // A read that fills L1: CLIENT CACHING yes, GET, PTTL.
+        let read = units(&Op::Get("k".into()), true).remove(0);
+        assert_eq!(add_direct(&mut pipe, read, true), 3);
+        let one =
+            |vals: Vec<Value>, n: usize, read: bool| direct_reply(&mut vals.into_iter(), n, read);
+        assert_eq!(
+            one(
+                vec![
+                    Value::Okay,
+                    Value::BulkString(b"1".to_vec()),
+                    Value::Int(900)
+                ],
+                3,
+                true
+            ),
+            Some(Value::Array(vec![
+                Value::BulkString(b"1".to_vec()),
+                Value::Int(900)
+            ]))
+        );
+        // Not tracked as asked, or misrouted: sent again through redis-rs.
+        assert_eq!(
+            one(vec![Value::Nil, Value::Nil, Value::Int(-2)], 3, true),
+            None
+        );
+        let moved = err(b"-MOVED 3999 127.0.0.1:6381\r\n");
+        assert_eq!(
+            one(vec![Value::Okay, moved.clone(), moved.clone()], 3, true),
+            None
+        );
+        assert_eq!(
+            one(vec![err(b"-ASK 3999 127.0.0.1:6381\r\n")], 1, false),
+            None
+        );
+        // Other error replies are the call's own.
+        let wrongtype = err(b"-WRONGTYPE Operation against a key\r\n");
+        assert_eq!(one(vec![wrongtype.clone()], 1, false), Some(wrongtype));
+        // A first read is a plain GET.
+        let first = units(&Op::Get("k".into()), false).remove(0);
+        assert_eq!(add_direct(&mut pipe, first, true), 1);
     }
 
     #[test]

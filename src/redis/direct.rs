@@ -215,8 +215,9 @@ impl Direct {
                     n
                 }
             };
-            for s in usize::from(start)..=usize::from(end).min(SLOTS - 1) {
-                owner[s] = n;
+            let last = usize::from(end).min(SLOTS - 1);
+            if let Some(range) = owner.get_mut(usize::from(start)..=last) {
+                range.fill(n);
             }
         }
         Some(Routes { owner, nodes })

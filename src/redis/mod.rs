@@ -11,7 +11,8 @@
 //! - `sentinel.rs`: with Sentinel, the master's address for every connect,
 //!   its role checked, `+switch-master` followed.
 //! - `cluster.rs`: the same over a Redis Cluster (redis-rs' cluster-async,
-//!   tracking on every node connection, commands grouped by slot).
+//!   tracking on every node connection) and `direct.rs` (per-key calls as
+//!   one pipeline per primary on our own node connections).
 //!
 //! Tracking pushes are applied to L1 by `local.rs`.
 
