@@ -2,7 +2,8 @@
 // CPU per operation on a Redis Cluster: this process' (process.cpuUsage) and
 // the cluster's (INFO cpu summed over every node), for W2-style cold gets and
 // W3-style sets, contenders interleaved within each repetition; medians.
-// node benchmark/cluster-cpu.mjs [--reps 5] [--n 20000] [--names native,baseline]
+// node benchmark/cluster-cpu.mjs [--reps 5] [--n 20000] [--names native,baseline] [--single]
+// PAUSE_MS=3000: waits that long after seeding (and prints the pid), to attach perf.
 import { createRequire } from 'node:module'
 import { startCluster, startRedis } from './redis-server.mjs'
 import { makeCluster, make } from './contenders.mjs'
