@@ -190,6 +190,47 @@ describe('cluster mode: L1 coherence on every node', () => {
       'deleted keys still served',
     ).toBe(true)
   })
+  it('lock waiters on a cluster are woken by the tracking invalidation of the lock key, not by their next poll', async () => {
+    // Another instance holds the lease for ~2 s, then its factory fails and it
+    // releases the lease (DEL of the lock key; the main key never changes). A
+    // waiter relying on its poll (50 ms doubling to 500 ms) would take over
+    // hundreds of ms later; woken by the lock key's invalidation, at once.
+    const holder = new CacheService({ cluster: { nodes: cluster.seeds }, logger: false })
+    try {
+      for (const key of [...(await keysOnEveryPrimary('lockwake')).values()].flat()) {
+        let failedAt = 0
+        const held = holder.getOrSet(
+          key,
+          async () => {
+            await new Promise((r) => setTimeout(r, 2000))
+            failedAt = Date.now()
+            throw new Error('factory failed')
+          },
+          { ttl: 60, lock: 'distributed' },
+        )
+        const holderFailure = held.then(
+          () => null,
+          (e: Error) => e.message,
+        )
+        await new Promise((r) => setTimeout(r, 200))
+        let startedAt = 0
+        const waited = await cache.getOrSet(
+          key,
+          async () => {
+            startedAt = Date.now()
+            return 'from-waiter'
+          },
+          { ttl: 60, lock: 'distributed' },
+        )
+        expect(await holderFailure).toBe('factory failed')
+        expect(waited).toBe('from-waiter')
+        const lag = startedAt - failedAt
+        expect(lag, `${key}: the waiter took over ${lag} ms after the lease was released`).toBeLessThan(100)
+      }
+    } finally {
+      await holder.close()
+    }
+  }, 30_000)
 })
 
 describe('cluster options', () => {

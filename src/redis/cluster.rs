@@ -12,24 +12,27 @@
 //! Liveness: a reply from one node proves nothing about the others, so only
 //! the heartbeat proves the gate: a `PING` answered by every primary.
 //!
-//! Order: the commands of a batch are grouped by slot, one pipeline per slot,
-//! the pipelines sent concurrently; the calls on one key share a slot, so
-//! they keep their order. Each key's command carries all it needs (a read is
-//! one `EVAL` of `GET` + `PTTL`), so a pipeline that redis-rs retries whole
-//! after a redirect still reads each key from one node.
+//! Per-key calls: a batch goes out as one pipeline per primary on our own
+//! node connections (`direct.rs`, `OPTIN` tracking, reads as on a single
+//! node); keys whose slot our map does not cover, and commands a node
+//! redirects, go through redis-rs, grouped by slot, one pipeline per slot,
+//! sent concurrently. The calls on one key share a slot, so they keep their
+//! order. Through redis-rs each key's command carries all it needs (a read
+//! that fills L1 is one `EVAL` of `GET` + `PTTL`), so a pipeline that
+//! redis-rs retries whole after a redirect still reads each key from one node.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use futures_util::future::join_all;
+use futures_util::future::{join, join_all};
 use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::{ClusterConnection, Connect};
 use redis::cluster_routing::{
     AggregateOp, MultipleNodeRoutingInfo, ResponsePolicy, Route, RoutingInfo,
-    SingleNodeRoutingInfo, Slot, SlotAddr,
+    SingleNodeRoutingInfo, SlotAddr,
 };
 use redis::{
     AsyncConnectionConfig, Cmd, IntoConnectionInfo, ProtocolVersion, PushInfo, PushKind,
@@ -38,6 +41,7 @@ use redis::{
 use tokio::time::{sleep, timeout};
 
 use super::commands::{apply_reply, RELEASE_IF_OWNER, RENEW_IF_OWNER};
+use super::direct::{self, Direct};
 use super::executor::Planned;
 use super::{Conn, Link, Shared};
 use crate::error::{classify_connect, Code, ConnectFailure, Failure};
@@ -45,7 +49,16 @@ use crate::human::bytes_to_human;
 use crate::ops::{Op, Replies};
 use crate::options::{ClusterTarget, Target, HEARTBEAT_INTERVAL_MS};
 
-pub type Cluster = ClusterConnection<Tracked>;
+/// redis-rs' cluster connection: routing, redirects, reconnects.
+pub type Routed = ClusterConnection<Tracked>;
+
+/// A cluster connection: redis-rs' and, for per-key calls, our direct node
+/// connections (`direct.rs`).
+#[derive(Clone)]
+pub struct Cluster {
+    routed: Routed,
+    direct: Arc<Direct>,
+}
 
 /// A read of one key in one command: its value and its `PTTL`.
 const READ: &str = "return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1])}";
@@ -141,21 +154,27 @@ pub async fn connect(
             "cluster connect timed out",
         ))),
         Ok(Err(e)) => Err(classify_connect(e)),
-        Ok(Ok(mut conn)) => {
+        Ok(Ok(mut routed)) => {
             shared.gate.set_tracking(shared.local.is_some());
             // Every primary answering proves the gate, as the heartbeat does.
             let sent = Instant::now();
-            if primaries(shared, &mut conn).await.is_ok() {
+            if primaries(shared, &mut routed).await.is_ok() {
                 shared.gate.prove(sent);
             }
-            Ok(conn)
+            let template = target.nodes.first().cloned().ok_or_else(|| {
+                ConnectFailure::Transient(Failure::new(Code::Unavailable, "no seed node"))
+            })?;
+            let direct = Direct::new(shared, template, target.certs.clone(), gen);
+            // Without a map (yet), calls go through redis-rs.
+            direct.refresh_now(routed.clone()).await;
+            Ok(Cluster { routed, direct })
         }
     }
 }
 
 /// Pushes of every node: invalidations, or a node's connection closing
 /// (its address is not passed on, so all of L1 goes).
-fn on_push(shared: &Shared, gen: u64, push: PushInfo) {
+pub(super) fn on_push(shared: &Shared, gen: u64, push: PushInfo) {
     match push.kind {
         PushKind::Invalidate => {
             if let Some(local) = &shared.local {
@@ -186,7 +205,7 @@ where
 }
 
 /// `PING` on every primary: their addresses, sorted, when all answered.
-async fn primaries(shared: &Shared, conn: &mut Cluster) -> Result<Vec<String>, Failure> {
+async fn primaries(shared: &Shared, conn: &mut Routed) -> Result<Vec<String>, Failure> {
     let reply = bounded(
         shared,
         conn.route_command(redis::cmd("PING"), all_primaries(None)),
@@ -234,7 +253,7 @@ pub async fn heartbeat(shared: Weak<Shared>, mut conn: Cluster, mut gen: u64, ta
             return;
         }
         let sent = Instant::now();
-        match primaries(&shared, &mut conn).await {
+        match primaries(&shared, &mut conn.routed).await {
             Ok(addrs) => {
                 failed = 0;
                 if known.as_ref().is_some_and(|k| *k != addrs) {
@@ -283,14 +302,97 @@ pub async fn heartbeat(shared: Weak<Shared>, mut conn: Cluster, mut gen: u64, ta
 
 /// One command of a call, sent to the primary of `slot`.
 struct Unit {
-    route: Route,
+    slot: u16,
+    /// The command as sent through redis-rs (whose node connections track
+    /// every read).
     cmd: Cmd,
+    /// Sent on a direct connection instead (`OPTIN` tracking), it becomes
+    /// more than one command.
+    direct: Direct1,
+}
+
+/// A unit's form on a direct node connection.
+enum Direct1 {
+    /// `cmd` as it is.
+    Same,
+    /// A read with its `PTTL` (`cmd` is the `EVAL` of both); `tracked`: one
+    /// that fills L1, so preceded by `CLIENT CACHING yes`.
+    Read { key: String, tracked: bool },
+    /// `cmd` preceded by `CLIENT CACHING yes` (the lock key's `PTTL`).
+    Tracked,
+}
+
+impl Unit {
+    fn route(&self) -> Route {
+        Route::new(self.slot, SlotAddr::Master)
+    }
 }
 
 fn unit(key: &str, cmd: Cmd) -> Unit {
     Unit {
-        route: Route::with_slot(Slot::for_key(key.as_bytes()), SlotAddr::Master),
+        slot: direct::slot(key.as_bytes()),
         cmd,
+        direct: Direct1::Same,
+    }
+}
+
+/// A read of `key`; with `pttl`, of its `PTTL` too (`tracked`: it fills L1).
+fn read_unit(key: &str, pttl: bool, tracked: bool) -> Unit {
+    let mut u = unit(key, read_cmd(key, pttl));
+    if pttl {
+        u.direct = Direct1::Read {
+            key: key.to_string(),
+            tracked,
+        };
+    }
+    u
+}
+
+/// Adds `u`'s commands to a direct connection's pipeline; returns how many.
+/// `optin`: the connection tracks only reads after `CLIENT CACHING yes`.
+fn add_direct(pipe: &mut redis::Pipeline, u: Unit, optin: bool) -> usize {
+    match u.direct {
+        Direct1::Same => {
+            pipe.add_command(u.cmd);
+            1
+        }
+        Direct1::Read { key, tracked } => {
+            let caches = tracked && optin;
+            if caches {
+                pipe.cmd("CLIENT").arg("CACHING").arg("yes");
+            }
+            pipe.cmd("GET").arg(&key);
+            pipe.cmd("PTTL").arg(&key);
+            2 + usize::from(caches)
+        }
+        Direct1::Tracked => {
+            if optin {
+                pipe.cmd("CLIENT").arg("CACHING").arg("yes");
+            }
+            pipe.add_command(u.cmd);
+            1 + usize::from(optin)
+        }
+    }
+}
+
+/// A unit's reply from its `n` direct replies, as redis-rs' path answers it;
+/// `None`: it must go through redis-rs (misrouted, or not tracked as asked).
+fn direct_reply(vals: &mut std::vec::IntoIter<Value>, n: usize, read: bool) -> Option<Value> {
+    let mut got: Vec<Value> = vals.take(n).collect();
+    if got.len() != n || got.iter().any(direct::misrouted) {
+        return None;
+    }
+    let caching = if read { n == 3 } else { n == 2 };
+    if caching {
+        let ok = got.remove(0);
+        if !(matches!(ok, Value::Okay) || matches!(&ok, Value::SimpleString(s) if s == "OK")) {
+            return None;
+        }
+    }
+    if read {
+        Some(Value::Array(got))
+    } else {
+        got.pop()
     }
 }
 
@@ -310,8 +412,8 @@ fn read_cmd(key: &str, tracked: bool) -> Cmd {
 fn units(op: &Op, tracked: bool) -> Vec<Unit> {
     let cmd = |name: &str| redis::cmd(name);
     match op {
-        Op::Get(key) => vec![unit(key, read_cmd(key, tracked))],
-        Op::GetTtl(key) => vec![unit(key, read_cmd(key, true))],
+        Op::Get(key) => vec![read_unit(key, tracked, tracked)],
+        Op::GetTtl(key) => vec![read_unit(key, true, tracked)],
         Op::Set { key, json, ttl_ms } => {
             let mut c = cmd("SET");
             c.arg(key).arg(json).arg("PX").arg(*ttl_ms);
@@ -325,7 +427,10 @@ fn units(op: &Op, tracked: bool) -> Vec<Unit> {
                 unit(k, c)
             })
             .collect(),
-        Op::MGet(keys) => keys.iter().map(|k| unit(k, read_cmd(k, tracked))).collect(),
+        Op::MGet(keys) => keys
+            .iter()
+            .map(|k| read_unit(k, tracked, tracked))
+            .collect(),
         Op::MSet { entries, ttl_ms } => entries
             .iter()
             .map(|(k, json)| {
@@ -353,7 +458,10 @@ fn units(op: &Op, tracked: bool) -> Vec<Unit> {
             take.arg(key).arg(token).arg("NX").arg("PX").arg(*lease_ms);
             let mut pttl = cmd("PTTL");
             pttl.arg(key);
-            vec![unit(key, take), unit(key, pttl)]
+            // Tracked, so that its change wakes this instance's lock waiters.
+            let mut pttl = unit(key, pttl);
+            pttl.direct = Direct1::Tracked;
+            vec![unit(key, take), pttl]
         }
         Op::LockRenew {
             key,
@@ -472,46 +580,144 @@ async fn run_keyed(
     segment: Vec<Planned>,
     replies: &mut [Replies],
 ) {
-    // Per op: its units' indexes; per slot: a pipeline and its units' indexes.
+    let routes = conn.direct.routes();
+    if routes.is_none() {
+        conn.direct.refresh(conn.routed.clone());
+    }
+    // Per op: its units' indexes. Per node of the map: a pipeline and its
+    // units' indexes; units of a slot the map does not cover: per slot.
     let mut spans = Vec::with_capacity(segment.len());
+    let optin = conn.direct.optin;
+    let mut nodes: Vec<(redis::Pipeline, Vec<Sent1>)> = match &routes {
+        Some(r) => (0..r.nodes.len())
+            .map(|_| (redis::pipe(), Vec::new()))
+            .collect(),
+        None => Vec::new(),
+    };
     let mut slots: HashMap<Route, (Vec<Cmd>, Vec<usize>)> = HashMap::new();
     let mut total = 0usize;
     for p in &segment {
         let us = units(&p.op, !p.tickets.is_empty());
         spans.push(total..total + us.len());
         for u in us {
-            let (pipe, idx) = slots
-                .entry(u.route)
-                .or_insert_with(|| (Vec::new(), Vec::new()));
-            pipe.push(u.cmd);
-            idx.push(total);
+            match routes.as_ref().and_then(|r| r.node(u.slot)) {
+                Some(n) => {
+                    let read = matches!(u.direct, Direct1::Read { .. });
+                    let k = add_direct(&mut nodes[n].0, u, optin);
+                    nodes[n].1.push((total, k, read));
+                }
+                None => {
+                    let (pipe, idx) = slots.entry(u.route()).or_default();
+                    pipe.push(u.cmd);
+                    idx.push(total);
+                }
+            }
             total += 1;
         }
     }
     let sent_at = Instant::now();
-    let sends = slots.into_iter().map(|(route, (cmds, idx))| {
-        let conn = conn.clone();
-        async move {
-            let n = idx.len();
-            let result = match timeout(shared.timeout, send_slot(conn, route, cmds)).await {
-                Ok(r) => r,
-                Err(_) => vec![Err(Failure::timeout()); n],
-            };
-            (idx, result)
-        }
+    let direct_sends = nodes
+        .into_iter()
+        .enumerate()
+        .filter(|(_, (_, idx))| !idx.is_empty())
+        .map(|(n, (pipe, idx))| {
+            let mut c = routes.as_ref().map(|r| r.nodes[n].conn.clone());
+            async move {
+                let k = idx.iter().map(|(_, k, _)| k).sum();
+                let Some(c) = c.as_mut() else {
+                    unreachable!("nodes exist only with a map")
+                };
+                let result =
+                    match timeout(shared.timeout, c.send_packed_commands(&pipe, 0, k)).await {
+                        Ok(Ok(vals)) if vals.len() == k => Sent::Replies(vals),
+                        Ok(Ok(vals)) => Sent::Failed(Failure::new(
+                            Code::Protocol,
+                            format!("expected {k} replies, got {}", vals.len()),
+                        )),
+                        Ok(Err(_)) => Sent::Lost,
+                        Err(_) => Sent::Failed(Failure::timeout()),
+                    };
+                (n, idx, result)
+            }
+        });
+    let slot_sends = slots.into_iter().map(|(route, (cmds, idx))| {
+        let routed = conn.routed.clone();
+        async move { (idx, send_bounded(shared, routed, route, cmds).await) }
     });
+    let (direct_results, slot_results) = join(join_all(direct_sends), join_all(slot_sends)).await;
     let mut results: Vec<Option<Result<Value, Failure>>> = (0..total).map(|_| None).collect();
-    let mut lost: Option<Failure> = None;
-    for (idx, result) in join_all(sends).await {
-        for (i, r) in idx.into_iter().zip(result) {
-            if let Err(why) = &r {
-                if why.breaks_link() && lost.is_none() {
-                    lost = Some(why.clone());
+    // Units to send again through redis-rs, in call order.
+    let mut again: Vec<usize> = Vec::new();
+    let mut stale = false;
+    for (n, idx, result) in direct_results {
+        match result {
+            Sent::Replies(vals) => {
+                let mut vals = vals.into_iter();
+                for (i, k, read) in idx {
+                    match direct_reply(&mut vals, k, read) {
+                        Some(v) => results[i] = Some(Ok(v)),
+                        None => {
+                            stale = true;
+                            again.push(i);
+                        }
+                    }
                 }
             }
+            Sent::Failed(why) => {
+                // A silent node: the map may be out of date (a failover).
+                stale = true;
+                for (i, _, _) in idx {
+                    results[i] = Some(Err(why.clone()));
+                }
+            }
+            Sent::Lost => {
+                // The connection failed: redis-rs reconnects and retries, as
+                // it would have for these commands.
+                let addr = routes.as_ref().map(|r| r.nodes[n].addr.clone());
+                conn.direct.forget(addr.as_ref());
+                stale = true;
+                again.extend(idx.into_iter().map(|(i, _, _)| i));
+            }
+        }
+    }
+    for (idx, result) in slot_results {
+        for (i, r) in idx.into_iter().zip(result) {
             results[i] = Some(r);
         }
     }
+    if stale {
+        conn.direct.forget(None);
+        conn.direct.refresh(conn.routed.clone());
+    }
+    if !again.is_empty() {
+        again.sort_unstable();
+        let mut cmds: Vec<Option<Unit>> = segment
+            .iter()
+            .flat_map(|p| units(&p.op, !p.tickets.is_empty()))
+            .map(Some)
+            .collect();
+        let mut slots: HashMap<Route, (Vec<Cmd>, Vec<usize>)> = HashMap::new();
+        for i in again {
+            if let Some(u) = cmds.get_mut(i).and_then(Option::take) {
+                let (pipe, idx) = slots.entry(u.route()).or_default();
+                pipe.push(u.cmd);
+                idx.push(i);
+            }
+        }
+        let sends = slots.into_iter().map(|(route, (cmds, idx))| {
+            let routed = conn.routed.clone();
+            async move { (idx, send_bounded(shared, routed, route, cmds).await) }
+        });
+        for (idx, result) in join_all(sends).await {
+            for (i, r) in idx.into_iter().zip(result) {
+                results[i] = Some(r);
+            }
+        }
+    }
+    let lost = results.iter().find_map(|r| match r {
+        Some(Err(why)) if why.breaks_link() => Some(why.clone()),
+        _ => None,
+    });
     if let Some(why) = lost {
         shared.broken(gen, &why);
     }
@@ -541,13 +747,39 @@ async fn run_keyed(
     }
 }
 
+/// A unit on a node's pipeline: its index, its count of replies, whether a read.
+type Sent1 = (usize, usize, bool);
+
+/// How a direct node pipeline went.
+enum Sent {
+    Replies(Vec<Value>),
+    /// No answer in time, or not the answer expected.
+    Failed(Failure),
+    /// The node connection failed.
+    Lost,
+}
+
+/// [`send_slot`] within the call bound.
+async fn send_bounded(
+    shared: &Shared,
+    routed: Routed,
+    route: Route,
+    cmds: Vec<Cmd>,
+) -> Vec<Result<Value, Failure>> {
+    let n = cmds.len();
+    match timeout(shared.timeout, send_slot(routed, route, cmds)).await {
+        Ok(r) => r,
+        Err(_) => vec![Err(Failure::timeout()); n],
+    }
+}
+
 /// Sends one slot's commands as one pipeline, and replies in order.
 ///
 /// redis-rs re-sends a pipeline whole when any reply redirects, and `ASKING`
 /// covers only its first command, so a pipeline holding keys on both sides of
 /// a slot migration keeps bouncing between the two nodes; it then goes one
 /// command at a time, in order, each following its own redirect.
-async fn send_slot(mut conn: Cluster, route: Route, cmds: Vec<Cmd>) -> Vec<Result<Value, Failure>> {
+async fn send_slot(mut conn: Routed, route: Route, cmds: Vec<Cmd>) -> Vec<Result<Value, Failure>> {
     let n = cmds.len();
     let mut pipe = redis::pipe();
     for c in &cmds {
@@ -580,7 +812,7 @@ async fn send_slot(mut conn: Cluster, route: Route, cmds: Vec<Cmd>) -> Vec<Resul
 
 /// `ping`, `getInfo`, `clear` on every primary, answered as a single node would.
 async fn fan_out(shared: &Shared, conn: &Cluster, op: &Op) -> Result<Vec<Value>, Failure> {
-    let mut conn = conn.clone();
+    let mut conn = conn.routed.clone();
     let all_ok = Some(ResponsePolicy::AllSucceeded);
     match op {
         Op::Ping => {
@@ -642,7 +874,7 @@ async fn fan_out(shared: &Shared, conn: &Cluster, op: &Op) -> Result<Vec<Value>,
 /// `invalidatePattern` on a cluster: `SCAN` + `UNLINK` on every primary.
 pub async fn delete_pattern(shared: &Shared, conn: &Cluster, pattern: &str) -> Result<(), Failure> {
     super::scan::drop_local(shared, pattern);
-    let mut conn = conn.clone();
+    let mut conn = conn.routed.clone();
     for addr in primaries(shared, &mut conn).await? {
         let Some((host, port)) = addr
             .rsplit_once(':')
@@ -693,18 +925,61 @@ mod tests {
         };
         let us = units(&op, false);
         assert_eq!(us.len(), 2);
-        assert_eq!(
-            us[0].route, us[1].route,
-            "a hash tag keeps keys on one slot"
-        );
+        assert_eq!(us[0].slot, us[1].slot, "a hash tag keeps keys on one slot");
         let op = Op::MGet(vec!["a".into(), "b".into()]);
         let us = units(&op, true);
-        assert_ne!(us[0].route, us[1].route);
+        assert_ne!(us[0].slot, us[1].slot);
         assert!(us[0]
             .cmd
             .args_iter()
             .next()
             .is_some_and(|a| matches!(a, redis::Arg::Simple(b) if b == b"EVAL")));
+    }
+
+    #[test]
+    fn direct_replies_become_redis_rs_replies_or_go_back_to_it() {
+        let err = |resp: &[u8]| redis::parse_redis_value(resp).unwrap();
+        let mut pipe = redis::pipe();
+        // A read that fills L1: CLIENT CACHING yes, GET, PTTL.
+        let read = units(&Op::Get("k".into()), true).remove(0);
+        assert_eq!(add_direct(&mut pipe, read, true), 3);
+        let one =
+            |vals: Vec<Value>, n: usize, read: bool| direct_reply(&mut vals.into_iter(), n, read);
+        assert_eq!(
+            one(
+                vec![
+                    Value::Okay,
+                    Value::BulkString(b"1".to_vec()),
+                    Value::Int(900)
+                ],
+                3,
+                true
+            ),
+            Some(Value::Array(vec![
+                Value::BulkString(b"1".to_vec()),
+                Value::Int(900)
+            ]))
+        );
+        // Not tracked as asked, or misrouted: sent again through redis-rs.
+        assert_eq!(
+            one(vec![Value::Nil, Value::Nil, Value::Int(-2)], 3, true),
+            None
+        );
+        let moved = err(b"-MOVED 3999 127.0.0.1:6381\r\n");
+        assert_eq!(
+            one(vec![Value::Okay, moved.clone(), moved.clone()], 3, true),
+            None
+        );
+        assert_eq!(
+            one(vec![err(b"-ASK 3999 127.0.0.1:6381\r\n")], 1, false),
+            None
+        );
+        // Other error replies are the call's own.
+        let wrongtype = err(b"-WRONGTYPE Operation against a key\r\n");
+        assert_eq!(one(vec![wrongtype.clone()], 1, false), Some(wrongtype));
+        // A first read is a plain GET.
+        let first = units(&Op::Get("k".into()), false).remove(0);
+        assert_eq!(add_direct(&mut pipe, first, true), 1);
     }
 
     #[test]

@@ -11,12 +11,14 @@
 //! - `sentinel.rs`: with Sentinel, the master's address for every connect,
 //!   its role checked, `+switch-master` followed.
 //! - `cluster.rs`: the same over a Redis Cluster (redis-rs' cluster-async,
-//!   tracking on every node connection, commands grouped by slot).
+//!   tracking on every node connection) and `direct.rs` (per-key calls as
+//!   one pipeline per primary on our own node connections).
 //!
 //! Tracking pushes are applied to L1 by `local.rs`.
 
 mod cluster;
 mod commands;
+mod direct;
 mod executor;
 mod link;
 mod scan;

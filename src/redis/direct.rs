@@ -1,0 +1,374 @@
+//! Per-key calls on a cluster without redis-rs' cluster layer: a slot map of
+//! our own (`CLUSTER SLOTS`) and one tracked connection per primary, so a
+//! batch goes out as one pipeline per node, the way a single server's does.
+//!
+//! Why: through `route_pipeline` every slot pipeline (with random keys, every
+//! op) costs a request to redis-rs' routing task, two timers and a hop to the
+//! node connection's task; that was most of the client's CPU per call.
+//!
+//! Anything unusual goes back to redis-rs (`cluster.rs`), which follows
+//! redirects and reconnects: a reply that is a redirect or a cluster-state
+//! error, or a node connection that fails. The map is then dropped and
+//! rebuilt in the background; until it is, calls go through redis-rs.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
+use redis::{
+    AsyncConnectionConfig, ConnectionAddr, ConnectionInfo, ProtocolVersion, PushInfo,
+    TlsCertificates, Value,
+};
+use tokio::time::timeout;
+
+use super::cluster::Routed;
+use super::Shared;
+
+pub const SLOTS: usize = 16384;
+
+/// The cluster's hash slot of `key` (CRC16/XMODEM of the key or its hash tag).
+pub fn slot(key: &[u8]) -> u16 {
+    let tagged = key.iter().position(|b| *b == b'{').and_then(|open| {
+        let close = key[open + 1..].iter().position(|b| *b == b'}')?;
+        let tag = &key[open + 1..open + 1 + close];
+        (!tag.is_empty()).then_some(tag)
+    });
+    let mut crc: u16 = 0;
+    for b in tagged.unwrap_or(key) {
+        crc = (crc << 8) ^ CRC16[usize::from((crc >> 8) as u8 ^ b)];
+    }
+    crc % SLOTS as u16
+}
+
+const CRC16: [u16; 256] = {
+    let mut t = [0u16; 256];
+    let mut i = 0;
+    while i < 256 {
+        let mut c = (i as u16) << 8;
+        let mut bit = 0;
+        while bit < 8 {
+            c = if c & 0x8000 != 0 {
+                (c << 1) ^ 0x1021
+            } else {
+                c << 1
+            };
+            bit += 1;
+        }
+        t[i] = c;
+        i += 1;
+    }
+    t
+};
+
+/// Whether a reply means the command did not run where it was sent (a
+/// redirect, or a cluster in transition), so redis-rs must send it again.
+pub fn misrouted(v: &Value) -> bool {
+    let Value::ServerError(e) = v else {
+        return false;
+    };
+    matches!(
+        e.code(),
+        "MOVED" | "ASK" | "TRYAGAIN" | "CLUSTERDOWN" | "READONLY" | "LOADING" | "MASTERDOWN"
+    )
+}
+
+/// The slot map: per slot the index of its primary in `nodes`, or `NONE`.
+pub struct Routes {
+    owner: Vec<u16>,
+    pub nodes: Vec<Node>,
+}
+
+/// A primary's address and our connection to it.
+pub struct Node {
+    pub addr: (String, u16),
+    pub conn: MultiplexedConnection,
+}
+
+const NONE: u16 = u16::MAX;
+
+impl Routes {
+    /// The node index of `slot`'s primary, if known.
+    pub fn node(&self, slot: u16) -> Option<usize> {
+        match self.owner[usize::from(slot)] {
+            NONE => None,
+            n => Some(usize::from(n)),
+        }
+    }
+}
+
+/// Direct node connections of one cluster connection (generation `gen`).
+pub struct Direct {
+    routes: RwLock<Option<Arc<Routes>>>,
+    /// Connections by `host:port`, kept across map rebuilds.
+    conns: Mutex<HashMap<(String, u16), MultiplexedConnection>>,
+    refreshing: AtomicBool,
+    failed_builds: AtomicU32,
+    /// A seed's connection settings (auth, TLS), the address replaced per node.
+    template: ConnectionInfo,
+    certs: Option<TlsCertificates>,
+    shared: Weak<Shared>,
+    gen: u64,
+    /// With L1: the connections track in `OPTIN` mode, so only reads that
+    /// fill L1 (after `CLIENT CACHING yes`) take a tracking-table entry.
+    /// Without L1 they do not track.
+    pub optin: bool,
+}
+
+impl Direct {
+    pub fn new(
+        shared: &Arc<Shared>,
+        template: ConnectionInfo,
+        certs: Option<TlsCertificates>,
+        gen: u64,
+    ) -> Arc<Self> {
+        Arc::new(Direct {
+            routes: RwLock::new(None),
+            conns: Mutex::new(HashMap::new()),
+            refreshing: AtomicBool::new(false),
+            failed_builds: AtomicU32::new(0),
+            template,
+            certs,
+            shared: Arc::downgrade(shared),
+            gen,
+            optin: shared.local.is_some(),
+        })
+    }
+
+    /// The current slot map, if one is built.
+    pub fn routes(&self) -> Option<Arc<Routes>> {
+        self.routes.read().ok().and_then(|r| r.clone())
+    }
+
+    /// The map turned out wrong (or a node connection failed): calls go
+    /// through redis-rs until a new one is built.
+    pub fn forget(&self, failed: Option<&(String, u16)>) {
+        if let Ok(mut r) = self.routes.write() {
+            *r = None;
+        }
+        if let (Some(addr), Ok(mut conns)) = (failed, self.conns.lock()) {
+            // A failed connection is not reused; a new one is opened.
+            conns.remove(addr);
+        }
+    }
+
+    /// Builds the map in the background unless a build is under way.
+    pub fn refresh(self: &Arc<Self>, routed: Routed) {
+        if self.refreshing.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let me = self.clone();
+        tokio::spawn(async move {
+            // Spaced, and further after each failed build, so a cluster in
+            // transition is not asked on every batch.
+            let failed = me.failed_builds.load(Ordering::SeqCst).min(6);
+            tokio::time::sleep(Duration::from_millis(20 << failed)).await;
+            me.refresh_now(routed).await;
+            me.refreshing.store(false, Ordering::SeqCst);
+        });
+    }
+
+    /// Builds the map now; on failure it stays unset.
+    pub async fn refresh_now(&self, routed: Routed) {
+        match self.build(routed).await {
+            Some(routes) => {
+                self.failed_builds.store(0, Ordering::SeqCst);
+                if let Ok(mut r) = self.routes.write() {
+                    *r = Some(Arc::new(routes));
+                }
+            }
+            None => {
+                self.failed_builds.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    }
+
+    async fn build(&self, mut routed: Routed) -> Option<Routes> {
+        let shared = self.shared.upgrade()?;
+        let mut cmd = redis::cmd("CLUSTER");
+        cmd.arg("SLOTS");
+        let at = RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random);
+        let reply = timeout(shared.timeout, routed.route_command(cmd, at))
+            .await
+            .ok()?
+            .ok()?;
+        let ranges = parse_slots(reply);
+        if ranges.is_empty() {
+            return None;
+        }
+        let mut owner = vec![NONE; SLOTS];
+        let mut nodes = Vec::new();
+        let mut index: HashMap<(String, u16), u16> = HashMap::new();
+        for (start, end, addr) in ranges {
+            let n = match index.get(&addr) {
+                Some(n) => *n,
+                None => {
+                    let conn = self.connection(&shared, &addr).await?;
+                    nodes.push(Node {
+                        addr: addr.clone(),
+                        conn,
+                    });
+                    let n = (nodes.len() - 1) as u16;
+                    index.insert(addr, n);
+                    n
+                }
+            };
+            let last = usize::from(end).min(SLOTS - 1);
+            if let Some(range) = owner.get_mut(usize::from(start)..=last) {
+                range.fill(n);
+            }
+        }
+        Some(Routes { owner, nodes })
+    }
+
+    /// The connection to `addr`, opened (and tracking) if there is none.
+    async fn connection(
+        &self,
+        shared: &Arc<Shared>,
+        addr: &(String, u16),
+    ) -> Option<MultiplexedConnection> {
+        if let Some(c) = self.conns.lock().ok()?.get(addr) {
+            return Some(c.clone());
+        }
+        let (host, port) = addr.clone();
+        let address = match self.template.addr() {
+            ConnectionAddr::TcpTls {
+                insecure,
+                tls_params,
+                ..
+            } => ConnectionAddr::TcpTls {
+                host,
+                port,
+                insecure: *insecure,
+                tls_params: tls_params.clone(),
+            },
+            _ => ConnectionAddr::Tcp(host, port),
+        };
+        let settings = self
+            .template
+            .redis_settings()
+            .clone()
+            .set_protocol(ProtocolVersion::RESP3);
+        let info = self
+            .template
+            .clone()
+            .set_addr(address)
+            .set_redis_settings(settings);
+        let client = match &self.certs {
+            Some(certs) => redis::Client::build_with_tls(info, certs.clone()).ok()?,
+            None => redis::Client::open(info).ok()?,
+        };
+        let weak = self.shared.clone();
+        let gen = self.gen;
+        let optin = self.optin;
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(shared.timeout))
+            .set_response_timeout(None)
+            .set_push_sender(move |push: PushInfo| {
+                if let Some(shared) = weak.upgrade() {
+                    super::cluster::on_push(&shared, gen, push);
+                }
+                Ok::<(), ()>(())
+            });
+        let opening = async {
+            let mut conn = client
+                .get_multiplexed_async_connection_with_config(&config)
+                .await
+                .ok()?;
+            if optin {
+                redis::cmd("CLIENT")
+                    .arg("TRACKING")
+                    .arg("ON")
+                    .arg("OPTIN")
+                    .query_async::<()>(&mut conn)
+                    .await
+                    .ok()?;
+            }
+            Some(conn)
+        };
+        let conn = timeout(shared.timeout, opening).await.ok()??;
+        self.conns.lock().ok()?.insert(addr.clone(), conn.clone());
+        Some(conn)
+    }
+}
+
+/// `CLUSTER SLOTS`: each range's first and last slot and its primary's
+/// address; ranges whose primary has no usable address are left out (their
+/// slots go through redis-rs).
+fn parse_slots(v: Value) -> Vec<(u16, u16, (String, u16))> {
+    let Value::Array(items) = v else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for item in items {
+        let Value::Array(item) = item else { continue };
+        let (Some(Value::Int(start)), Some(Value::Int(end)), Some(Value::Array(primary))) =
+            (item.first(), item.get(1), item.get(2))
+        else {
+            continue;
+        };
+        let host = match primary.first() {
+            Some(Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
+            Some(Value::SimpleString(s)) => s.clone(),
+            _ => continue,
+        };
+        let Some(Value::Int(port)) = primary.get(1) else {
+            continue;
+        };
+        if host.is_empty() || host == "?" {
+            continue;
+        }
+        let (Ok(start), Ok(end), Ok(port)) = (
+            u16::try_from(*start),
+            u16::try_from(*end),
+            u16::try_from(*port),
+        ) else {
+            continue;
+        };
+        out.push((start, end, (host, port)));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use redis::cluster_routing::{Route, Slot, SlotAddr};
+
+    #[test]
+    fn slots_match_redis_rs() {
+        let keys = [
+            "",
+            "a",
+            "foo",
+            "user:1000",
+            "{user1000}.following",
+            "{}x",
+            "x{}y{z}",
+            "{a}b",
+            "ü{ä}",
+            "cold:12345",
+            "{",
+            "}",
+            "a{b",
+            "a}b{c}",
+        ];
+        for k in keys {
+            assert_eq!(
+                Route::new(slot(k.as_bytes()), SlotAddr::Master),
+                Route::with_slot(Slot::for_key(k.as_bytes()), SlotAddr::Master),
+                "{k:?}"
+            );
+        }
+        for i in 0..10_000 {
+            let k = format!("key:{i}");
+            assert_eq!(
+                Route::new(slot(k.as_bytes()), SlotAddr::Master),
+                Route::with_slot(Slot::for_key(k.as_bytes()), SlotAddr::Master)
+            );
+        }
+        assert_eq!(slot(b"foo"), 12182, "the value in the cluster spec");
+    }
+}
