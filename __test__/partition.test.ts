@@ -52,6 +52,18 @@ interface Read {
   value: unknown
 }
 
+/** A get of `k` every ~20 ms for `ms` after `T`, not waiting for one another, each timed from `T`; `reads` fills as they settle. */
+async function readEvery20ms(c: CacheService, k: string, T: number, ms: number) {
+  const reads: Read[] = []
+  const inFlight: Promise<void>[] = []
+  while (performance.now() - T < ms) {
+    const start = performance.now() - T
+    inFlight.push(c.get(k).then((value) => void reads.push({ start, end: performance.now() - T, value })))
+    await sleep(20)
+  }
+  return { reads, inFlight }
+}
+
 describe('a silent partition', () => {
   it('a value changed during the silence is not served from L1 later than 2 s after the change; recovery after heal', async () => {
     const { c, p } = await throughProxy()
@@ -64,18 +76,7 @@ describe('a silent partition', () => {
     await redis.raw.set(k, JSON.stringify('new'))
     const T = performance.now()
 
-    // A get every ~20 ms for 4 s, not waiting for one another, each timed.
-    const reads: Read[] = []
-    const inFlight: Promise<void>[] = []
-    while (performance.now() - T < 4000) {
-      const start = performance.now() - T
-      inFlight.push(
-        c.get(k).then((value) => {
-          reads.push({ start, end: performance.now() - T, value })
-        }),
-      )
-      await sleep(20)
-    }
+    const { reads, inFlight } = await readEvery20ms(c, k, T, 4000)
     await Promise.all(inFlight)
 
     const old = reads.filter((r) => r.value === 'old')
@@ -125,13 +126,7 @@ describe('a silent partition', () => {
     await sleep(20)
     await redis.raw.set(k, JSON.stringify('new'))
     const T = performance.now()
-    const reads: Read[] = []
-    const inFlight: Promise<void>[] = []
-    while (performance.now() - T < 3000) {
-      const start = performance.now() - T
-      inFlight.push(c.get(k).then((value) => void reads.push({ start, end: performance.now() - T, value })))
-      await sleep(20)
-    }
+    const { reads, inFlight } = await readEvery20ms(c, k, T, 3000)
     const old = () => reads.filter((r) => r.value === 'old')
     const lastOld = () => Math.max(-1, ...old().map((r) => r.end))
     const report = () => `${reads.length} reads settled; ${old().length} returned the old value, the last at T+${lastOld().toFixed(0)} ms`
