@@ -28,7 +28,7 @@ pub const SLOTS: usize = 4096;
 
 #[repr(C, align(8))]
 pub struct Board {
-    /// Milliseconds on [`now_ms`]'s clock until which L1 may serve (0: not now).
+    /// Milliseconds on [`ms`]'s clock until which L1 may serve (0: not now).
     open_until: AtomicU64,
     /// What the last hit-path lookup saw, for JavaScript to read right after it.
     scratch_deadline: AtomicU64,
