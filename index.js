@@ -24,8 +24,6 @@ const MAX_TTL_MS = Number.MAX_SAFE_INTEGER
 const MAX_TIMEOUT_MS = 2 ** 31 - 1
 const MAX_SETTING_SECONDS = 10 * 365 * 24 * 3600
 
-/** Calls in one native batch at most before it is sent (see #call). */
-const BATCH_SPLIT = 16
 const LAZY = Symbol('lazy')
 const NO_VALUE = Symbol('no value')
 const EMPTY = []
@@ -756,11 +754,7 @@ class CacheService {
       waiters = this.#pending = []
       process.nextTick(this.#flush)
     }
-    const promise = new Promise((resolve) => waiters.push({ settle, resolve }))
-    // A turn with many calls goes as several batches: the first ones' callers
-    // resume while later ones are still out (the executor keeps a few out at once).
-    if (waiters.length >= BATCH_SPLIT) this.#flush()
-    return promise
+    return new Promise((resolve) => waiters.push({ settle, resolve }))
   }
 
   #flush = () => {

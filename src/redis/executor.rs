@@ -12,7 +12,6 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use futures_util::stream::{FuturesOrdered, StreamExt};
 use redis::aio::MultiplexedConnection;
 
 use super::Conn;
@@ -29,9 +28,6 @@ use crate::ops::{Op, Replies};
 
 /// Ops merged into one pipeline at most; more wait for the next round trip.
 const MAX_PIPELINE_OPS: usize = 4096;
-
-/// Rounds out at once on one server (see [`execute`]).
-const IN_FLIGHT: usize = 4;
 
 pub struct Job {
     pub ops: Vec<Op>,
@@ -53,35 +49,9 @@ pub fn start(shared: Arc<Shared>, rx: mpsc::UnboundedReceiver<Job>) {
 
 /// Runs every batch, in order, until `close()` has dropped the sender and the
 /// queue is empty; then shuts the tier down.
-///
-/// On one server, up to [`IN_FLIGHT`] rounds are out at once: each round's
-/// pipeline is handed to the multiplexed connection (whose queue keeps their
-/// order, as Redis does its replies) before the next round is taken, and each
-/// round's callers get their replies as soon as they arrive, while later
-/// rounds are still out. One round at a time made the JavaScript thread, this
-/// one and Redis take turns. Rounds with an `invalidatePattern`, and all
-/// rounds on a cluster, still run alone.
 async fn execute(shared: Arc<Shared>, rx: Arc<Mutex<mpsc::UnboundedReceiver<Job>>>) {
     let mut rx = rx.lock().await;
-    let mut out = FuturesOrdered::new();
-    let mut open = true;
-    loop {
-        // Rounds out already are polled first: a new round is taken only
-        // after the previous one has handed its pipeline to the connection.
-        let first = tokio::select! {
-            biased;
-            Some(()) = out.next(), if !out.is_empty() => continue,
-            job = rx.recv(), if open && out.len() < IN_FLIGHT => job,
-            else => None,
-        };
-        let Some(first) = first else {
-            // `close()` dropped the sender and the queue is empty: finish the rounds out.
-            open = false;
-            if out.is_empty() {
-                break;
-            }
-            continue;
-        };
+    while let Some(first) = rx.recv().await {
         let mut jobs = vec![first];
         shared.test_panic_executor();
         let mut ops = jobs[0].ops.len();
@@ -97,20 +67,8 @@ async fn execute(shared: Arc<Shared>, rx: Arc<Mutex<mpsc::UnboundedReceiver<Job>
         let Some(latest) = jobs.iter().map(|j| j.deadline).max() else {
             continue;
         };
-        let alone = jobs
-            .iter()
-            .any(|j| j.ops.iter().any(|op| matches!(op, Op::DelPattern(_))));
-        if alone {
-            while out.next().await.is_some() {}
-        }
         match current_link(&shared, latest).await {
-            Ok((conn @ Conn::Single(_), gen)) if !alone => {
-                out.push_back(run(&shared, conn, gen, jobs));
-            }
-            Ok((conn, gen)) => {
-                while out.next().await.is_some() {}
-                run(&shared, conn, gen, jobs).await;
-            }
+            Ok((conn, gen)) => run(&shared, conn, gen, jobs).await,
             Err(why) => {
                 for job in jobs {
                     let mut r = Replies::with_capacity(job.ops.len());
