@@ -27,4 +27,41 @@ describe('call order', () => {
     expect(await redis.raw.get('order:k')).toBeNull()
     await cache.close()
   })
+
+  it('many calls in one turn take effect and settle in call order: each read sees the write made just before it', async () => {
+    const cache = new CacheService({ url: redis.server.url, commandTimeoutMs: 10_000 })
+    const settled: number[] = []
+    const pending: Promise<void>[] = []
+    const wrongReads: string[] = []
+    // 200 rounds of 100 calls per turn: writes, deletes and reads of one key.
+    // Each read must see the write or delete made just before it in call order.
+    let last: number | null = null
+    for (let round = 0; round < 200; round++) {
+      for (let i = 0; i < 100; i++) {
+        const n = round * 100 + i
+        if (i % 7 === 3) {
+          pending.push(cache.del('order:turn').then(() => void settled.push(n)))
+          last = null
+        } else if (i % 7 === 5) {
+          const expected = last
+          pending.push(
+            cache.get('order:turn').then((v) => {
+              settled.push(n)
+              if (v !== expected) wrongReads.push(`read ${n}: ${String(v)}, expected ${String(expected)}`)
+            }),
+          )
+        } else {
+          pending.push(cache.set('order:turn', n, 60).then(() => void settled.push(n)))
+          last = n
+        }
+      }
+      await nextTurn()
+    }
+    await Promise.all(pending)
+    const outOfOrder = settled.filter((n, i) => i > 0 && n < settled[i - 1])
+    expect(outOfOrder, 'calls that settled after a later call').toEqual([])
+    expect(wrongReads.slice(0, 5), `${wrongReads.length} reads saw another call's effect`).toEqual([])
+    expect(await redis.raw.get('order:turn')).toBe(String(last))
+    await cache.close()
+  })
 })
