@@ -228,12 +228,11 @@ class Memo {
   #offset
   /** Hits served here since the last `takeHits()`. */
   hits = 0
-  /** Hits at the start of this window of MEMO_WINDOW crossings, and the crossings in it. */
+  /** Reads the copies answered, and crossings, in this window of MEMO_WINDOW crossings. */
   #windowHits = 0
   #crossings = 0
   /** The last window's copies answered fewer reads than crossed: keep only one crossing in MEMO_SPARSE_KEEP. */
   #sparse = false
-  #hitsTotal = 0
 
   /** A memo for the instance behind `handle`, or null where the runtime cannot share the board's memory. */
   static create(handle, maxBytes) {
@@ -274,8 +273,8 @@ class Memo {
   #admit() {
     const n = ++this.#crossings
     if (n >= MEMO_WINDOW) {
-      this.#sparse = this.#hitsTotal - this.#windowHits < n
-      this.#windowHits = this.#hitsTotal
+      this.#sparse = this.#windowHits < n
+      this.#windowHits = 0
       this.#crossings = 0
     }
     return !this.#sparse || n % MEMO_SPARSE_KEEP === 0
@@ -306,7 +305,7 @@ class Memo {
       const now = performance.now() + this.#offset
       if (now < this.#f64[OPEN_UNTIL] && now < e.d) {
         this.hits++
-        this.#hitsTotal++
+        this.#windowHits++
         if (!young) {
           this.#old.delete(k)
           this.#add(k, e)

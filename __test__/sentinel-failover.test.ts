@@ -7,9 +7,8 @@
 // must listen to another one to learn of the switch in time.
 // The recovery time is printed (the README quotes it).
 import { describe, it, expect, afterEach } from 'vitest'
-import Redis from 'ioredis'
 import { CacheService } from '../index.js'
-import { ownSentinelGroup } from './helpers/sentinel'
+import { ownSentinelGroup, watchSwitch, callTimer } from './helpers/sentinel'
 import { eventually, sleep } from './helpers/redis'
 
 const TIMEOUT = 1000
@@ -55,26 +54,13 @@ describe('SENTINEL FAILOVER under load', () => {
     await sleep(2500)
 
     // When the sentinels announce the switch.
-    const [sentinelHost, sentinelPort] = group.sentinels[S].split(':')
-    const sub = new Redis({ host: sentinelHost, port: Number(sentinelPort) }).on('error', () => {})
-    open.push({ close: () => sub.disconnect() })
-    let switchedAt = 0
-    sub.on('message', (channel: string) => {
-      if (channel === '+switch-master' && switchedAt === 0) switchedAt = Date.now()
-    })
-    await sub.subscribe('+switch-master')
+    const sw = await watchSwitch(group.sentinels[S])
+    open.push(sw)
 
     // Load: 4 loops of set + get + mget, each call timed.
     let stop = false
-    let slowest = 0
-    let calls = 0
-    const timed = async <T>(p: Promise<T>) => {
-      const t = Date.now()
-      const v = await p
-      slowest = Math.max(slowest, Date.now() - t)
-      calls++
-      return v
-    }
+    const load = callTimer()
+    const timed = load.timed
     const loops = [0, 1, 2, 3].map(async (w) => {
       for (let i = 0; !stop; i++) {
         await timed(c.set(`load:${w}:${i % 50}`, { w, i }))
@@ -105,7 +91,7 @@ describe('SENTINEL FAILOVER under load', () => {
       await sleep(10)
     }
     expect(recoveredAt, 'never wrote to the new master').toBeGreaterThan(0)
-    expect(switchedAt, 'the sentinels announced no switch').toBeGreaterThan(0)
+    expect(sw.at, 'the sentinels announced no switch').toBeGreaterThan(0)
     // Followed the announcement: the old master still says it is master, so ROLE checks alone would not have moved it yet.
     const oldRole = ((await oldRaw.call('ROLE')) as unknown[])[0]
 
@@ -131,12 +117,12 @@ describe('SENTINEL FAILOVER under load', () => {
 
     console.log(
       `SENTINEL FAILOVER: writes land on the new master ${recoveredAt - failedOverAt} ms after the command, ` +
-        `${recoveredAt - switchedAt} ms after +switch-master (announced ${switchedAt - failedOverAt} ms after the command); ` +
-        `old master's role then: ${String(oldRole)}; slowest of ${calls} calls under load: ${slowest} ms`,
+        `${recoveredAt - sw.at} ms after +switch-master (announced ${sw.at - failedOverAt} ms after the command); ` +
+        `old master's role then: ${String(oldRole)}; slowest of ${load.calls} calls under load: ${load.slowest} ms`,
     )
     expect(oldRole, 'the old master was demoted before the instance moved: +switch-master was not followed').toBe('master')
-    expect(recoveredAt - switchedAt).toBeLessThan(2000)
-    expect(slowest).toBeLessThan(TIMEOUT + MARGIN)
+    expect(recoveredAt - sw.at).toBeLessThan(2000)
+    expect(load.slowest).toBeLessThan(TIMEOUT + MARGIN)
     expect(c.stats().redis.connected).toBe(true)
     expect(messages.some((m) => m.includes('Sentinel switched the master'))).toBe(true)
   })

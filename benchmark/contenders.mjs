@@ -34,10 +34,11 @@ function serviceAdapter(name, c) {
   }
 }
 
-function bentoAdapter(url, maxBytes) {
+/** bentocache as configured for every workload: memory L1 of `maxBytes`, Redis L2 at `url`, its Redis bus. */
+export function tieredBento(url, maxBytes) {
   const { hostname, port } = new URL(url)
   const connection = { host: hostname, port: Number(port) }
-  const bento = new BentoCache({
+  return new BentoCache({
     default: 'tiered',
     stores: {
       tiered: bentostore()
@@ -46,6 +47,10 @@ function bentoAdapter(url, maxBytes) {
         .useBus(redisBusDriver({ connection })),
     },
   })
+}
+
+function bentoAdapter(url, maxBytes) {
+  const bento = tieredBento(url, maxBytes)
   const ms = (ttl) => (ttl ? ttl * 1000 : 300_000)
   return {
     name: 'bentocache',

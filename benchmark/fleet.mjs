@@ -7,9 +7,7 @@
 //     `hangMs`; → { runs, lat, stale, fresh, failed }
 //   { cmd: 'exit' }
 import { createRequire } from 'node:module'
-import { BentoCache, bentostore } from 'bentocache'
-import { memoryDriver } from 'bentocache/drivers/memory'
-import { redisDriver, redisBusDriver } from 'bentocache/drivers/redis'
+import { tieredBento } from './contenders.mjs'
 import { record } from './record.mjs'
 
 const require = createRequire(import.meta.url)
@@ -48,17 +46,7 @@ function contender() {
     }
   }
   if (name === 'bentocache') {
-    const { hostname, port } = new URL(url)
-    const connection = { host: hostname, port: Number(port) }
-    const bento = new BentoCache({
-      default: 'tiered',
-      stores: {
-        tiered: bentostore()
-          .useL1Layer(memoryDriver({ maxSize: 64 * 1024 * 1024 }))
-          .useL2Layer(redisDriver({ connection }))
-          .useBus(redisBusDriver({ connection })),
-      },
-    })
+    const bento = tieredBento(url, 64 * 1024 * 1024)
     return {
       ready: async () => {
         await bento.set({ key: `__ready:${process.pid}`, value: 1 })

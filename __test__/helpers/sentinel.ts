@@ -160,3 +160,31 @@ export function ownSentinelGroup(o: GroupOptions = {}): SentinelGroup {
     settled,
   }
 }
+
+/** When the sentinel at `addr` (host:port) first announced `+switch-master` (`at`, 0 until then). */
+export async function watchSwitch(addr: string, password?: string) {
+  const [host, port] = addr.split(':')
+  const sub = new Redis({ host, port: Number(port), password }).on('error', () => {})
+  const watch = { at: 0, close: () => sub.disconnect() }
+  sub.on('message', (channel: string) => {
+    if (channel === '+switch-master' && watch.at === 0) watch.at = Date.now()
+  })
+  await sub.subscribe('+switch-master')
+  return watch
+}
+
+/** Times calls under load: `timed(p)` awaits `p`, counting it and keeping the slowest. */
+export function callTimer() {
+  const timer = {
+    slowest: 0,
+    calls: 0,
+    timed: async <T>(p: Promise<T>) => {
+      const t = Date.now()
+      const v = await p
+      timer.slowest = Math.max(timer.slowest, Date.now() - t)
+      timer.calls++
+      return v
+    },
+  }
+  return timer
+}
