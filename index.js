@@ -24,6 +24,8 @@ const MAX_TTL_MS = Number.MAX_SAFE_INTEGER
 const MAX_TIMEOUT_MS = 2 ** 31 - 1
 const MAX_SETTING_SECONDS = 10 * 365 * 24 * 3600
 
+/** Calls in one native batch at most before it is sent (see #call). */
+const BATCH_SPLIT = 16
 const LAZY = Symbol('lazy')
 const NO_VALUE = Symbol('no value')
 const EMPTY = []
@@ -741,7 +743,8 @@ class CacheService {
   /**
    * The promise of the call just queued natively (`native.queue*`): `settle`
    * maps its reply to the value. In 'memory' mode it runs at once; for Redis,
-   * every call of this event-loop turn goes in one batch, sent on process.nextTick.
+   * the calls of this event-loop turn go in one batch, sent on process.nextTick
+   * (or at once when it reaches BATCH_SPLIT calls).
    */
   #call(settle) {
     if (this.#memory) {
@@ -753,7 +756,11 @@ class CacheService {
       waiters = this.#pending = []
       process.nextTick(this.#flush)
     }
-    return new Promise((resolve) => waiters.push({ settle, resolve }))
+    const promise = new Promise((resolve) => waiters.push({ settle, resolve }))
+    // A turn with many calls goes as several batches: the first ones' callers
+    // resume while later ones are still out (the executor keeps a few out at once).
+    if (waiters.length >= BATCH_SPLIT) this.#flush()
+    return promise
   }
 
   #flush = () => {

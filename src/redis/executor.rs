@@ -7,16 +7,21 @@
 //! under load pipelines grow instead of round trips multiplying.
 //!
 //! Deadlines: a call still queued at its deadline has been answered as timed
-//! out, so it is never sent; every segment re-checks before it goes out.
+//! out, so it is never sent; every segment re-checks before it goes out. A
+//! round still unanswered at its first call's deadline, on a connection whose
+//! socket is refusing bytes, cuts that connection (`severable.rs`): the rest
+//! of the round would otherwise be written when Redis reads again, after its
+//! callers were answered.
 
 use std::sync::Arc;
 use std::time::Instant;
 
+use futures_util::stream::{FuturesOrdered, StreamExt};
 use redis::aio::MultiplexedConnection;
 
 use super::Conn;
 use tokio::sync::{mpsc, oneshot, Mutex};
-use tokio::time::{timeout, timeout_at};
+use tokio::time::timeout_at;
 
 use super::cluster;
 use super::commands::{add_commands, apply_reply};
@@ -28,6 +33,9 @@ use crate::ops::{Op, Replies};
 
 /// Ops merged into one pipeline at most; more wait for the next round trip.
 const MAX_PIPELINE_OPS: usize = 4096;
+
+/// Rounds out at once on a connection that can be cut (see [`execute`]).
+const IN_FLIGHT: usize = 4;
 
 pub struct Job {
     pub ops: Vec<Op>,
@@ -49,9 +57,37 @@ pub fn start(shared: Arc<Shared>, rx: mpsc::UnboundedReceiver<Job>) {
 
 /// Runs every batch, in order, until `close()` has dropped the sender and the
 /// queue is empty; then shuts the tier down.
+///
+/// On a single server's plain TCP connection, up to [`IN_FLIGHT`] rounds are
+/// out at once: each round's pipeline is handed to the multiplexed connection
+/// (whose queue keeps their order, as Redis does its replies) before the next
+/// round is taken, and each round's callers get their replies as soon as they
+/// arrive. One round at a time made the JavaScript thread, this one and Redis
+/// take turns. Overlap needs the connection to be cuttable: a round handed
+/// over behind a stalled one would otherwise be written after its callers
+/// were answered "timed out". Rounds with an `invalidatePattern`, rounds on a
+/// cluster, and rounds over TLS or a Unix socket run alone.
 async fn execute(shared: Arc<Shared>, rx: Arc<Mutex<mpsc::UnboundedReceiver<Job>>>) {
     let mut rx = rx.lock().await;
-    while let Some(first) = rx.recv().await {
+    let mut out = FuturesOrdered::new();
+    let mut open = true;
+    loop {
+        // Rounds out already are polled first: a new round is taken only
+        // after the previous one has handed its pipeline to the connection.
+        let first = tokio::select! {
+            biased;
+            Some(()) = out.next(), if !out.is_empty() => continue,
+            job = rx.recv(), if open && out.len() < IN_FLIGHT => job,
+            else => None,
+        };
+        let Some(first) = first else {
+            // `close()` dropped the sender and the queue is empty: finish the rounds out.
+            open = false;
+            if out.is_empty() {
+                break;
+            }
+            continue;
+        };
         let mut jobs = vec![first];
         shared.test_panic_executor();
         let mut ops = jobs[0].ops.len();
@@ -67,9 +103,22 @@ async fn execute(shared: Arc<Shared>, rx: Arc<Mutex<mpsc::UnboundedReceiver<Job>
         let Some(latest) = jobs.iter().map(|j| j.deadline).max() else {
             continue;
         };
+        let alone = jobs
+            .iter()
+            .any(|j| j.ops.iter().any(|op| matches!(op, Op::DelPattern(_))));
+        if alone {
+            while out.next().await.is_some() {}
+        }
         match current_link(&shared, latest).await {
-            Ok((conn, gen)) => run(&shared, conn, gen, jobs).await,
+            Ok((conn @ Conn::Single(_), gen)) if !alone && shared.severable(gen) => {
+                out.push_back(run(&shared, conn, gen, jobs));
+            }
+            Ok((conn, gen)) => {
+                while out.next().await.is_some() {}
+                run(&shared, conn, gen, jobs).await;
+            }
             Err(why) => {
+                while out.next().await.is_some() {}
                 for job in jobs {
                     let mut r = Replies::with_capacity(job.ops.len());
                     let why = if job.deadline <= Instant::now() {
@@ -177,7 +226,10 @@ async fn run(shared: &Shared, mut conn: Conn, gen: u64, jobs: Vec<Job>) {
             } else {
                 match &mut conn {
                     Conn::Single(c) => {
-                        if let Err(why) = run_pipeline(shared, c, live, &mut replies).await {
+                        let first = live.iter().map(|p| deadlines[p.job]).min();
+                        let first = first.unwrap_or_else(Instant::now);
+                        let ran = run_pipeline(shared, c, gen, first, live, &mut replies).await;
+                        if let Err(why) = ran {
                             if why.breaks_link() {
                                 shared.broken(gen, &why);
                                 broken = Some(why);
@@ -216,12 +268,15 @@ async fn run(shared: &Shared, mut conn: Conn, gen: u64, jobs: Vec<Job>) {
     }
 }
 
-/// Sends `segment` as one pipeline. `Err` means the connection failed (and
+/// Sends `segment` as one pipeline on connection `gen`; `first` is the
+/// earliest deadline of its calls. `Err` means the connection failed (and
 /// every op of the segment has its failure result); server error replies fail
 /// only their own op.
 async fn run_pipeline(
     shared: &Shared,
     conn: &mut MultiplexedConnection,
+    gen: u64,
+    first: Instant,
     segment: Vec<Planned>,
     replies: &mut [Replies],
 ) -> Result<(), Failure> {
@@ -236,7 +291,19 @@ async fn run_pipeline(
     let values = if total == 0 {
         Ok(Vec::new())
     } else {
-        match timeout(shared.timeout, conn.send_packed_commands(&pipe, 0, total)).await {
+        let sending = conn.send_packed_commands(&pipe, 0, total);
+        tokio::pin!(sending);
+        // At its first caller's deadline a round is answered; if the socket is
+        // refusing bytes then, what is left of it must never be written: cut.
+        // Otherwise its bytes are out and it gets the full timeout, as before.
+        let answered = match timeout_at(first.into(), &mut sending).await {
+            Ok(done) => Ok(done),
+            Err(_) if shared.sever_if_stuck(gen) => Err(()),
+            Err(_) => timeout_at((sent_at + shared.timeout).into(), &mut sending)
+                .await
+                .map_err(|_| ()),
+        };
+        match answered {
             Ok(Ok(values)) if values.len() == total => Ok(values),
             Ok(Ok(values)) => Err(Failure::new(
                 Code::Protocol,

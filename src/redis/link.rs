@@ -9,10 +9,13 @@ use std::time::{Duration, Instant};
 
 use redis::aio::MultiplexedConnection;
 use redis::io::AsyncDNSResolver;
-use redis::{AsyncConnectionConfig, ProtocolVersion, PushInfo, PushKind, RedisFuture, Value};
+use redis::{
+    AsyncConnectionConfig, ConnectionAddr, ProtocolVersion, PushInfo, PushKind, RedisFuture, Value,
+};
 use tokio::time::{sleep, timeout};
 
 use super::sentinel::{self, Sentinels};
+use super::severable::{self, Cut};
 use super::{cluster, Conn, Link, Shared};
 use crate::error::{classify_connect, tracking_unsupported, Code, ConnectFailure, Failure};
 use crate::options::{Target, HEARTBEAT_INTERVAL_MS};
@@ -58,13 +61,13 @@ async fn supervise(shared: Arc<Shared>, target: Arc<Target>, sentinels: Option<A
         let attempt = match &target.cluster {
             Some(nodes) => cluster::connect(&shared, nodes, gen, shared.timeout)
                 .await
-                .map(|c| (Conn::Cluster(c), None, None)),
+                .map(|c| (Conn::Cluster(c), None, None, None)),
             None => connect(&shared, &target, sentinels.as_deref(), gen, resp3)
                 .await
-                .map(|(c, untracked, server)| (Conn::Single(c), untracked, Some(server))),
+                .map(|(c, untracked, server, cut)| (Conn::Single(c), untracked, Some(server), cut)),
         };
         match attempt {
-            Ok((conn, untracked, server)) => {
+            Ok((conn, untracked, server, cut)) => {
                 if let Some(why) = untracked.filter(|_| !said_no_tracking) {
                     said_no_tracking = true;
                     shared.logs.push(
@@ -73,6 +76,7 @@ async fn supervise(shared: Arc<Shared>, target: Arc<Target>, sentinels: Option<A
                         format!("Redis cannot track keys for this client ({why}); running without the local tier"),
                     );
                 }
+                shared.set_cut(gen, cut);
                 // No flush here: losing the last connection flushed L1 already, and
                 // reads queued meanwhile are sent only now, with tracking on.
                 let published = shared.link.send_if_modified(|link| {
@@ -86,6 +90,7 @@ async fn supervise(shared: Arc<Shared>, target: Arc<Target>, sentinels: Option<A
                     true
                 });
                 if !published {
+                    shared.sever(gen);
                     return;
                 }
                 if ever_up {
@@ -174,16 +179,24 @@ fn config(shared: &Shared, server: &Target) -> AsyncConnectionConfig {
     }
 }
 
+/// What [`connect`] opened: the connection, why L1 is off (configured but
+/// untracked), the server it reached, and how to cut it (plain TCP only).
+type Opened = (
+    MultiplexedConnection,
+    Option<String>,
+    Arc<Target>,
+    Option<Cut>,
+);
+
 /// Opens connection `gen` (to the master the sentinels name, with Sentinel)
 /// and asks the server to track the keys it reads.
-/// Returns the connection and, when L1 is configured but tracking is off, why.
 async fn connect(
     shared: &Arc<Shared>,
     target: &Target,
     sentinels: Option<&Sentinels>,
     gen: u64,
     resp3: bool,
-) -> Result<(MultiplexedConnection, Option<String>, Arc<Target>), ConnectFailure> {
+) -> Result<Opened, ConnectFailure> {
     let transient = |f: Failure| ConnectFailure::Transient(f);
     let located = match sentinels {
         Some(s) => Some(s.locate(shared, target).await?),
@@ -207,7 +220,6 @@ async fn connect(
             .set_protocol(ProtocolVersion::RESP2);
         info = info.set_redis_settings(redis);
     }
-    let client = redis::Client::open(info).map_err(|e| transient(e.into()))?;
     let mut config = config(shared, &server);
     if resp3 {
         // Weak: the connection must not keep the instance alive.
@@ -219,8 +231,24 @@ async fn connect(
             Ok::<(), ()>(())
         });
     }
-    let connecting = client.get_multiplexed_async_connection_with_config(&config);
-    let mut conn = match timeout(shared.timeout, connecting).await {
+    // Plain TCP: our own driver (see severable.rs); TLS and Unix sockets: redis-rs'.
+    let connecting = async {
+        match info.addr() {
+            ConnectionAddr::Tcp(host, port) => {
+                severable::open(host, *port, info.redis_settings(), config)
+                    .await
+                    .map(|(conn, cut)| (conn, Some(cut)))
+            }
+            _ => {
+                let client = redis::Client::open(info.clone())?;
+                let conn = client
+                    .get_multiplexed_async_connection_with_config(&config)
+                    .await?;
+                Ok((conn, None))
+            }
+        }
+    };
+    let (mut conn, cut) = match timeout(shared.timeout, connecting).await {
         Err(_) => {
             return Err(transient(Failure::new(
                 Code::Unavailable,
@@ -228,17 +256,23 @@ async fn connect(
             )))
         }
         Ok(Err(e)) => return Err(classify_connect(e)),
-        Ok(Ok(conn)) => conn,
+        Ok(Ok(opened)) => opened,
     };
+    // Until the link is published, a failure here drops the connection with the cut.
     if let (Some(s), Some(m)) = (sentinels, &located) {
         s.confirm(shared, &mut conn, gen, m).await?;
     }
     if shared.local.is_none() {
-        return Ok((conn, None, server));
+        return Ok((conn, None, server, cut));
     }
     if !resp3 {
         shared.gate.set_tracking(false);
-        return Ok((conn, Some("the server speaks RESP2 only".into()), server));
+        return Ok((
+            conn,
+            Some("the server speaks RESP2 only".into()),
+            server,
+            cut,
+        ));
     }
     // Without NOLOOP: when this client's own command makes Redis drop keys from
     // its tracking table or evict data, the invalidation is sent to this client
@@ -267,7 +301,7 @@ async fn connect(
         None => {
             shared.gate.set_tracking(true);
             shared.gate.prove(sent);
-            Ok((conn, None, server))
+            Ok((conn, None, server, cut))
         }
         Some(why) => {
             shared.gate.set_tracking(false);
@@ -278,6 +312,7 @@ async fn connect(
                 conn,
                 Some(format!("client tracking refused: {why}")),
                 server,
+                cut,
             ))
         }
     }

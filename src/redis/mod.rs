@@ -23,6 +23,7 @@ mod executor;
 mod link;
 mod scan;
 mod sentinel;
+mod severable;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -77,6 +78,8 @@ pub struct Shared {
     /// Connections opened so far: numbers every connection, also across a
     /// restarted supervisor, so nothing from an old one passes for current.
     generations: AtomicU64,
+    /// How to cut the current connection, when it is plain TCP (`severable.rs`).
+    cut: Mutex<Option<(u64, severable::Cut)>>,
     /// Measures how long invalidations take to arrive (see `latency.rs`).
     pub probe: Arc<crate::latency::Probe>,
     /// Test-only panics (see [`TestPanics`]).
@@ -112,6 +115,7 @@ impl RedisTier {
             wake: Notify::new(),
             closed: AtomicBool::new(false),
             generations: AtomicU64::new(0),
+            cut: Mutex::new(None),
             probe: Default::default(),
             test_panics: TestPanics::from_env(),
         });
@@ -352,6 +356,7 @@ impl Shared {
     /// The last queued call has run after `close()`: drop the connection and stop.
     fn shut_down(&self) {
         self.closed.store(true, Ordering::SeqCst);
+        drop(self.cut().take());
         self.probe.close();
         self.link.send_replace(Link::Closed);
         self.gate.lapse();
@@ -364,6 +369,38 @@ impl Shared {
 
     fn is_up(&self) -> bool {
         matches!(&*self.link.borrow(), Link::Up { .. })
+    }
+
+    fn cut(&self) -> std::sync::MutexGuard<'_, Option<(u64, severable::Cut)>> {
+        self.cut.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Keeps how to cut connection `gen` (replacing, and so cutting, the last one's).
+    fn set_cut(&self, gen: u64, cut: Option<severable::Cut>) {
+        *self.cut() = cut.map(|c| (gen, c));
+    }
+
+    /// Whether connection `gen` can be cut: its rounds may then overlap (executor.rs).
+    fn severable(&self, gen: u64) -> bool {
+        matches!(&*self.cut(), Some((g, _)) if *g == gen)
+    }
+
+    /// Cuts connection `gen`: what it has not written yet is never written.
+    fn sever(&self, gen: u64) {
+        let mut cut = self.cut();
+        if matches!(&*cut, Some((g, _)) if *g == gen) {
+            drop(cut.take());
+        }
+    }
+
+    /// Cuts connection `gen` if its socket is refusing bytes (see [`severable::Cut::stuck`]).
+    fn sever_if_stuck(&self, gen: u64) -> bool {
+        let mut cut = self.cut();
+        let stuck = matches!(&*cut, Some((g, c)) if *g == gen && c.stuck());
+        if stuck {
+            drop(cut.take());
+        }
+        stuck
     }
 
     fn is_current(&self, gen: u64) -> bool {
@@ -413,6 +450,8 @@ impl Shared {
             }
             _ => false,
         });
+        // Given up: nothing it still holds may reach Redis after its callers were answered.
+        self.sever(gen);
         if changed {
             self.gate.lapse();
             if let Some(local) = &self.local {
