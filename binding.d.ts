@@ -192,6 +192,12 @@ export declare function localBoard(handle: number): ArrayBuffer | null
 /** The JSON text cached for `key` in this process, or `null`. */
 export declare function localGet(handle: number, key: string): string | null
 
+/**
+ * `localGet`, except that when there is no copy (`null`) a Redis `get` of
+ * `key` has been queued, as `queueGet` would ('redis' mode only).
+ */
+export declare function localGetOrQueue(handle: number, key: string): string | null
+
 /** `localGet` for many keys; `null` where this process has nothing. */
 export declare function localMget(handle: number, keys: Array<string>): Array<string | null>
 

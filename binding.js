@@ -846,4 +846,5 @@ module.exports.HEARTBEAT_INTERVAL_MS = nativeBinding.HEARTBEAT_INTERVAL_MS
 module.exports.LIVENESS_LEASE_MS = nativeBinding.LIVENESS_LEASE_MS
 module.exports.localBoard = nativeBinding.localBoard
 module.exports.localGet = nativeBinding.localGet
+module.exports.localGetOrQueue = nativeBinding.localGetOrQueue
 module.exports.localMget = nativeBinding.localMget

@@ -7,7 +7,7 @@ const { randomUUID } = require('node:crypto')
 const { readFileSync } = require('node:fs')
 const binding = require('./native.js')
 
-const { NativeCache, localGet, localMget, localBoard, clockMs } = binding
+const { NativeCache, localGet, localGetOrQueue, localMget, localBoard, clockMs } = binding
 // Defaults live in Rust (src/options.rs) and are read from there.
 const DEFAULT_TTL = binding.DEFAULT_TTL_SECONDS
 const DEFAULT_MAX_BYTES = binding.DEFAULT_LOCAL_MAX_BYTES
@@ -252,11 +252,15 @@ class Memo {
     this.#offset = clockMs() - before
   }
 
-  /** L1's text for `k`, or null: from a copy while it is current, else across to Rust (and kept). */
-  get(k) {
+  /**
+   * L1's text for `k`, or null: from a copy while it is current, else across
+   * to Rust (and kept) through `cross` (`localGet`, or `localGetOrQueue`, which
+   * also queues the Redis read when it answers null).
+   */
+  get(k, cross = localGet) {
     const copy = this.peek(k)
     if (copy !== undefined) return copy
-    const text = localGet(this.#handle, k)
+    const text = cross(this.#handle, k)
     if (text !== null && this.#admit() && cost(text) <= this.#half) {
       // What the board said before that lookup: a change since makes the copy stale.
       const u32 = this.#u32
@@ -866,12 +870,16 @@ class CacheService {
 
   /** @template T @param {string|number} key @returns {Promise<T|null>} */
   get(key) {
-    return this.#guard((native) => {
+    return this.#guard(() => {
       const k = toKey(key, 'key')
-      const text = this.#local(k)
+      if (this.#memory) {
+        const text = this.#local(k)
+        return Promise.resolve(text === null ? null : parse(text))
+      }
+      // One crossing: L1's copy, or the Redis read queued.
+      const memo = this.#memo
+      const text = memo === null ? localGetOrQueue(this.#handle, k) : memo.get(k, localGetOrQueue)
       if (text !== null) return Promise.resolve(parse(text))
-      if (this.#memory) return Promise.resolve(null)
-      native.queueGet(k)
       return this.#call(asValue)
     })
   }

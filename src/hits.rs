@@ -18,14 +18,18 @@ use napi::JsString;
 use napi_derive::napi;
 
 use crate::gate::Gate;
+use crate::ops::Op;
+use crate::queue::Queue;
 use crate::stats::Counters;
 use crate::store::{Entry, Store};
 
-/// What a hit needs: the store, whether it may serve (L1 only while tracked), the counters.
+/// What a hit needs: the store, whether it may serve (L1 only while tracked),
+/// the counters; and where a read that finds no copy is queued for Redis.
 pub struct Lookup {
     pub store: Store,
     pub serving: Arc<Gate>,
     pub counters: Arc<Counters>,
+    pub queue: Arc<Queue>,
 }
 
 /// A slab: freed slots are reused, and each reuse bumps the slot's generation,
@@ -172,6 +176,20 @@ fn lookup(handle: u32, key: &str) -> Option<Arc<Entry>> {
     with_lookup(handle, |l| hit(l, key)).flatten()
 }
 
+/// The copy for `key`, or `None` with a `get` of it queued for Redis (the
+/// caller then waits for the batch): a cold read in one crossing instead of
+/// two. `Err` for a handle no longer registered.
+fn lookup_or_queue(handle: u32, key: &str) -> std::result::Result<Option<Arc<Entry>>, ()> {
+    with_lookup(handle, |l| {
+        let found = hit(l, key);
+        if found.is_none() && l.queue.is_redis() {
+            l.queue.push(Op::Get(key.to_owned()));
+        }
+        found
+    })
+    .ok_or(())
+}
+
 fn hit(l: &Lookup, key: &str) -> Option<Arc<Entry>> {
     // One clock read for the lease and the entry's deadline.
     let now = Instant::now();
@@ -207,6 +225,20 @@ fn to_js<'env>(env: &'env Env, entry: &Entry) -> Result<JsString<'env>> {
 #[napi(ts_return_type = "string | null")]
 pub fn local_get<'env>(env: &'env Env, handle: u32, key: String) -> Result<Option<JsString<'env>>> {
     lookup(handle, &key).map(|e| to_js(env, &e)).transpose()
+}
+
+/// `localGet`, except that when there is no copy (`null`) a Redis `get` of
+/// `key` has been queued, as `queueGet` would ('redis' mode only).
+#[napi(ts_return_type = "string | null")]
+pub fn local_get_or_queue<'env>(
+    env: &'env Env,
+    handle: u32,
+    key: String,
+) -> Result<Option<JsString<'env>>> {
+    match lookup_or_queue(handle, &key) {
+        Ok(found) => found.map(|e| to_js(env, &e)).transpose(),
+        Err(()) => Err(Error::from_reason("localGetOrQueue: the cache is gone")),
+    }
 }
 
 /// `localGet` for many keys; `null` where this process has nothing.
@@ -376,6 +408,41 @@ unsafe extern "C" fn raw_local_get(
     })
 }
 
+/// `localGetOrQueue` as a raw Node-API callback (see [`raw_local_get`]).
+unsafe extern "C" fn raw_local_get_or_queue(
+    env: napi::sys::napi_env,
+    info: napi::sys::napi_callback_info,
+) -> napi::sys::napi_value {
+    use napi::sys;
+    let usage = c"localGetOrQueue(handle, key): a number and a string";
+    let Some((handle, key)) = raw_args(env, info, usage) else {
+        return std::ptr::null_mut();
+    };
+    let found = match with_key(env, key, |k| lookup_or_queue(handle, k)) {
+        Some(Ok(found)) => found,
+        Some(Err(())) => {
+            sys::napi_throw_error(
+                env,
+                std::ptr::null_mut(),
+                c"localGetOrQueue: the cache is gone".as_ptr(),
+            );
+            return std::ptr::null_mut();
+        }
+        None => {
+            sys::napi_throw_type_error(env, std::ptr::null_mut(), usage.as_ptr());
+            return std::ptr::null_mut();
+        }
+    };
+    entry_to_js(env, found).unwrap_or_else(|| {
+        sys::napi_throw_error(
+            env,
+            std::ptr::null_mut(),
+            c"localGetOrQueue: could not create the result".as_ptr(),
+        );
+        std::ptr::null_mut()
+    })
+}
+
 /// `localMget` as a raw Node-API callback (see [`raw_local_get`]).
 unsafe extern "C" fn raw_local_mget(
     env: napi::sys::napi_env,
@@ -417,14 +484,17 @@ unsafe extern "C" fn raw_local_mget(
     out
 }
 
-/// Installs [`raw_local_get`] and [`raw_local_mget`] over the generated
+/// Installs [`raw_local_get`], [`raw_local_get_or_queue`] and [`raw_local_mget`] over the generated
 /// exports (runs after the `#[napi]` exports are registered).
 #[napi(module_exports)]
 pub fn install_raw_hit_path(exports: Object, env: Env) -> Result<()> {
     use napi::sys;
     type Callback = unsafe extern "C" fn(sys::napi_env, sys::napi_callback_info) -> sys::napi_value;
-    let raw: [(&std::ffi::CStr, Callback); 2] =
-        [(c"localGet", raw_local_get), (c"localMget", raw_local_mget)];
+    let raw: [(&std::ffi::CStr, Callback); 3] = [
+        (c"localGet", raw_local_get),
+        (c"localGetOrQueue", raw_local_get_or_queue),
+        (c"localMget", raw_local_mget),
+    ];
     for (name, cb) in raw {
         let mut f = std::ptr::null_mut();
         // SAFETY: plain Node-API calls on the module's own env and exports object.
@@ -465,6 +535,7 @@ mod tests {
         Lookup {
             store,
             serving: Arc::new(Gate::open_always(None)),
+            queue: Arc::new(Queue::new(None, counters.clone())),
             counters,
         }
     }

@@ -16,11 +16,12 @@ mod memory;
 mod metrics;
 mod ops;
 mod options;
+mod queue;
 mod redis;
 mod stats;
 mod store;
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use napi::bindgen_prelude::*;
@@ -28,8 +29,9 @@ use napi_derive::napi;
 
 use crate::gate::Gate;
 use crate::grace::Grace;
-use crate::local::{Local, Ticket};
+use crate::local::Local;
 use crate::ops::{Op, Replies};
+use crate::queue::{Pending, Queue};
 use crate::options::{Mode, NativeOptions};
 use crate::redis::RedisTier;
 use crate::stats::Counters;
@@ -45,13 +47,6 @@ enum Tier {
     },
 }
 
-/// Calls made since the last `flush`/`runSync`, with their L1 tickets.
-#[derive(Default)]
-struct Pending {
-    ops: Vec<Op>,
-    tickets: Vec<Vec<Ticket>>,
-}
-
 /// The native half of `CacheService`. Not meant to be used directly: `index.js`
 /// validates arguments. Calls are queued one by one (`queue*`, applying their
 /// L1 effects at once, in call order) and run as one batch by `flush` (Redis,
@@ -61,7 +56,8 @@ pub struct NativeCache {
     tier: Tier,
     counters: Arc<Counters>,
     max_bytes: u64,
-    pending: Mutex<Pending>,
+    /// Calls made since the last `flush`/`runSync` (shared with the hit path).
+    queue: Arc<Queue>,
     /// This instance's entry in the hit path's handle table (see `hits.rs`).
     handle: u32,
     /// `getOrSet`'s fail-safe copies (see `grace.rs`).
@@ -260,16 +256,24 @@ impl NativeCache {
         } else {
             options::DEFAULT_LOCAL_MAX_BYTES.into()
         };
+        let queue = Arc::new(Queue::new(
+            match &tier {
+                Tier::Redis { tier, .. } => Some(tier.shared().clone()),
+                Tier::Memory(_) => None,
+            },
+            counters.clone(),
+        ));
         let handle = hits::register(hits::Lookup {
             store,
             serving,
             counters: counters.clone(),
+            queue: queue.clone(),
         });
         Ok(NativeCache {
             tier,
             counters,
             max_bytes,
-            pending: Mutex::default(),
+            queue,
             handle,
             grace: Grace::new(grace_bytes),
         })
@@ -287,21 +291,8 @@ impl NativeCache {
         self.handle
     }
 
-    fn pending(&self) -> MutexGuard<'_, Pending> {
-        self.pending.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     fn queue(&self, op: Op) {
-        let tickets = match &self.tier {
-            Tier::Redis { tier, .. } => {
-                Counters::add(&self.counters.redis_calls, 1);
-                tier.prepare(&op)
-            }
-            Tier::Memory(_) => Vec::new(),
-        };
-        let mut pending = self.pending();
-        pending.ops.push(op);
-        pending.tickets.push(tickets);
+        self.queue.push(op);
     }
 
     #[napi]
@@ -453,7 +444,7 @@ impl NativeCache {
         let Tier::Redis { tier, .. } = &self.tier else {
             return Err(invalid("flush is for 'redis' mode; use runSync".into()));
         };
-        let Pending { ops, tickets } = std::mem::take(&mut *self.pending());
+        let Pending { ops, tickets } = std::mem::take(&mut *self.queue.pending());
         let replies = tier.submit(ops, tickets);
         env.spawn_future(async move { Ok(replies.await) })
     }
@@ -464,7 +455,7 @@ impl NativeCache {
         let Tier::Memory(store) = &self.tier else {
             return Err(invalid("runSync is for 'memory' mode; use flush".into()));
         };
-        let Pending { ops, .. } = std::mem::take(&mut *self.pending());
+        let Pending { ops, .. } = std::mem::take(&mut *self.queue.pending());
         Ok(memory::apply(store, ops))
     }
 

@@ -132,13 +132,6 @@ impl RedisTier {
         &self.shared
     }
 
-    /// Local effects of `op`, applied when the call is made (see [`Local::prepare`]).
-    pub fn prepare(&self, op: &Op) -> Vec<Ticket> {
-        match self.shared.l1() {
-            Some(local) => local.prepare(op),
-            None => Vec::new(),
-        }
-    }
 
     /// Sends a batch (call this on the JavaScript thread, in call order) and
     /// returns a future of its replies that settles by the batch's deadline.
@@ -346,6 +339,14 @@ impl Shared {
     /// The gate the hit path checks before serving from L1.
     pub fn gate(&self) -> Arc<Gate> {
         self.gate.clone()
+    }
+
+    /// Local effects of `op`, applied when the call is made (see [`Local::prepare`]).
+    pub fn prepare(&self, op: &Op) -> Vec<Ticket> {
+        match self.l1() {
+            Some(local) => local.prepare(op),
+            None => Vec::new(),
+        }
     }
 
     /// L1, if configured and the server is tracking keys for this instance.
