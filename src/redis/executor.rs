@@ -14,7 +14,7 @@
 //! callers were answered.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures_util::stream::{FuturesOrdered, StreamExt};
 use redis::aio::MultiplexedConnection;
@@ -36,6 +36,10 @@ const MAX_PIPELINE_OPS: usize = 4096;
 
 /// Rounds out at once on a connection that can be cut (see [`execute`]).
 const IN_FLIGHT: usize = 4;
+
+/// A round joins others out only while replies are flowing: the last one came
+/// within this (see [`execute`]).
+const FLOWING: Duration = Duration::from_millis(1);
 
 pub struct Job {
     pub ops: Vec<Op>,
@@ -65,18 +69,28 @@ pub fn start(shared: Arc<Shared>, rx: mpsc::UnboundedReceiver<Job>) {
 /// arrive. One round at a time made the JavaScript thread, this one and Redis
 /// take turns. Overlap needs the connection to be cuttable: a round handed
 /// over behind a stalled one would otherwise be written after its callers
-/// were answered "timed out". Rounds with an `invalidatePattern`, rounds on a
-/// cluster, and rounds over TLS or a Unix socket run alone.
+/// were answered "timed out". And a round joins others only while their
+/// replies are flowing (one within [`FLOWING`]): bytes the kernel has taken
+/// cannot be called back, and if Redis has stopped reading, every round handed
+/// over meanwhile would run once it reads again; so, as with one round at a
+/// time, only the round out when Redis stopped can (`late-send-small.test.ts`).
+/// Rounds with an `invalidatePattern`, rounds on a cluster, and rounds over TLS
+/// or a Unix socket run alone.
 async fn execute(shared: Arc<Shared>, rx: Arc<Mutex<mpsc::UnboundedReceiver<Job>>>) {
     let mut rx = rx.lock().await;
     let mut out = FuturesOrdered::new();
     let mut open = true;
+    // When a round last got its replies.
+    let mut replied: Option<Instant> = None;
     loop {
         // Rounds out already are polled first: a new round is taken only
         // after the previous one has handed its pipeline to the connection.
         let first = tokio::select! {
             biased;
-            Some(()) = out.next(), if !out.is_empty() => continue,
+            Some(answered) = out.next(), if !out.is_empty() => {
+                note(&mut replied, answered);
+                continue;
+            }
             job = rx.recv(), if open && out.len() < IN_FLIGHT => job,
             else => None,
         };
@@ -107,18 +121,26 @@ async fn execute(shared: Arc<Shared>, rx: Arc<Mutex<mpsc::UnboundedReceiver<Job>
             .iter()
             .any(|j| j.ops.iter().any(|op| matches!(op, Op::DelPattern(_))));
         if alone {
-            while out.next().await.is_some() {}
+            while let Some(answered) = out.next().await {
+                note(&mut replied, answered);
+            }
         }
+        let flowing = out.is_empty() || replied.is_some_and(|t| t.elapsed() < FLOWING);
         match current_link(&shared, latest).await {
-            Ok((conn @ Conn::Single(_), gen)) if !alone && shared.severable(gen) => {
+            Ok((conn @ Conn::Single(_), gen)) if !alone && flowing && shared.severable(gen) => {
                 out.push_back(run(&shared, conn, gen, jobs));
             }
             Ok((conn, gen)) => {
-                while out.next().await.is_some() {}
-                run(&shared, conn, gen, jobs).await;
+                while let Some(answered) = out.next().await {
+                    note(&mut replied, answered);
+                }
+                let answered = run(&shared, conn, gen, jobs).await;
+                note(&mut replied, answered);
             }
             Err(why) => {
-                while out.next().await.is_some() {}
+                while let Some(answered) = out.next().await {
+                    note(&mut replied, answered);
+                }
                 for job in jobs {
                     let mut r = Replies::with_capacity(job.ops.len());
                     let why = if job.deadline <= Instant::now() {
@@ -135,6 +157,13 @@ async fn execute(shared: Arc<Shared>, rx: Arc<Mutex<mpsc::UnboundedReceiver<Job>
         }
     }
     shared.shut_down();
+}
+
+/// Notes when a round got its replies (for [`FLOWING`]).
+fn note(replied: &mut Option<Instant>, answered: bool) {
+    if answered {
+        *replied = Some(Instant::now());
+    }
 }
 
 /// Hands a job its replies, counting its failures if its caller still waits.
@@ -177,7 +206,8 @@ pub(super) struct Planned {
 
 /// Runs `jobs` on one connection, in order: one pipeline for everything up to
 /// each `invalidatePattern`, which runs its own SCAN loop in between.
-async fn run(shared: &Shared, mut conn: Conn, gen: u64, jobs: Vec<Job>) {
+/// Returns whether the connection answered (nothing broke it).
+async fn run(shared: &Shared, mut conn: Conn, gen: u64, jobs: Vec<Job>) -> bool {
     let mut replies: Vec<Replies> = jobs
         .iter()
         .map(|j| Replies::with_capacity(j.ops.len()))
@@ -266,6 +296,7 @@ async fn run(shared: &Shared, mut conn: Conn, gen: u64, jobs: Vec<Job>) {
     for (out, r) in outs.into_iter().zip(replies) {
         deliver(shared, out, r);
     }
+    broken.is_none()
 }
 
 /// Sends `segment` as one pipeline on connection `gen`; `first` is the

@@ -132,7 +132,6 @@ impl RedisTier {
         &self.shared
     }
 
-
     /// Sends a batch (call this on the JavaScript thread, in call order) and
     /// returns a future of its replies that settles by the batch's deadline.
     pub fn submit(
