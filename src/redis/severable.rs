@@ -56,7 +56,16 @@ pub async fn open(
     info: &RedisConnectionInfo,
     config: AsyncConnectionConfig,
 ) -> RedisResult<(MultiplexedConnection, Cut)> {
-    let socket = TcpStream::connect((host, port)).await?;
+    // Every address at once, as redis-rs does: one that drops packets must not
+    // use up the connect timeout before the next is tried.
+    let addrs: Vec<_> = tokio::net::lookup_host((host, port)).await?.collect();
+    if addrs.is_empty() {
+        return Err(
+            io::Error::new(io::ErrorKind::NotFound, format!("{host} has no address")).into(),
+        );
+    }
+    let attempts = addrs.into_iter().map(|a| Box::pin(TcpStream::connect(a)));
+    let (socket, _) = futures_util::future::select_ok(attempts).await?;
     // Pipelines are written whole; waiting for ACKs only delays the next round.
     socket.set_nodelay(true)?;
     let stuck = Arc::new(AtomicBool::new(false));
