@@ -33,6 +33,8 @@ const CONCURRENCY = 64
 // --cluster: the same workloads on a 3-primary Redis Cluster, the addon against the original over Redis.Cluster.
 const CLUSTER = flag('cluster')
 const NAMES = CLUSTER ? CLUSTER_NAMES : SINGLE_NAMES
+/** The contenders in repetition `rep`'s order: each starts one position later than in the last, so none always runs first (after the previous workload) or right after the same neighbour. */
+const inOrder = (rep) => NAMES.map((_, i) => NAMES[(i + rep - 1) % NAMES.length])
 const make = CLUSTER ? makeCluster : makeSingle
 const CLUSTER_WORKLOADS = ['W1', 'W2', 'W3', 'W4', 'W5', 'W8']
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
@@ -381,7 +383,7 @@ async function main() {
     for (const w of chosen) {
       const wl = workloads[w]
       const line = []
-      for (const name of NAMES) {
+      for (const name of inOrder(rep)) {
         const a = await make(name, target)
         const b = wl.pair ? await make(name, target) : null
         let r
@@ -412,7 +414,7 @@ async function main() {
     for (let rep = 1; rep <= scaleReps; rep++) {
       for (const w of SCALED) {
         const line = []
-        for (const name of NAMES) {
+        for (const name of inOrder(rep)) {
           const a = await make(name, server.url)
           let r
           lastCpuPerOp = null
