@@ -761,8 +761,8 @@ class CacheService {
       process.nextTick(this.#flush)
     }
     const promise = new Promise((resolve) => waiters.push({ settle, resolve }))
-    // A turn with many calls goes as several batches: the first ones' callers
-    // resume while later ones are still out (the executor keeps a few out at once).
+    // A turn with many calls goes as several batches: the first is out (and
+    // Redis at work) while this thread is still making the rest.
     if (waiters.length >= BATCH_SPLIT) this.#flush()
     return promise
   }

@@ -14,9 +14,8 @@
 //! callers were answered.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use futures_util::stream::{FuturesOrdered, StreamExt};
 use redis::aio::MultiplexedConnection;
 
 use super::Conn;
@@ -33,13 +32,6 @@ use crate::ops::{Op, Replies};
 
 /// Ops merged into one pipeline at most; more wait for the next round trip.
 const MAX_PIPELINE_OPS: usize = 4096;
-
-/// Rounds out at once on a connection that can be cut (see [`execute`]).
-const IN_FLIGHT: usize = 4;
-
-/// A round joins others out only while replies are flowing: the last one came
-/// within this (see [`execute`]).
-const FLOWING: Duration = Duration::from_millis(1);
 
 pub struct Job {
     pub ops: Vec<Op>,
@@ -62,46 +54,17 @@ pub fn start(shared: Arc<Shared>, rx: mpsc::UnboundedReceiver<Job>) {
 /// Runs every batch, in order, until `close()` has dropped the sender and the
 /// queue is empty; then shuts the tier down.
 ///
-/// On a single server's plain TCP connection, up to [`IN_FLIGHT`] rounds are
-/// out at once: each round's pipeline is handed to the multiplexed connection
-/// (whose queue keeps their order, as Redis does its replies) before the next
-/// round is taken, and each round's callers get their replies as soon as they
-/// arrive. One round at a time made the JavaScript thread, this one and Redis
-/// take turns. Overlap needs the connection to be cuttable: a round handed
-/// over behind a stalled one would otherwise be written after its callers
-/// were answered "timed out". And a round joins others only while their
-/// replies are flowing (one within [`FLOWING`]): bytes the kernel has taken
-/// cannot be called back, and if Redis has stopped reading, every round handed
-/// over meanwhile would run once it reads again; so, as with one round at a
-/// time, only the round out when Redis stopped can (`late-send-small.test.ts`).
-/// Rounds with an `invalidatePattern`, rounds on a cluster, and rounds over TLS
-/// or a Unix socket run alone.
+/// One round out at a time. Several (up to 4, on connections that can be cut)
+/// were built and measured: with 64 callers the JavaScript thread is the limit,
+/// rounds seldom overlapped (under 15 % of them) and throughput did not move,
+/// while every extra round out when Redis stops reading is one more round that
+/// runs after its callers were answered "timed out" (bytes the kernel took
+/// cannot be called back): a median of 14 such calls against 4 with one round
+/// out (`late-send-small.test.ts`). JavaScript sends a turn's calls in batches
+/// of 16, so the first ones are out while the turn is still making the rest.
 async fn execute(shared: Arc<Shared>, rx: Arc<Mutex<mpsc::UnboundedReceiver<Job>>>) {
     let mut rx = rx.lock().await;
-    let mut out = FuturesOrdered::new();
-    let mut open = true;
-    // When a round last got its replies.
-    let mut replied: Option<Instant> = None;
-    loop {
-        // Rounds out already are polled first: a new round is taken only
-        // after the previous one has handed its pipeline to the connection.
-        let first = tokio::select! {
-            biased;
-            Some(answered) = out.next(), if !out.is_empty() => {
-                note(&mut replied, answered);
-                continue;
-            }
-            job = rx.recv(), if open && out.len() < IN_FLIGHT => job,
-            else => None,
-        };
-        let Some(first) = first else {
-            // `close()` dropped the sender and the queue is empty: finish the rounds out.
-            open = false;
-            if out.is_empty() {
-                break;
-            }
-            continue;
-        };
+    while let Some(first) = rx.recv().await {
         let mut jobs = vec![first];
         shared.test_panic_executor();
         let mut ops = jobs[0].ops.len();
@@ -117,30 +80,9 @@ async fn execute(shared: Arc<Shared>, rx: Arc<Mutex<mpsc::UnboundedReceiver<Job>
         let Some(latest) = jobs.iter().map(|j| j.deadline).max() else {
             continue;
         };
-        let alone = jobs
-            .iter()
-            .any(|j| j.ops.iter().any(|op| matches!(op, Op::DelPattern(_))));
-        if alone {
-            while let Some(answered) = out.next().await {
-                note(&mut replied, answered);
-            }
-        }
-        let flowing = out.is_empty() || replied.is_some_and(|t| t.elapsed() < FLOWING);
         match current_link(&shared, latest).await {
-            Ok((conn @ Conn::Single(_), gen)) if !alone && flowing && shared.severable(gen) => {
-                out.push_back(run(&shared, conn, gen, jobs));
-            }
-            Ok((conn, gen)) => {
-                while let Some(answered) = out.next().await {
-                    note(&mut replied, answered);
-                }
-                let answered = run(&shared, conn, gen, jobs).await;
-                note(&mut replied, answered);
-            }
+            Ok((conn, gen)) => run(&shared, conn, gen, jobs).await,
             Err(why) => {
-                while let Some(answered) = out.next().await {
-                    note(&mut replied, answered);
-                }
                 for job in jobs {
                     let mut r = Replies::with_capacity(job.ops.len());
                     let why = if job.deadline <= Instant::now() {
@@ -157,13 +99,6 @@ async fn execute(shared: Arc<Shared>, rx: Arc<Mutex<mpsc::UnboundedReceiver<Job>
         }
     }
     shared.shut_down();
-}
-
-/// Notes when a round got its replies (for [`FLOWING`]).
-fn note(replied: &mut Option<Instant>, answered: bool) {
-    if answered {
-        *replied = Some(Instant::now());
-    }
 }
 
 /// Hands a job its replies, counting its failures if its caller still waits.
@@ -206,8 +141,7 @@ pub(super) struct Planned {
 
 /// Runs `jobs` on one connection, in order: one pipeline for everything up to
 /// each `invalidatePattern`, which runs its own SCAN loop in between.
-/// Returns whether the connection answered (nothing broke it).
-async fn run(shared: &Shared, mut conn: Conn, gen: u64, jobs: Vec<Job>) -> bool {
+async fn run(shared: &Shared, mut conn: Conn, gen: u64, jobs: Vec<Job>) {
     let mut replies: Vec<Replies> = jobs
         .iter()
         .map(|j| Replies::with_capacity(j.ops.len()))
@@ -296,7 +230,6 @@ async fn run(shared: &Shared, mut conn: Conn, gen: u64, jobs: Vec<Job>) -> bool 
     for (out, r) in outs.into_iter().zip(replies) {
         deliver(shared, out, r);
     }
-    broken.is_none()
 }
 
 /// Sends `segment` as one pipeline on connection `gen`; `first` is the

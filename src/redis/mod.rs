@@ -380,11 +380,6 @@ impl Shared {
         *self.cut() = cut.map(|c| (gen, c));
     }
 
-    /// Whether connection `gen` can be cut: its rounds may then overlap (executor.rs).
-    fn severable(&self, gen: u64) -> bool {
-        matches!(&*self.cut(), Some((g, _)) if *g == gen)
-    }
-
     /// Cuts connection `gen`: what it has not written yet is never written.
     fn sever(&self, gen: u64) {
         let mut cut = self.cut();
