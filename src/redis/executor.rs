@@ -60,7 +60,7 @@ pub fn start(shared: Arc<Shared>, rx: mpsc::UnboundedReceiver<Job>) {
 /// while every extra round out when Redis stops reading is one more round that
 /// runs after its callers were answered "timed out" (bytes the kernel took
 /// cannot be called back): a median of 14 such calls against 4 with one round
-/// out (`late-send-small.test.ts`). JavaScript sends a turn's calls in batches
+/// out (`late-send.test.ts`, small writes). JavaScript sends a turn's calls in batches
 /// of 16, so the first ones are out while the turn is still making the rest.
 async fn execute(shared: Arc<Shared>, rx: Arc<Mutex<mpsc::UnboundedReceiver<Job>>>) {
     let mut rx = rx.lock().await;
