@@ -4,6 +4,8 @@
 //! - `link.rs`: one RESP3 connection, (re)connected by a supervisor with
 //!   backoff and jitter, client tracking switched on, a heartbeat proving the
 //!   invalidation link alive;
+//! - `severable.rs`: plain TCP connections whose driver task is ours, so a
+//!   connection given up writes nothing more;
 //! - `executor.rs`: the serial executor that turns each batch of calls into
 //!   one pipeline and keeps every call's deadline;
 //! - `commands.rs`: what each call sends and how its replies are read;
