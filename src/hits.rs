@@ -380,6 +380,38 @@ unsafe fn raw_args(
     Some((handle, argv[1]))
 }
 
+/// One key's text as a raw Node-API call: `usage` is the TypeError for bad
+/// arguments, `unmade` the Error when the string cannot be created; `find`
+/// gives the entry (`None`: no copy) or the message of an Error to throw.
+unsafe fn raw_text(
+    env: napi::sys::napi_env,
+    info: napi::sys::napi_callback_info,
+    usage: &std::ffi::CStr,
+    unmade: &std::ffi::CStr,
+    find: impl FnOnce(u32, &str) -> std::result::Result<Option<Arc<Entry>>, &'static std::ffi::CStr>,
+) -> napi::sys::napi_value {
+    use napi::sys;
+    use std::ptr::null_mut;
+    let Some((handle, key)) = raw_args(env, info, usage) else {
+        return null_mut();
+    };
+    let found = match with_key(env, key, |k| find(handle, k)) {
+        Some(Ok(found)) => found,
+        Some(Err(why)) => {
+            sys::napi_throw_error(env, null_mut(), why.as_ptr());
+            return null_mut();
+        }
+        None => {
+            sys::napi_throw_type_error(env, null_mut(), usage.as_ptr());
+            return null_mut();
+        }
+    };
+    entry_to_js(env, found).unwrap_or_else(|| {
+        sys::napi_throw_error(env, null_mut(), unmade.as_ptr());
+        null_mut()
+    })
+}
+
 /// `localGet` as a raw Node-API callback, installed over the `#[napi]` one
 /// above (which stays for its types and as the reference): napi-rs' argument
 /// machinery (borrow scopes, callback info, an owned `String` for the key)
@@ -389,23 +421,13 @@ unsafe extern "C" fn raw_local_get(
     env: napi::sys::napi_env,
     info: napi::sys::napi_callback_info,
 ) -> napi::sys::napi_value {
-    use napi::sys;
-    let usage = c"localGet(handle, key): a number and a string";
-    let Some((handle, key)) = raw_args(env, info, usage) else {
-        return std::ptr::null_mut();
-    };
-    let Some(entry) = with_key(env, key, |k| lookup(handle, k)) else {
-        sys::napi_throw_type_error(env, std::ptr::null_mut(), usage.as_ptr());
-        return std::ptr::null_mut();
-    };
-    entry_to_js(env, entry).unwrap_or_else(|| {
-        sys::napi_throw_error(
-            env,
-            std::ptr::null_mut(),
-            c"localGet: could not create the result".as_ptr(),
-        );
-        std::ptr::null_mut()
-    })
+    raw_text(
+        env,
+        info,
+        c"localGet(handle, key): a number and a string",
+        c"localGet: could not create the result",
+        |handle, k| Ok(lookup(handle, k)),
+    )
 }
 
 /// `localGetOrQueue` as a raw Node-API callback (see [`raw_local_get`]).
@@ -413,34 +435,13 @@ unsafe extern "C" fn raw_local_get_or_queue(
     env: napi::sys::napi_env,
     info: napi::sys::napi_callback_info,
 ) -> napi::sys::napi_value {
-    use napi::sys;
-    let usage = c"localGetOrQueue(handle, key): a number and a string";
-    let Some((handle, key)) = raw_args(env, info, usage) else {
-        return std::ptr::null_mut();
-    };
-    let found = match with_key(env, key, |k| lookup_or_queue(handle, k)) {
-        Some(Ok(found)) => found,
-        Some(Err(())) => {
-            sys::napi_throw_error(
-                env,
-                std::ptr::null_mut(),
-                c"localGetOrQueue: the cache is gone".as_ptr(),
-            );
-            return std::ptr::null_mut();
-        }
-        None => {
-            sys::napi_throw_type_error(env, std::ptr::null_mut(), usage.as_ptr());
-            return std::ptr::null_mut();
-        }
-    };
-    entry_to_js(env, found).unwrap_or_else(|| {
-        sys::napi_throw_error(
-            env,
-            std::ptr::null_mut(),
-            c"localGetOrQueue: could not create the result".as_ptr(),
-        );
-        std::ptr::null_mut()
-    })
+    raw_text(
+        env,
+        info,
+        c"localGetOrQueue(handle, key): a number and a string",
+        c"localGetOrQueue: could not create the result",
+        |handle, k| lookup_or_queue(handle, k).map_err(|()| c"localGetOrQueue: the cache is gone"),
+    )
 }
 
 /// `localMget` as a raw Node-API callback (see [`raw_local_get`]).
