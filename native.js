@@ -1,20 +1,43 @@
 'use strict'
 
-// Loads the addon through the loader napi-rs generates (binding.js). When no
-// binary fits this machine, that loader throws a generic "Cannot find native
-// binding"; this file rethrows it as an error that names the platform, the
-// package that should carry its binary, and what to do. There is no JavaScript
-// fallback on purpose: README.md, "Platforms", says why.
+// Loads the addon built for the running Node: this machine's platform in
+// napi-rs' naming (linux-x64-musl, darwin-arm64, ...), as a local
+// native-cache.<platform>.node in a checkout, else the platform package
+// @medianest/native-cache-<platform>. Linux's libc is asked of the running Node
+// (its process report), not of the filesystem: napi-rs' generated loader
+// (binding.js) reads /usr/bin/ldd first, which names the host's libc, so a
+// musl Node on a glibc host (or the reverse) was handed the other binary.
+// binding.js still loads what this file does not name (NAPI_RS_NATIVE_LIBRARY_PATH,
+// other platforms); when nothing loads, its generic "Cannot find native binding"
+// is rethrown as an error that names the platform, the package that should carry
+// its binary, and what to do. There is no JavaScript fallback on purpose:
+// README.md, "Platforms", says why.
 const { existsSync } = require('node:fs')
 const { join } = require('node:path')
 
-try {
-  module.exports = require('./binding.js')
-} catch (cause) {
-  throw noBinaryError(cause)
+module.exports = load()
+
+function load() {
+  const { name, napi } = require('./package.json')
+  const here = platformName()
+  const failures = []
+  if (!process.env.NAPI_RS_NATIVE_LIBRARY_PATH) {
+    for (const candidate of [join(__dirname, `${napi.binaryName}.${here}.node`), `${name}-${here}`]) {
+      try {
+        return require(candidate)
+      } catch (error) {
+        if (error.code !== 'MODULE_NOT_FOUND') failures.push(error)
+      }
+    }
+  }
+  try {
+    return require('./binding.js')
+  } catch (cause) {
+    throw noBinaryError(cause, failures[0])
+  }
 }
 
-function noBinaryError(cause) {
+function noBinaryError(cause, failure) {
   const { name, version, napi } = require('./package.json')
   const here = platformName()
   const supported = napi.targets.map(tripleToPlatform)
@@ -32,8 +55,9 @@ function noBinaryError(cause) {
       'lacks it; `npm ci` installs it from a lockfile written anywhere).'
   } else {
     what =
-      `${expected} is installed but its binary failed to load (see the cause below: an older glibc than the ` +
-      `binary needs, or a version other than ${version}); reinstall it, or ${build}.`
+      `${expected} is installed but its binary failed to load (${failure ? `${failure.message.split('\n')[0]}; ` : ''}` +
+      `see the cause below: an older glibc than the binary needs, or a version other than ${version}); ` +
+      `reinstall it, or ${build}.`
   }
   const error = new Error(`${name}: no native binary for ${here} (Node ${process.version}). ${what}`)
   error.code = 'ERR_NATIVE_CACHE_NO_BINARY'
@@ -49,11 +73,18 @@ function platformName() {
   return `${platform}-${arch}`
 }
 
+/** The running Node's libc: its report names a glibc version only when glibc runs it. */
 function isGlibc() {
+  const { report } = process
+  const excludeNetwork = report?.excludeNetwork
   try {
-    return Boolean(process.report.getReport().header.glibcVersionRuntime)
+    // No network section: a report otherwise resolves the host's interfaces.
+    report.excludeNetwork = true
+    return Boolean(report.getReport().header.glibcVersionRuntime)
   } catch {
     return true
+  } finally {
+    if (report) report.excludeNetwork = excludeNetwork
   }
 }
 

@@ -11,6 +11,8 @@ const root = resolve(__dirname, '..')
 const port = inject('redisPort')
 const bin = (pkg: string, file: string) => join(root, 'node_modules', pkg, file)
 
+const glibcRuntime = () => (process.report.getReport() as { header: { glibcVersionRuntime?: string } }).header.glibcVersionRuntime
+
 function run(cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = {}) {
   return execFileSync(cmd, args, {
     cwd,
@@ -32,7 +34,9 @@ describe('swap into a TypeScript backend', () => {
     // As published: the main package carries no binary; this platform's
     // package (npm/<platform>, filled as `napi artifacts` does) carries it.
     run('npm', ['pack', '--pack-destination', work], root)
-    const binary = readdirSync(root).find((f) => /^native-cache\..+\.node$/.test(f))!
+    // The running Node's binary: a checkout may hold a glibc and a musl one (npm run test:musl).
+    const libc = process.platform !== 'linux' ? '' : glibcRuntime() ? '-gnu' : '-musl'
+    const binary = readdirSync(root).find((f) => /^native-cache\..+\.node$/.test(f) && f.endsWith(`${libc}.node`))!
     platform = binary.split('.')[1]
     cpSync(join(root, 'npm', platform), join(work, 'platform'), { recursive: true })
     cpSync(join(root, binary), join(work, 'platform', binary))
