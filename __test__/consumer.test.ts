@@ -41,9 +41,13 @@ describe('swap into a TypeScript backend', () => {
     cpSync(join(root, 'npm', platform), join(work, 'platform'), { recursive: true })
     cpSync(join(root, binary), join(work, 'platform', binary))
     run('npm', ['pack', '--pack-destination', work], join(work, 'platform'))
-    const tarballs = readdirSync(work).filter((f) => f.endsWith('.tgz')).map((f) => join(work, f))
+    const tarball = (prefix: string) => join(work, readdirSync(work).find((f) => f.startsWith(prefix) && f.endsWith('.tgz'))!)
     cpSync(join(root, '__test__', 'consumer'), join(work, 'app'), { recursive: true })
-    run('npm', ['install', '--no-audit', '--no-fund', '--strict-allow-scripts', ...tarballs], join(work, 'app'))
+    // The platform package as an optional dependency, as the published package lists it:
+    // npm then installs it only where its os, cpu and libc match.
+    const install = ['install', '--no-audit', '--no-fund', '--strict-allow-scripts']
+    run('npm', [...install, tarball('medianest-native-cache-0')], join(work, 'app'))
+    run('npm', [...install, '--save-optional', tarball(`medianest-native-cache-${platform}-`)], join(work, 'app'))
   }, 240_000)
   afterAll(() => {
     rmSync(work, { recursive: true, force: true })
