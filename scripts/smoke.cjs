@@ -2,11 +2,10 @@
 // A smoke test for a binary run where vitest cannot run (an arm64 Node under
 // qemu, whose child processes this machine cannot start): loads the package
 // through its loader, checks that the binary for the running Node was chosen,
-// and has two instances answer against a Redis this script starts on a free
-// loopback port and stops. Prints "N passed, N failed"; exits 1 on a failure.
+// and has two instances answer against a Redis it starts on a free loopback
+// port and stops (benchmark/redis-server.mjs). Prints "N passed, N failed";
+// exits 1 on a failure.
 //   scripts/cross.sh node linux-arm64-musl scripts/smoke.cjs
-const { spawn } = require('node:child_process')
-const { createServer } = require('node:net')
 const { basename, join } = require('node:path')
 
 const root = join(__dirname, '..')
@@ -30,41 +29,15 @@ function equal(actual, expected) {
   if (a !== e) throw new Error(`expected ${e}, got ${a}`)
 }
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address()
-      server.close(() => resolve(port))
-    })
-  })
-}
-
-async function startRedis() {
-  const port = await freePort()
-  const redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  })
-  await new Promise((resolve, reject) => {
-    let out = ''
-    redis.once('exit', (code) => reject(new Error(`redis-server exited (${code}): ${out}`)))
-    redis.stdout.on('data', (chunk) => {
-      out += chunk
-      if (out.includes('Ready to accept connections')) resolve()
-    })
-  })
-  return { port, stop: () => redis.kill() }
-}
-
 async function main() {
   console.log(`smoke: Node ${process.version} ${here}`)
   const { CacheService } = require(root)
   const loaded = process.report.getReport().sharedObjects.filter((f) => /native-cache\.[^/]+\.node$/.test(f))
   await check(`the loader chose native-cache.${here}.node`, () => equal(loaded.map((f) => basename(f)), [`native-cache.${here}.node`]))
 
+  const { startRedis } = await import('../benchmark/redis-server.mjs')
   const redis = await startRedis()
-  const url = `redis://127.0.0.1:${redis.port}/0`
+  const url = `${redis.url}/0`
   const [a, b] = [new CacheService({ url, logger: false }), new CacheService({ url, logger: false })]
   try {
     await check('ping', async () => equal(await a.ping(), true))
