@@ -34,10 +34,11 @@ describe('swap into a TypeScript backend', () => {
     // As published: the main package carries no binary; this platform's
     // package (npm/<platform>, filled as `napi artifacts` does) carries it.
     run('npm', ['pack', '--pack-destination', work], root)
-    // The running Node's binary: a checkout may hold a glibc and a musl one (npm run test:musl).
-    const libc = process.platform !== 'linux' ? '' : glibcRuntime() ? '-gnu' : '-musl'
-    const binary = readdirSync(root).find((f) => /^native-cache\..+\.node$/.test(f) && f.endsWith(`${libc}.node`))!
-    platform = binary.split('.')[1]
+    // The running Node's platform (as native.js names it): a checkout may hold
+    // binaries of several (npm run build:musl, build:arm64).
+    const { platform: os, arch } = process
+    platform = os === 'linux' ? `linux-${arch}-${glibcRuntime() ? 'gnu' : 'musl'}` : os === 'win32' ? `win32-${arch}-msvc` : `${os}-${arch}`
+    const binary = `native-cache.${platform}.node`
     cpSync(join(root, 'npm', platform), join(work, 'platform'), { recursive: true })
     cpSync(join(root, binary), join(work, 'platform', binary))
     run('npm', ['pack', '--pack-destination', work], join(work, 'platform'))
