@@ -156,8 +156,11 @@ c_toolchain() {
         rm -rf "$dir" && mkdir -p "$dir"
         debian_extract bookworm musl:arm64 "$dir"
         debian_extract bookworm musl-dev:arm64 "$dir"
-        # Its headers and libraries where they were unpacked; the loader's path stays Alpine's.
-        sed "s|/usr/|$dir/usr/|g" \
+        # Its headers and libraries where they were unpacked, libc.so (in lib/
+        # for arm64, not beside libc.a) first: found second, libc.a was linked
+        # into the addon, which then crashed (caught by check_needed: no libc.so).
+        # The loader's path stays Alpine's.
+        sed "s|/usr/|$dir/usr/|g; s|-L$dir/usr/lib/aarch64-linux-musl|-L$dir/lib/aarch64-linux-musl &|" \
           "$dir/usr/lib/aarch64-linux-musl/musl-gcc.specs" >"$dir/musl-gcc.specs"
         printf '#!/bin/sh\nexec aarch64-linux-gnu-gcc "$@" -specs "%s"\n' "$dir/musl-gcc.specs" >"$dir/musl-gcc"
         chmod +x "$dir/musl-gcc"
