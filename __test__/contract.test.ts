@@ -310,7 +310,7 @@ describe('test instances', () => {
     await shared.set('left:behind', 1)
     expect(await shared.get('left:behind')).toBe(1)
   })
-  it('…and the next test starts from an empty instance', async () => {
+  it('testCacheService: …and the next test starts from an empty instance', async () => {
     expect(await shared.get('left:behind')).toBeNull()
     expect((await shared.getInfo()).keyCount).toBe(0)
   })
