@@ -2,8 +2,9 @@
 // stands in for the backend, type-checks strictly (with the backend's node10
 // resolution too) and runs its own vitest suite under the backend's pool
 // settings (threads, one, isolate: false) and under forks: the swapped
-// singleton, a controller test on `testCacheModule`, the contract in both
-// modes, and a broken service that must fail it.
+// singleton, a controller test on `testCacheModule`, the backend's replacement
+// cache test (examples/backend, the contract in both modes), and a broken
+// service that must fail the contract.
 import { describe, it, expect, beforeAll, afterAll, inject } from 'vitest'
 import { execFileSync, spawnSync } from 'node:child_process'
 import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, mkdirSync } from 'node:fs'
@@ -41,6 +42,8 @@ describe('swap into a TypeScript backend', () => {
     run('npm', ['pack', '--pack-destination', work], join(work, 'platform'))
     const tarballs = readdirSync(work).filter((f) => f.endsWith('.tgz')).map((f) => join(work, f))
     cpSync(join(root, '__test__', 'consumer'), join(work, 'app'), { recursive: true })
+    // The replacement test the migration page hands the backend, run as written.
+    cpSync(join(root, 'examples', 'backend', 'cache.service.test.ts'), join(work, 'app', 'test', 'backend.cache.service.test.ts'))
     run('npm', ['install', '--no-audit', '--no-fund', '--strict-allow-scripts', ...tarballs], join(work, 'app'))
   }, 240_000)
   afterAll(() => {
@@ -56,8 +59,9 @@ describe('swap into a TypeScript backend', () => {
   })
 
   it.each(['tsconfig.json', 'tsconfig.node10.json'])('type-checks with tsc --noEmit --strict (%s)', (config) => {
-    expect(() => run(process.execPath, [bin('typescript', 'bin/tsc'), '-p', config], join(work, 'app'))).not.toThrow()
-  })
+    const tsc = spawnSync(process.execPath, [bin('typescript', 'bin/tsc'), '-p', config], { cwd: join(work, 'app'), encoding: 'utf8' })
+    expect(tsc.status, tsc.stdout + tsc.stderr).toBe(0)
+  }, 120_000)
 
   for (const pool of ['threads', 'forks']) {
     it(`its vitest suite under pool: '${pool}': all passes but the broken service's one contract check`, () => {
@@ -67,7 +71,7 @@ describe('swap into a TypeScript backend', () => {
         [bin('vitest', 'vitest.mjs'), 'run', '--config', `vitest.${pool}.config.mts`, '--reporter=json', `--outputFile=${report}`],
         {
           cwd: join(work, 'app'),
-          env: { ...process.env, REDIS_URL: `redis://127.0.0.1:${port}/6`, CONTRACT_REDIS_URL: `redis://127.0.0.1:${port}/7` },
+          env: { ...process.env, REDIS_URL: `redis://127.0.0.1:${port}/6`, CACHE_CONTRACT_REDIS_URL: `redis://127.0.0.1:${port}/7` },
           encoding: 'utf8',
           timeout: 180_000,
         },
@@ -86,9 +90,10 @@ describe('swap into a TypeScript backend', () => {
       expect(r.status).not.toBe(0)
       expect(byFile['cache.service.test.ts']).toHaveLength(2)
       expect(byFile['dashboard.controller.test.ts']).toHaveLength(4)
-      const contract = byFile['cache.contract.test.ts']
-      expect(contract.filter((t) => t.includes("('memory' mode)")).length).toBeGreaterThan(20)
-      expect(contract.filter((t) => t.includes("('redis' mode on redis://127.0.0.1")).length).toBeGreaterThan(20)
+      const example = byFile['backend.cache.service.test.ts']
+      expect(example.filter((t) => t.includes("('memory' mode)")).length).toBeGreaterThan(20)
+      expect(example.filter((t) => t.includes("('redis' mode on redis://127.0.0.1")).length).toBeGreaterThan(20)
+      expect(example).toContain('passed: cache.service exports the native service and its singleton')
       expect(byFile['broken-service.contract.test.ts'].length).toBeGreaterThan(20)
     }, 200_000)
   }

@@ -1,6 +1,6 @@
 // Shaped like the backend's DashboardController: it imports the `cacheService`
 // singleton itself (no injection) and caches loaders' results with getOrSet.
-import { cacheService } from './cache.service.js';
+import { cacheService } from './services/cache.service.js';
 import { makeStatus, type ServiceStatus } from './status.controller.js';
 
 export interface Res {

@@ -3,7 +3,7 @@
 // expects exactly its getOrSet check to fail here, and everything else to pass.
 import type { GetOrSetOptions } from '@medianest/native-cache';
 import { describeCacheContract } from '@medianest/native-cache/testing';
-import { CacheService } from '../src/cache.service.js';
+import { CacheService } from '../src/services/cache.service.js';
 
 class FalsyMissService extends CacheService {
   override async getOrSet<T>(key: string | number, factory: () => T | Promise<T>, ttl?: number | string | GetOrSetOptions): Promise<T> {

@@ -3,9 +3,9 @@
 // state from other tests or files, even with isolate: false).
 import { describe, it, expect, vi, beforeEach } from 'vitest';
 import { DashboardController, statusService, type Res } from '../src/dashboard.controller.js';
-import { cacheService } from '../src/cache.service.js';
+import { cacheService } from '../src/services/cache.service.js';
 
-vi.mock('../src/cache.service.js', async () => (await import('@medianest/native-cache/testing')).testCacheModule());
+vi.mock('../src/services/cache.service.js', async () => (await import('@medianest/native-cache/testing')).testCacheModule());
 
 function response() {
   const res = { body: undefined as unknown, code: 200, headers: {} as Record<string, string> } as Res & { body: unknown; code: number; headers: Record<string, string> };
@@ -51,7 +51,7 @@ describe('DashboardController with the cache swapped in', () => {
   });
 
   it('the module is mocked only here: cacheService is the stand-in, not the env-configured singleton', async () => {
-    const real = await vi.importActual<typeof import('../src/cache.service.js')>('../src/cache.service.js');
+    const real = await vi.importActual<typeof import('../src/services/cache.service.js')>('../src/services/cache.service.js');
     expect(cacheService).not.toBe(real.cacheService);
     expect(cacheService.stats().mode).toBe('memory');
   });
