@@ -5,7 +5,7 @@ import { describe, it, expect, beforeAll, afterAll, inject } from 'vitest'
 import { createServer, type Server } from 'node:net'
 import Redis from 'ioredis'
 import { CacheService } from '../index.js'
-import { describeCacheContract, createTestCache, testCacheService } from '../testing/index.mjs'
+import { describeCacheContract, createTestCache, testCacheService, testCacheModule } from '../testing/index.mjs'
 import { Harness } from '../testing/contract.mjs'
 
 const port = inject('redisPort')
@@ -302,6 +302,17 @@ describe('test instances', () => {
     await Promise.all([a.close(), b.close()])
     expect(connections).toBe(0)
     expect(() => createTestCache({ mode: 'redis' } as never)).toThrow(/'memory' mode only/)
+  })
+
+  it("testCacheModule: its CacheService builds 'memory'-mode instances whatever their options say", async () => {
+    const { port: trap } = server.address() as { port: number }
+    const { CacheService: TestCacheService } = testCacheModule()
+    const c = new TestCacheService({ mode: 'redis', host: '127.0.0.1', port: trap })
+    await c.set('k', 1)
+    expect(await c.get('k')).toBe(1)
+    expect(c.stats().mode).toBe('memory')
+    await c.close()
+    expect(connections).toBe(0)
   })
 
   const shared = testCacheService()

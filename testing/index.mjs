@@ -68,7 +68,9 @@ export function testCacheModule(options) {
   memoryOptions(options)
   class TestCacheService extends CacheService {
     constructor(own) {
-      super(memoryOptions({ ...options, ...own }))
+      // The caller's mode is dropped: code under test that asks for 'redis' still gets no network.
+      const { mode: _mode, ...rest } = own ?? {}
+      super(memoryOptions({ ...options, ...rest }))
     }
   }
   return { CacheService: TestCacheService, cacheService: testCacheService(options) }
