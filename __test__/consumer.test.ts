@@ -1,10 +1,13 @@
 // The swap proof: the packed package, installed into a fresh project that
-// stands in for the backend, type-checks strictly and passes its own vitest
-// suite under the backend's pool settings (threads, one, isolate: false) and
-// under forks.
+// stands in for the backend, type-checks strictly (with the backend's node10
+// resolution too) and runs its own vitest suite under the backend's pool
+// settings (threads, one, isolate: false) and under forks: the swapped
+// singleton, a controller test on `testCacheModule`, the backend's replacement
+// cache test (examples/backend, the contract in both modes), and a broken
+// service that must fail the contract.
 import { describe, it, expect, beforeAll, afterAll, inject } from 'vitest'
-import { execFileSync } from 'node:child_process'
-import { cpSync, mkdtempSync, readdirSync, rmSync, mkdirSync } from 'node:fs'
+import { execFileSync, spawnSync } from 'node:child_process'
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, mkdirSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 
 const root = resolve(__dirname, '..')
@@ -44,6 +47,8 @@ describe('swap into a TypeScript backend', () => {
     run('npm', ['pack', '--pack-destination', work], join(work, 'platform'))
     const tarball = (prefix: string) => join(work, readdirSync(work).find((f) => f.startsWith(prefix) && f.endsWith('.tgz'))!)
     cpSync(join(root, '__test__', 'consumer'), join(work, 'app'), { recursive: true })
+    // The replacement test the migration page hands the backend, run as written.
+    cpSync(join(root, 'examples', 'backend', 'cache.service.test.ts'), join(work, 'app', 'test', 'backend.cache.service.test.ts'))
     // The platform package as an optional dependency, as the published package lists it:
     // npm then installs it only where its os, cpu and libc match.
     const install = ['install', '--no-audit', '--no-fund', '--strict-allow-scripts']
@@ -54,24 +59,51 @@ describe('swap into a TypeScript backend', () => {
     rmSync(work, { recursive: true, force: true })
   })
 
-  it('the main tarball carries the loader, the platform tarball the binary', () => {
+  it('the main tarball carries the loader and the testing entry, the platform tarball the binary', () => {
     const files = readdirSync(join(work, 'app', 'node_modules', '@medianest', 'native-cache'))
-    expect(files).toEqual(expect.arrayContaining(['index.js', 'index.d.ts', 'native.js', 'binding.js', 'package.json']))
+    expect(files).toEqual(expect.arrayContaining(['index.js', 'index.d.ts', 'native.js', 'binding.js', 'package.json', 'testing']))
     expect(files.some((f) => f.endsWith('.node'))).toBe(false)
     const binaries = readdirSync(join(work, 'app', 'node_modules', '@medianest', `native-cache-${platform}`))
     expect(binaries).toContain(`native-cache.${platform}.node`)
   })
 
-  it('type-checks with tsc --noEmit --strict', () => {
-    expect(() => run(process.execPath, [bin('typescript', 'bin/tsc'), '-p', 'tsconfig.json'], join(work, 'app'))).not.toThrow()
-  })
+  it.each(['tsconfig.json', 'tsconfig.node10.json'])('type-checks with tsc --noEmit --strict (%s)', (config) => {
+    const tsc = spawnSync(process.execPath, [bin('typescript', 'bin/tsc'), '-p', config], { cwd: join(work, 'app'), encoding: 'utf8' })
+    expect(tsc.status, tsc.stdout + tsc.stderr).toBe(0)
+  }, 120_000)
 
   for (const pool of ['threads', 'forks']) {
-    it(`its vitest suite passes under pool: '${pool}'`, () => {
-      const out = run(process.execPath, [bin('vitest', 'vitest.mjs'), 'run', '--config', `vitest.${pool}.config.mts`], join(work, 'app'), {
-        REDIS_URL: `redis://127.0.0.1:${port}/6`,
-      })
-      expect(out).toMatch(/2 passed/)
-    }, 120_000)
+    it(`its vitest suite under pool: '${pool}': all passes but the broken service's one contract check`, () => {
+      const report = join(work, `report-${pool}.json`)
+      const r = spawnSync(
+        process.execPath,
+        [bin('vitest', 'vitest.mjs'), 'run', '--config', `vitest.${pool}.config.mts`, '--reporter=json', `--outputFile=${report}`],
+        {
+          cwd: join(work, 'app'),
+          env: { ...process.env, REDIS_URL: `redis://127.0.0.1:${port}/6`, CACHE_CONTRACT_REDIS_URL: `redis://127.0.0.1:${port}/7` },
+          encoding: 'utf8',
+          timeout: 180_000,
+        },
+      )
+      expect(r.error).toBeUndefined()
+      const results: Array<{ name: string; assertionResults: Array<{ fullName: string; status: string }> }> = JSON.parse(
+        readFileSync(report, 'utf8'),
+      ).testResults
+      const byFile = Object.fromEntries(
+        results.map((f) => [f.name.replace(/.*\/test\//, ''), f.assertionResults.map((t) => `${t.status}: ${t.fullName}`)]),
+      )
+      const failed = Object.values(byFile).flat().filter((t) => !t.startsWith('passed'))
+      expect(failed, r.stdout.slice(-3000) + r.stderr.slice(-3000)).toEqual([
+        expect.stringMatching(/^failed: broken service getOrSet: a cached 0, false, empty string or empty array is a hit/),
+      ])
+      expect(r.status).not.toBe(0)
+      expect(byFile['cache.service.test.ts']).toHaveLength(2)
+      expect(byFile['dashboard.controller.test.ts']).toHaveLength(4)
+      const example = byFile['backend.cache.service.test.ts']
+      expect(example.filter((t) => t.includes("('memory' mode)")).length).toBeGreaterThan(20)
+      expect(example.filter((t) => t.includes("('redis' mode on redis://127.0.0.1")).length).toBeGreaterThan(20)
+      expect(example).toContain('passed: cache.service exports the native service and its singleton')
+      expect(byFile['broken-service.contract.test.ts'].length).toBeGreaterThan(20)
+    }, 200_000)
   }
 })

@@ -1,6 +1,6 @@
 // Shaped like the backend's callers: typed records, getOrSet around a loader,
 // pattern invalidation after writes.
-import { cacheService, CacheService } from './cache.service.js';
+import { cacheService, CacheService } from './services/cache.service.js';
 
 export interface ServiceStatus {
   id: string;

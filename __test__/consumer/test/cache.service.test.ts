@@ -1,5 +1,5 @@
 import { describe, it, expect, afterAll } from 'vitest';
-import { CacheService, cacheService } from '../src/cache.service.js';
+import { CacheService, cacheService } from '../src/services/cache.service.js';
 import { everyMethod, makeStatus } from '../src/status.controller.js';
 
 describe('the backend with the native cache swapped in', () => {
