@@ -43,7 +43,7 @@ use tokio::time::{sleep, timeout};
 use super::commands::{apply_reply, RELEASE_IF_OWNER, RENEW_IF_OWNER};
 use super::direct::{self, Direct};
 use super::executor::Planned;
-use super::{Conn, Link, Shared};
+use super::{Conn, Shared};
 use crate::error::{classify_connect, Code, ConnectFailure, Failure};
 use crate::human::bytes_to_human;
 use crate::ops::{Op, Replies};
@@ -271,17 +271,8 @@ pub async fn heartbeat(shared: Weak<Shared>, mut conn: Cluster, mut gen: u64, ta
                         // The current connection keeps serving meanwhile.
                         let bound = shared.timeout * 4;
                         if let Ok(fresh) = connect(&shared, nodes, next, bound).await {
-                            let swapped = shared.link.send_if_modified(|link| match link {
-                                Link::Up { gen: g, .. } if *g == gen => {
-                                    *link = Link::Up {
-                                        conn: Conn::Cluster(fresh.clone()),
-                                        gen: next,
-                                    };
-                                    true
-                                }
-                                _ => false,
-                            });
-                            if swapped {
+                            let replacing = Conn::Cluster(fresh.clone());
+                            if shared.install(next, replacing, None, Some(gen)) {
                                 shared.logs.push(
                                     "info",
                                     Code::Unavailable,

@@ -76,21 +76,9 @@ async fn supervise(shared: Arc<Shared>, target: Arc<Target>, sentinels: Option<A
                         format!("Redis cannot track keys for this client ({why}); running without the local tier"),
                     );
                 }
-                shared.set_cut(gen, cut);
-                // No flush here: losing the last connection flushed L1 already, and
-                // reads queued meanwhile are sent only now, with tracking on.
-                let published = shared.link.send_if_modified(|link| {
-                    if matches!(link, Link::Closed) {
-                        return false;
-                    }
-                    *link = Link::Up {
-                        conn: conn.clone(),
-                        gen,
-                    };
-                    true
-                });
-                if !published {
-                    shared.sever(gen);
+                // Losing the last connection emptied L1 already, so reads queued
+                // meanwhile (sent only now, with tracking on) still fill it.
+                if !shared.install(gen, conn.clone(), cut, None) {
                     return;
                 }
                 if ever_up {

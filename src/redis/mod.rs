@@ -382,6 +382,46 @@ impl Shared {
         *self.cut() = cut.map(|c| (gen, c));
     }
 
+    /// Makes `conn` (connection `gen`, cut by `cut`) the one calls use, in
+    /// place of connection `replacing` (`None`: of whatever is there); never
+    /// after `close()`. The one way a connection comes into service, for
+    /// every topology: a connection replaced while up takes what L1 holds
+    /// with it, since that was tracked on it and its invalidations stop with
+    /// it (a connection that broke emptied L1 then). `false`: not installed,
+    /// and `cut` has cut it.
+    fn install(
+        &self,
+        gen: u64,
+        conn: Conn,
+        cut: Option<severable::Cut>,
+        replacing: Option<u64>,
+    ) -> bool {
+        let mut was_up = false;
+        let installed = self.link.send_if_modified(|link| {
+            let wanted = match (&*link, replacing) {
+                (Link::Closed, _) => false,
+                (Link::Up { gen: g, .. }, Some(r)) => *g == r,
+                (_, Some(_)) => false,
+                (_, None) => true,
+            };
+            if wanted {
+                was_up = matches!(link, Link::Up { .. });
+                *link = Link::Up { conn, gen };
+            }
+            wanted
+        });
+        if !installed {
+            return false;
+        }
+        self.set_cut(gen, cut);
+        if was_up {
+            if let Some(local) = &self.local {
+                local.flush();
+            }
+        }
+        true
+    }
+
     /// Cuts connection `gen`: what it has not written yet is never written.
     fn sever(&self, gen: u64) {
         let mut cut = self.cut();
