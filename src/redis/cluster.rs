@@ -43,6 +43,7 @@ use tokio::time::{sleep, timeout};
 use super::commands::{apply_reply, RELEASE_IF_OWNER, RENEW_IF_OWNER};
 use super::direct::{self, Direct};
 use super::executor::Planned;
+use super::severable::{self, Round};
 use super::{Conn, Shared};
 use crate::error::{classify_connect, Code, ConnectFailure, Failure};
 use crate::human::bytes_to_human;
@@ -536,6 +537,7 @@ pub async fn run(
     shared: &Shared,
     conn: &Cluster,
     gen: u64,
+    first: Instant,
     segment: Vec<Planned>,
     replies: &mut [Replies],
 ) {
@@ -546,7 +548,7 @@ pub async fn run(
             keyed.push(p);
         }
         if !keyed.is_empty() {
-            run_keyed(shared, conn, gen, keyed, replies).await;
+            run_keyed(shared, conn, gen, first, keyed, replies).await;
         }
         if let Some(p) = rest.next() {
             let sent_at = Instant::now();
@@ -568,6 +570,7 @@ async fn run_keyed(
     shared: &Shared,
     conn: &Cluster,
     gen: u64,
+    first: Instant,
     segment: Vec<Planned>,
     replies: &mut [Replies],
 ) {
@@ -586,13 +589,21 @@ async fn run_keyed(
         None => Vec::new(),
     };
     let mut slots: HashMap<Route, (Vec<Cmd>, Vec<usize>)> = HashMap::new();
+    // Units on a node that is down: answered at once, sent nowhere.
+    let mut unsent: Vec<(usize, Failure)> = Vec::new();
     let mut total = 0usize;
     for p in &segment {
         let us = units(&p.op, !p.tickets.is_empty());
         spans.push(total..total + us.len());
         for u in us {
-            match routes.as_ref().and_then(|r| r.node(u.slot)) {
-                Some(n) => {
+            match routes.as_ref().and_then(|r| Some((r, r.node(u.slot)?))) {
+                Some((r, n)) if r.nodes[n].conn().is_none() => {
+                    let (host, port) = &r.nodes[n].addr;
+                    let why =
+                        format!("Redis unavailable: cluster node {host}:{port} is not answering");
+                    unsent.push((total, Failure::new(Code::Unavailable, why)));
+                }
+                Some((_, n)) => {
                     let read = matches!(u.direct, Direct1::Read { .. });
                     let k = add_direct(&mut nodes[n].0, u, optin);
                     nodes[n].1.push((total, k, read));
@@ -607,27 +618,22 @@ async fn run_keyed(
         }
     }
     let sent_at = Instant::now();
+    let direct = &conn.direct;
     let direct_sends = nodes
         .into_iter()
         .enumerate()
         .filter(|(_, (_, idx))| !idx.is_empty())
         .map(|(n, (pipe, idx))| {
-            let mut c = routes.as_ref().map(|r| r.nodes[n].conn.clone());
+            let routes = routes.as_deref().expect("nodes exist only with a map");
+            let c = routes.nodes[n].conn();
             async move {
                 let k = idx.iter().map(|(_, k, _)| k).sum();
-                let Some(c) = c.as_mut() else {
-                    unreachable!("nodes exist only with a map")
+                let Some(mut c) = c else {
+                    unreachable!("units of a node that is down are not sent")
                 };
-                let result =
-                    match timeout(shared.timeout, c.send_packed_commands(&pipe, 0, k)).await {
-                        Ok(Ok(vals)) if vals.len() == k => Sent::Replies(vals),
-                        Ok(Ok(vals)) => Sent::Failed(Failure::new(
-                            Code::Protocol,
-                            format!("expected {k} replies, got {}", vals.len()),
-                        )),
-                        Ok(Err(_)) => Sent::Lost,
-                        Err(_) => Sent::Failed(Failure::timeout()),
-                    };
+                let limit = shared.timeout;
+                let cut = || direct.down_if_stuck(routes, n);
+                let result = severable::send_round(&mut c, &pipe, k, first, limit, cut).await;
                 (n, idx, result)
             }
         });
@@ -637,36 +643,46 @@ async fn run_keyed(
     });
     let (direct_results, slot_results) = join(join_all(direct_sends), join_all(slot_sends)).await;
     let mut results: Vec<Option<Result<Value, Failure>>> = (0..total).map(|_| None).collect();
+    // A node down: a new map may reach it (or name another primary); a
+    // redirect or a failed connection: the map is wrong, redis-rs routes meanwhile.
+    let mut stale = !unsent.is_empty();
+    let mut wrong_map = false;
+    for (i, why) in unsent {
+        results[i] = Some(Err(why));
+    }
     // Units to send again through redis-rs, in call order.
     let mut again: Vec<usize> = Vec::new();
-    let mut stale = false;
     for (n, idx, result) in direct_results {
         match result {
-            Sent::Replies(vals) => {
+            Round::Replies(vals) => {
                 let mut vals = vals.into_iter();
                 for (i, k, read) in idx {
                     match direct_reply(&mut vals, k, read) {
                         Some(v) => results[i] = Some(Ok(v)),
                         None => {
-                            stale = true;
+                            wrong_map = true;
                             again.push(i);
                         }
                     }
                 }
             }
-            Sent::Failed(why) => {
-                // A silent node: the map may be out of date (a failover).
+            Round::Failed(why) => {
+                // Whatever it still holds must not run after its callers
+                // were answered; the map may be out of date too (a failover).
+                if let Some(routes) = &routes {
+                    conn.direct.down(routes, n);
+                }
                 stale = true;
                 for (i, _, _) in idx {
                     results[i] = Some(Err(why.clone()));
                 }
             }
-            Sent::Lost => {
+            Round::Lost(_) => {
                 // The connection failed: redis-rs reconnects and retries, as
                 // it would have for these commands.
                 let addr = routes.as_ref().map(|r| r.nodes[n].addr.clone());
                 conn.direct.forget(addr.as_ref());
-                stale = true;
+                wrong_map = true;
                 again.extend(idx.into_iter().map(|(i, _, _)| i));
             }
         }
@@ -676,8 +692,10 @@ async fn run_keyed(
             results[i] = Some(r);
         }
     }
-    if stale {
+    if wrong_map {
         conn.direct.forget(None);
+    }
+    if stale || wrong_map {
         conn.direct.refresh(conn.routed.clone());
     }
     if !again.is_empty() {
@@ -740,15 +758,6 @@ async fn run_keyed(
 
 /// A unit on a node's pipeline: its index, its count of replies, whether a read.
 type Sent1 = (usize, usize, bool);
-
-/// How a direct node pipeline went.
-enum Sent {
-    Replies(Vec<Value>),
-    /// No answer in time, or not the answer expected.
-    Failed(Failure),
-    /// The node connection failed.
-    Lost,
-}
 
 /// [`send_slot`] within the call bound.
 async fn send_bounded(

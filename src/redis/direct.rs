@@ -10,12 +10,19 @@
 //! redirects and reconnects: a reply that is a redirect or a cluster-state
 //! error, or a node connection that fails. The map is then dropped and
 //! rebuilt in the background; until it is, calls go through redis-rs.
+//!
+//! A node that does not answer in time is different: whatever is sent to it
+//! runs when it reads again, after its callers were answered. So its
+//! connection is cut (plain TCP connections are `severable.rs`' own, as a
+//! single server's) and its slots fail at once, sent nowhere, until a new
+//! map reaches the node again (or names another primary for them).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 
+use futures_util::future::join_all;
 use redis::aio::MultiplexedConnection;
 use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 use redis::{
@@ -25,6 +32,7 @@ use redis::{
 use tokio::time::timeout;
 
 use super::cluster::Routed;
+use super::severable::{self, Cut};
 use super::Shared;
 
 pub const SLOTS: usize = 16384;
@@ -84,7 +92,21 @@ pub struct Routes {
 /// A primary's address and our connection to it.
 pub struct Node {
     pub addr: (String, u16),
-    pub conn: MultiplexedConnection,
+    /// `None`: it did not answer when the map was built.
+    conn: Option<MultiplexedConnection>,
+    /// Its connection timed out (and was cut): nothing more is sent to it
+    /// until a new map has a new connection to it, as nothing is sent to a
+    /// single server between a timed-out round and a new connection.
+    down: AtomicBool,
+}
+
+impl Node {
+    /// The connection to send on, unless the node is down.
+    pub fn conn(&self) -> Option<MultiplexedConnection> {
+        self.conn
+            .clone()
+            .filter(|_| !self.down.load(Ordering::Acquire))
+    }
 }
 
 const NONE: u16 = u16::MAX;
@@ -99,11 +121,17 @@ impl Routes {
     }
 }
 
+/// A node connection and, on plain TCP, how to cut it (`severable.rs`).
+struct Opened {
+    conn: MultiplexedConnection,
+    cut: Option<Cut>,
+}
+
 /// Direct node connections of one cluster connection (generation `gen`).
 pub struct Direct {
     routes: RwLock<Option<Arc<Routes>>>,
     /// Connections by `host:port`, kept across map rebuilds.
-    conns: Mutex<HashMap<(String, u16), MultiplexedConnection>>,
+    conns: Mutex<HashMap<(String, u16), Opened>>,
     refreshing: AtomicBool,
     failed_builds: AtomicU32,
     /// A seed's connection settings (auth, TLS), the address replaced per node.
@@ -137,6 +165,10 @@ impl Direct {
         })
     }
 
+    fn conns(&self) -> std::sync::MutexGuard<'_, HashMap<(String, u16), Opened>> {
+        self.conns.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// The current slot map, if one is built.
     pub fn routes(&self) -> Option<Arc<Routes>> {
         self.routes.read().ok().and_then(|r| r.clone())
@@ -148,10 +180,35 @@ impl Direct {
         if let Ok(mut r) = self.routes.write() {
             *r = None;
         }
-        if let (Some(addr), Ok(mut conns)) = (failed, self.conns.lock()) {
+        if let Some(addr) = failed {
             // A failed connection is not reused; a new one is opened.
-            conns.remove(addr);
+            self.conns().remove(addr);
         }
+    }
+
+    /// Node `n` of `routes` did not answer a round in time: its connection
+    /// is cut (what it has not written is never written) and its slots fail
+    /// at once until a new map reaches it again.
+    pub fn down(&self, routes: &Routes, n: usize) {
+        let node = &routes.nodes[n];
+        node.down.store(true, Ordering::Release);
+        self.conns().remove(&node.addr);
+    }
+
+    /// Cuts node `n`'s connection if its socket is refusing bytes (see
+    /// [`Cut::stuck`]): then it is down.
+    pub fn down_if_stuck(&self, routes: &Routes, n: usize) -> bool {
+        let node = &routes.nodes[n];
+        let mut conns = self.conns();
+        let stuck = conns
+            .get(&node.addr)
+            .and_then(|o| o.cut.as_ref())
+            .is_some_and(Cut::stuck);
+        if stuck {
+            node.down.store(true, Ordering::Release);
+            conns.remove(&node.addr);
+        }
+        stuck
     }
 
     /// Builds the map in the background unless a build is under way.
@@ -170,11 +227,18 @@ impl Direct {
         });
     }
 
-    /// Builds the map now; on failure it stays unset.
+    /// Builds the map now; on failure the last one stays. A map with a node
+    /// that did not answer counts as a failed build (the next is spaced
+    /// further) but replaces the last one: that node's slots fail at once.
     pub async fn refresh_now(&self, routed: Routed) {
         match self.build(routed).await {
             Some(routes) => {
-                self.failed_builds.store(0, Ordering::SeqCst);
+                let complete = routes.nodes.iter().all(|n| n.conn.is_some());
+                if complete {
+                    self.failed_builds.store(0, Ordering::SeqCst);
+                } else {
+                    self.failed_builds.fetch_add(1, Ordering::SeqCst);
+                }
                 if let Ok(mut r) = self.routes.write() {
                     *r = Some(Arc::new(routes));
                 }
@@ -199,27 +263,31 @@ impl Direct {
             return None;
         }
         let mut owner = vec![NONE; SLOTS];
-        let mut nodes = Vec::new();
-        let mut index: HashMap<(String, u16), u16> = HashMap::new();
+        let mut addrs: Vec<(String, u16)> = Vec::new();
         for (start, end, addr) in ranges {
-            let n = match index.get(&addr) {
-                Some(n) => *n,
+            let n = match addrs.iter().position(|a| *a == addr) {
+                Some(n) => n,
                 None => {
-                    let conn = self.connection(&shared, &addr).await?;
-                    nodes.push(Node {
-                        addr: addr.clone(),
-                        conn,
-                    });
-                    let n = (nodes.len() - 1) as u16;
-                    index.insert(addr, n);
-                    n
+                    addrs.push(addr);
+                    addrs.len() - 1
                 }
             };
             let last = usize::from(end).min(SLOTS - 1);
             if let Some(range) = owner.get_mut(usize::from(start)..=last) {
-                range.fill(n);
+                range.fill(n as u16);
             }
         }
+        // Every primary at once: one that does not answer costs the timeout once.
+        let conns = join_all(addrs.iter().map(|a| self.connection(&shared, a))).await;
+        let nodes = addrs
+            .into_iter()
+            .zip(conns)
+            .map(|(addr, conn)| Node {
+                addr,
+                conn,
+                down: AtomicBool::new(false),
+            })
+            .collect();
         Some(Routes { owner, nodes })
     }
 
@@ -229,8 +297,8 @@ impl Direct {
         shared: &Arc<Shared>,
         addr: &(String, u16),
     ) -> Option<MultiplexedConnection> {
-        if let Some(c) = self.conns.lock().ok()?.get(addr) {
-            return Some(c.clone());
+        if let Some(o) = self.conns().get(addr) {
+            return Some(o.conn.clone());
         }
         let (host, port) = addr.clone();
         let address = match self.template.addr() {
@@ -256,10 +324,6 @@ impl Direct {
             .clone()
             .set_addr(address)
             .set_redis_settings(settings);
-        let client = match &self.certs {
-            Some(certs) => redis::Client::build_with_tls(info, certs.clone()).ok()?,
-            None => redis::Client::open(info).ok()?,
-        };
         let weak = self.shared.clone();
         let gen = self.gen;
         let optin = self.optin;
@@ -273,10 +337,29 @@ impl Direct {
                 Ok::<(), ()>(())
             });
         let opening = async {
-            let mut conn = client
-                .get_multiplexed_async_connection_with_config(&config)
-                .await
-                .ok()?;
+            // Plain TCP: our own driver, so a connection given up writes
+            // nothing more (`severable.rs`); TLS: redis-rs'.
+            let (mut conn, cut) = match info.addr() {
+                ConnectionAddr::Tcp(host, port) => {
+                    let (conn, cut) = severable::open(host, *port, info.redis_settings(), config)
+                        .await
+                        .ok()?;
+                    (conn, Some(cut))
+                }
+                _ => {
+                    let client = match &self.certs {
+                        Some(certs) => {
+                            redis::Client::build_with_tls(info.clone(), certs.clone()).ok()?
+                        }
+                        None => redis::Client::open(info.clone()).ok()?,
+                    };
+                    let conn = client
+                        .get_multiplexed_async_connection_with_config(&config)
+                        .await
+                        .ok()?;
+                    (conn, None)
+                }
+            };
             if optin {
                 redis::cmd("CLIENT")
                     .arg("TRACKING")
@@ -286,10 +369,11 @@ impl Direct {
                     .await
                     .ok()?;
             }
-            Some(conn)
+            Some(Opened { conn, cut })
         };
-        let conn = timeout(shared.timeout, opening).await.ok()??;
-        self.conns.lock().ok()?.insert(addr.clone(), conn.clone());
+        let opened = timeout(shared.timeout, opening).await.ok()??;
+        let conn = opened.conn.clone();
+        self.conns().insert(addr.clone(), opened);
         Some(conn)
     }
 }

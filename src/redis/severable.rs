@@ -13,18 +13,25 @@
 //! TLS and Unix-socket connections are still opened by redis-rs (their
 //! handshakes are its code), so they cannot be cut: the executor keeps one
 //! round at a time on them.
+//!
+//! [`send_round`] is the one rule for a round on any of these connections
+//! (single server, Sentinel's master, a Cluster primary's direct connection).
 
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, RedisConnectionInfo, RedisResult};
+use redis::{AsyncConnectionConfig, Pipeline, RedisConnectionInfo, RedisError, RedisResult, Value};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::task::AbortHandle;
+use tokio::time::timeout_at;
+
+use crate::error::{Code, Failure};
 
 /// How to stop one connection's driver, and whether its socket is refusing bytes.
 pub struct Cut {
@@ -45,6 +52,50 @@ impl Cut {
 impl Drop for Cut {
     fn drop(&mut self) {
         self.driver.abort();
+    }
+}
+
+/// How a round went.
+pub enum Round {
+    Replies(Vec<Value>),
+    /// No answer in time (the connection was cut if it was stuck), or not
+    /// the number of replies sent for.
+    Failed(Failure),
+    /// The connection failed (I/O error, closed).
+    Lost(RedisError),
+}
+
+/// Sends the first `total` commands of `pipe` as one round on `conn`. At
+/// `first`, its first caller's deadline, the round is answered; if the
+/// socket is refusing bytes then, what is left of it must never be written:
+/// `cut_if_stuck` cuts the connection (and says whether it did). Otherwise
+/// its bytes are out and it gets the full `limit` from when it was sent.
+pub async fn send_round(
+    conn: &mut MultiplexedConnection,
+    pipe: &Pipeline,
+    total: usize,
+    first: Instant,
+    limit: Duration,
+    cut_if_stuck: impl FnOnce() -> bool,
+) -> Round {
+    let sent_at = Instant::now();
+    let sending = conn.send_packed_commands(pipe, 0, total);
+    tokio::pin!(sending);
+    let answered = match timeout_at(first.into(), &mut sending).await {
+        Ok(done) => Some(done),
+        Err(_) if cut_if_stuck() => None,
+        Err(_) => timeout_at((sent_at + limit).into(), &mut sending)
+            .await
+            .ok(),
+    };
+    match answered {
+        Some(Ok(values)) if values.len() == total => Round::Replies(values),
+        Some(Ok(values)) => Round::Failed(Failure::new(
+            Code::Protocol,
+            format!("expected {total} replies, got {}", values.len()),
+        )),
+        Some(Err(e)) => Round::Lost(e),
+        None => Round::Failed(Failure::timeout()),
     }
 }
 
