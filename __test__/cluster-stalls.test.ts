@@ -68,4 +68,27 @@ describe('cluster: a primary stopped or dead without failover', () => {
       await cache.close()
     }
   })
+
+  it('ping() answers false within half a second of a primary being killed', async () => {
+    const cache = new CacheService({ cluster: { nodes: cluster.seeds }, commandTimeoutMs: 300, logger: false })
+    const [victim] = await cluster.primaries()
+    try {
+      expect(await eventually(() => cache.ping(), 5000, 50)).toBe(true)
+      cluster.kill(victim.port)
+      await sleep(500)
+      const answers: boolean[] = []
+      for (let i = 0; i < 5; i++) {
+        answers.push(await cache.ping())
+        await sleep(50)
+      }
+      expect(answers, 'ping() while a primary is dead (none of its slots is served)').toEqual([false, false, false, false, false])
+      await cluster.restart(victim.port)
+      await cluster.settled()
+      expect(await eventually(() => cache.ping(), 5000, 50), 'ping() once the primary is back').toBe(true)
+    } finally {
+      await cache.close()
+      await cluster.restart(victim.port)
+      await cluster.settled()
+    }
+  })
 })

@@ -205,7 +205,25 @@ where
     }
 }
 
-/// `PING` on every primary: their addresses, sorted, when all answered.
+/// `PING` on every primary of the slot map (`direct.rs`), or through
+/// redis-rs while there is no map: their addresses, sorted, when every one
+/// answered. (redis-rs' fan-out leaves out a node it has no connection to,
+/// so a dead primary would pass.)
+async fn every_primary(shared: &Shared, conn: &Cluster) -> Result<Vec<String>, Failure> {
+    match conn.direct.ping_all(shared).await {
+        Some(Ok(mut addrs)) => {
+            addrs.sort();
+            Ok(addrs)
+        }
+        Some(Err(why)) => {
+            conn.direct.refresh(conn.routed.clone());
+            Err(why)
+        }
+        None => primaries(shared, &mut conn.routed.clone()).await,
+    }
+}
+
+/// `PING` on every primary redis-rs knows: their addresses, sorted, when all answered.
 async fn primaries(shared: &Shared, conn: &mut Routed) -> Result<Vec<String>, Failure> {
     let reply = bounded(
         shared,
@@ -254,7 +272,7 @@ pub async fn heartbeat(shared: Weak<Shared>, mut conn: Cluster, mut gen: u64, ta
             return;
         }
         let sent = Instant::now();
-        match primaries(&shared, &mut conn.routed).await {
+        match every_primary(&shared, &conn).await {
             Ok(addrs) => {
                 failed = 0;
                 if known.as_ref().is_some_and(|k| *k != addrs) {
@@ -811,16 +829,13 @@ async fn send_slot(mut conn: Routed, route: Route, cmds: Vec<Cmd>) -> Vec<Result
 }
 
 /// `ping`, `getInfo`, `clear` on every primary, answered as a single node would.
-async fn fan_out(shared: &Shared, conn: &Cluster, op: &Op) -> Result<Vec<Value>, Failure> {
-    let mut conn = conn.routed.clone();
+async fn fan_out(shared: &Shared, cluster: &Cluster, op: &Op) -> Result<Vec<Value>, Failure> {
+    let mut conn = cluster.routed.clone();
     let all_ok = Some(ResponsePolicy::AllSucceeded);
     match op {
         Op::Ping => {
-            let v = bounded(
-                shared,
-                conn.route_command(redis::cmd("PING"), all_primaries(all_ok)),
-            );
-            Ok(vec![v.await?])
+            every_primary(shared, cluster).await?;
+            Ok(vec![Value::SimpleString("PONG".into())])
         }
         Op::Clear => {
             let v = bounded(

@@ -34,6 +34,7 @@ use tokio::time::timeout;
 use super::cluster::Routed;
 use super::severable::{self, Cut};
 use super::Shared;
+use crate::error::{Code, Failure};
 
 pub const SLOTS: usize = 16384;
 
@@ -209,6 +210,48 @@ impl Direct {
             conns.remove(&node.addr);
         }
         stuck
+    }
+
+    /// `PING` on every primary of the map, each over its own connection and
+    /// within the timeout: their addresses when every slot has a primary and
+    /// every one answered. A primary that does not answer in time is down,
+    /// as after any round; one whose connection failed is dropped from the
+    /// map. `None`: there is no map (yet).
+    pub async fn ping_all(&self, shared: &Shared) -> Option<Result<Vec<String>, Failure>> {
+        let routes = self.routes()?;
+        let pings = routes.nodes.iter().enumerate().map(|(n, node)| {
+            let routes = &routes;
+            async move {
+                let (host, port) = &node.addr;
+                let quiet = |what: &str| {
+                    let why = format!("cluster node {host}:{port} {what}");
+                    Err(Failure::new(Code::Unavailable, why))
+                };
+                let Some(mut conn) = node.conn() else {
+                    return quiet("is not answering");
+                };
+                let ping = redis::cmd("PING");
+                match timeout(shared.timeout, conn.send_packed_command(&ping)).await {
+                    Ok(Ok(Value::ServerError(e))) => Err(Failure::reply(&e)),
+                    Ok(Ok(_)) => Ok(format!("{host}:{port}")),
+                    Ok(Err(e)) if e.code().is_some() => Err(e.into()),
+                    Ok(Err(_)) => {
+                        self.forget(Some(&node.addr));
+                        quiet("closed its connection")
+                    }
+                    Err(_) => {
+                        self.down(routes, n);
+                        quiet("did not answer a PING in time")
+                    }
+                }
+            }
+        });
+        let answers = join_all(pings).await;
+        if routes.owner.contains(&NONE) {
+            let why = "some hash slots have no primary with a usable address";
+            return Some(Err(Failure::new(Code::Unavailable, why)));
+        }
+        Some(answers.into_iter().collect())
     }
 
     /// Builds the map in the background unless a build is under way.
