@@ -22,7 +22,7 @@
 //! redis-rs retries whole after a redirect still reads each key from one node.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -106,15 +106,34 @@ impl Connect for Tracked {
             // redis-rs' own config: its push sender reports this node's
             // pushes and its disconnect, which makes redis-rs reconnect it.
             let mut conn = MultiplexedConnection::connect_with_config(info, config).await?;
-            // Without NOLOOP, as on a single node. A refusal fails this
-            // connection; redis-rs retries it.
-            redis::cmd("CLIENT")
-                .arg("TRACKING")
-                .arg("ON")
-                .query_async::<()>(&mut conn)
-                .await?;
+            // A node refusing tracking for good serves without it (its keys
+            // are not kept in L1, see `run_keyed`); any other failure fails
+            // this connection and redis-rs retries it.
+            match super::link::track(&mut conn, OPTIN).await {
+                Ok(None) => {}
+                Ok(Some(_)) => refused_tracking(),
+                Err(why) => return Err(std::io::Error::other(why.message).into()),
+            }
             Ok(Tracked(conn))
         })
+    }
+}
+
+/// Set once a cluster node refused `CLIENT TRACKING` in this process. redis-rs
+/// does not say which node a command went to, so from then on a read it
+/// routes fills L1 only when our slot map names a tracking node for its key.
+/// (Process-wide: redis-rs opens node connections without our instance.)
+static A_NODE_REFUSED_TRACKING: AtomicBool = AtomicBool::new(false);
+
+pub(super) fn refused_tracking() {
+    A_NODE_REFUSED_TRACKING.store(true, Ordering::Relaxed);
+}
+
+/// Whether a read of a key in `slot` may fill L1: its primary tracks keys for us.
+fn tracks(routes: Option<&direct::Routes>, slot: u16) -> bool {
+    match routes.and_then(|r| Some(&r.nodes[r.node(slot)?])) {
+        Some(node) => node.tracks,
+        None => !A_NODE_REFUSED_TRACKING.load(Ordering::Relaxed),
     }
 }
 
@@ -589,7 +608,7 @@ async fn run_keyed(
     conn: &Cluster,
     gen: u64,
     first: Instant,
-    segment: Vec<Planned>,
+    mut segment: Vec<Planned>,
     replies: &mut [Replies],
 ) {
     let routes = conn.direct.routes();
@@ -610,8 +629,13 @@ async fn run_keyed(
     // Units on a node that is down: answered at once, sent nowhere.
     let mut unsent: Vec<(usize, Failure)> = Vec::new();
     let mut total = 0usize;
-    for p in &segment {
-        let us = units(&p.op, !p.tickets.is_empty());
+    for p in &mut segment {
+        let mut us = units(&p.op, !p.tickets.is_empty());
+        if !p.tickets.is_empty() && !us.iter().all(|u| tracks(routes.as_deref(), u.slot)) {
+            // A key on a node that does not track: the call fills nothing.
+            p.tickets.clear();
+            us = units(&p.op, false);
+        }
         spans.push(total..total + us.len());
         for u in us {
             match routes.as_ref().and_then(|r| Some((r, r.node(u.slot)?))) {
@@ -621,9 +645,9 @@ async fn run_keyed(
                         format!("Redis unavailable: cluster node {host}:{port} is not answering");
                     unsent.push((total, Failure::new(Code::Unavailable, why)));
                 }
-                Some((_, n)) => {
+                Some((r, n)) => {
                     let read = matches!(u.direct, Direct1::Read { .. });
-                    let k = add_direct(&mut nodes[n].0, u, optin);
+                    let k = add_direct(&mut nodes[n].0, u, optin && r.nodes[n].tracks);
                     nodes[n].1.push((total, k, read));
                 }
                 None => {
@@ -693,6 +717,13 @@ async fn run_keyed(
                 stale = true;
                 for (i, _, _) in idx {
                     results[i] = Some(Err(why.clone()));
+                }
+            }
+            Round::Lost(_) if routes.as_ref().is_some_and(|r| r.nodes[n].is_down()) => {
+                // Cut meanwhile (the heartbeat found the node silent): as a timeout.
+                stale = true;
+                for (i, _, _) in idx {
+                    results[i] = Some(Err(Failure::timeout()));
                 }
             }
             Round::Lost(_) => {

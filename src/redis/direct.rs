@@ -31,7 +31,9 @@ use redis::{
 };
 use tokio::time::timeout;
 
+use super::cluster::refused_tracking;
 use super::cluster::Routed;
+use super::link;
 use super::severable::{self, Cut};
 use super::Shared;
 use crate::error::{Code, Failure};
@@ -95,6 +97,9 @@ pub struct Node {
     pub addr: (String, u16),
     /// `None`: it did not answer when the map was built.
     conn: Option<MultiplexedConnection>,
+    /// Whether reads from it may fill L1: it tracks keys for us (it may
+    /// refuse `CLIENT TRACKING`, and then runs without L1).
+    pub tracks: bool,
     /// Its connection timed out (and was cut): nothing more is sent to it
     /// until a new map has a new connection to it, as nothing is sent to a
     /// single server between a timed-out round and a new connection.
@@ -102,6 +107,12 @@ pub struct Node {
 }
 
 impl Node {
+    /// Whether its connection was cut for not answering in time: a failure
+    /// of a request on it is that cut, not the node closing it.
+    pub fn is_down(&self) -> bool {
+        self.down.load(Ordering::Acquire)
+    }
+
     /// The connection to send on, unless the node is down.
     pub fn conn(&self) -> Option<MultiplexedConnection> {
         self.conn
@@ -126,6 +137,7 @@ impl Routes {
 struct Opened {
     conn: MultiplexedConnection,
     cut: Option<Cut>,
+    tracks: bool,
 }
 
 /// Direct node connections of one cluster connection (generation `gen`).
@@ -235,6 +247,7 @@ impl Direct {
                     Ok(Ok(Value::ServerError(e))) => Err(Failure::reply(&e)),
                     Ok(Ok(_)) => Ok(format!("{host}:{port}")),
                     Ok(Err(e)) if e.code().is_some() => Err(e.into()),
+                    Ok(Err(_)) if node.is_down() => quiet("is not answering"),
                     Ok(Err(_)) => {
                         self.forget(Some(&node.addr));
                         quiet("closed its connection")
@@ -325,23 +338,26 @@ impl Direct {
         let nodes = addrs
             .into_iter()
             .zip(conns)
-            .map(|(addr, conn)| Node {
+            .map(|(addr, opened)| Node {
                 addr,
-                conn,
+                tracks: opened.as_ref().is_some_and(|(_, tracks)| *tracks),
+                conn: opened.map(|(conn, _)| conn),
                 down: AtomicBool::new(false),
             })
             .collect();
         Some(Routes { owner, nodes })
     }
 
-    /// The connection to `addr`, opened (and tracking) if there is none.
+    /// The connection to `addr`, opened (and tracking) if there is none, and
+    /// whether it tracks (a node refusing `CLIENT TRACKING` runs without L1,
+    /// said once through the logger).
     async fn connection(
         &self,
         shared: &Arc<Shared>,
         addr: &(String, u16),
-    ) -> Option<MultiplexedConnection> {
+    ) -> Option<(MultiplexedConnection, bool)> {
         if let Some(o) = self.conns().get(addr) {
-            return Some(o.conn.clone());
+            return Some((o.conn.clone(), o.tracks));
         }
         let (host, port) = addr.clone();
         let address = match self.template.addr() {
@@ -403,21 +419,33 @@ impl Direct {
                     (conn, None)
                 }
             };
-            if optin {
-                redis::cmd("CLIENT")
-                    .arg("TRACKING")
-                    .arg("ON")
-                    .arg("OPTIN")
-                    .query_async::<()>(&mut conn)
-                    .await
-                    .ok()?;
-            }
-            Some(Opened { conn, cut })
+            let refused = if optin {
+                link::track(&mut conn, true).await.ok()?
+            } else {
+                None
+            };
+            Some((
+                Opened {
+                    conn,
+                    cut,
+                    tracks: optin && refused.is_none(),
+                },
+                refused,
+            ))
         };
-        let opened = timeout(shared.timeout, opening).await.ok()??;
-        let conn = opened.conn.clone();
+        let (opened, refused) = timeout(shared.timeout, opening).await.ok()??;
+        if let Some(why) = refused {
+            refused_tracking();
+            let (host, port) = addr;
+            shared.say_once(
+                format!("untracked {host}:{port}"),
+                Code::Server,
+                format!("Redis Cluster node {host}:{port} cannot track keys for this client ({why}); its keys are not kept in the local tier"),
+            );
+        }
+        let got = (opened.conn.clone(), opened.tracks);
         self.conns().insert(addr.clone(), opened);
-        Some(conn)
+        Some(got)
     }
 }
 

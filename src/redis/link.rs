@@ -262,28 +262,11 @@ async fn connect(
             cut,
         ));
     }
-    // Without NOLOOP: when this client's own command makes Redis drop keys from
-    // its tracking table or evict data, the invalidation is sent to this client
-    // too (NOLOOP would suppress exactly those).
-    let mut cmd = redis::cmd("CLIENT");
-    cmd.arg("TRACKING").arg("ON").arg("OPTIN"); // reads that fill L1 opt in (commands.rs)
     let sent = Instant::now();
-    let refused = match timeout(shared.timeout, cmd.query_async::<Value>(&mut conn)).await {
+    let refused = match timeout(shared.timeout, track(&mut conn, true)).await {
         Err(_) => return Err(transient(Failure::timeout())),
-        Ok(Ok(Value::ServerError(e))) => {
-            if !tracking_unsupported(Some(e.code()), None) {
-                return Err(transient(Failure::new(Code::Server, e.to_string())));
-            }
-            Some(e.to_string())
-        }
-        Ok(Err(e)) if e.code().is_some() => {
-            if !tracking_unsupported(e.code(), Some(e.kind())) {
-                return Err(transient(Failure::new(Code::Server, e.to_string())));
-            }
-            Some(e.to_string())
-        }
-        Ok(Err(e)) => return Err(transient(e.into())),
-        Ok(Ok(_)) => None,
+        Ok(Err(why)) => return Err(transient(why)),
+        Ok(Ok(refused)) => refused,
     };
     match refused {
         None => {
@@ -303,6 +286,40 @@ async fn connect(
                 cut,
             ))
         }
+    }
+}
+
+/// Switches client tracking on for `conn` (`optin`: only reads after
+/// `CLIENT CACHING yes` are tracked, see `commands.rs`); the one place every
+/// topology asks for it. `Ok(Some(why))`: the server refuses it for good (an
+/// old server, an ACL, a proxy), and the connection serves without it.
+///
+/// Without NOLOOP: when this client's own command makes Redis drop keys from
+/// its tracking table or evict data, the invalidation is sent to this client
+/// too (NOLOOP would suppress exactly those).
+pub(super) async fn track(
+    conn: &mut MultiplexedConnection,
+    optin: bool,
+) -> Result<Option<String>, Failure> {
+    let mut cmd = redis::cmd("CLIENT");
+    cmd.arg("TRACKING").arg("ON");
+    if optin {
+        cmd.arg("OPTIN");
+    }
+    match cmd.query_async::<Value>(conn).await {
+        Ok(Value::ServerError(e)) if tracking_unsupported(Some(e.code()), None) => {
+            Ok(Some(e.to_string()))
+        }
+        Ok(Value::ServerError(e)) => Err(Failure::new(Code::Server, e.to_string())),
+        Ok(_) => Ok(None),
+        Err(e) if e.code().is_some() => {
+            if tracking_unsupported(e.code(), Some(e.kind())) {
+                Ok(Some(e.to_string()))
+            } else {
+                Err(Failure::new(Code::Server, e.to_string()))
+            }
+        }
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -86,6 +86,8 @@ pub struct Shared {
     pub probe: Arc<crate::latency::Probe>,
     /// Test-only panics (see [`TestPanics`]).
     test_panics: TestPanics,
+    /// What [`Shared::say_once`] has said.
+    said: Mutex<std::collections::HashSet<String>>,
 }
 
 pub struct RedisTier {
@@ -120,6 +122,7 @@ impl RedisTier {
             cut: Mutex::new(None),
             probe: Default::default(),
             test_panics: TestPanics::from_env(),
+            said: Mutex::default(),
         });
         let (tx, rx) = mpsc::unbounded_channel();
         link::start(shared.clone(), target);
@@ -335,6 +338,19 @@ impl Shared {
 
     fn test_panic_executor(&self) {
         TestPanics::check(&self.test_panics.executor, "executor");
+    }
+
+    /// Tells the logger `message` (a warning) the first time `what` happens
+    /// to this instance only.
+    fn say_once(&self, what: String, code: Code, message: String) {
+        let new = self
+            .said
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(what);
+        if new {
+            self.logs.push("warn", code, message);
+        }
     }
 
     /// The gate the hit path checks before serving from L1.
