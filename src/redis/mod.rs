@@ -84,8 +84,8 @@ pub struct Shared {
     cut: Mutex<Option<(u64, severable::Cut)>>,
     /// Measures how long invalidations take to arrive (see `latency.rs`).
     pub probe: Arc<crate::latency::Probe>,
-    /// Test-only panics (see [`TestPanics`]).
-    test_panics: TestPanics,
+    /// Test-only panics (see [`TestPanics`]); `None` in production.
+    test_panics: Option<Box<TestPanics>>,
     /// What [`Shared::say_once`] has said.
     said: Mutex<std::collections::HashSet<String>>,
 }
@@ -280,9 +280,10 @@ where
 }
 
 /// Test-only: `NATIVE_CACHE_TEST_PANIC=supervisor:3,executor:always`, read
-/// when an instance is created, makes the supervisor panic on its first 3
-/// runs (at their start) and the executor on every round it takes, so tests
-/// can check restarts. Unset in production: every check is one atomic load.
+/// once per process, makes each instance's supervisor panic on its first 3
+/// runs (at their start) and its executor on every round it takes, so tests
+/// can check restarts. Unset (production), an instance has none and its
+/// rounds check one field.
 #[derive(Default)]
 struct TestPanics {
     supervisor: std::sync::atomic::AtomicU32,
@@ -292,11 +293,23 @@ struct TestPanics {
 impl TestPanics {
     const ALWAYS: u32 = u32::MAX;
 
-    fn from_env() -> Self {
-        let me = TestPanics::default();
-        let Ok(spec) = std::env::var("NATIVE_CACHE_TEST_PANIC") else {
-            return me;
-        };
+    /// An instance's panics, if the process was started with the variable.
+    fn from_env() -> Option<Box<Self>> {
+        static SPEC: std::sync::OnceLock<Option<(u32, u32)>> = std::sync::OnceLock::new();
+        let (supervisor, executor) = (*SPEC.get_or_init(|| {
+            std::env::var("NATIVE_CACHE_TEST_PANIC")
+                .ok()
+                .map(|spec| Self::parse(&spec))
+        }))?;
+        Some(Box::new(TestPanics {
+            supervisor: supervisor.into(),
+            executor: executor.into(),
+        }))
+    }
+
+    /// `(supervisor, executor)` panics the variable asks for.
+    fn parse(spec: &str) -> (u32, u32) {
+        let (mut supervisor, mut executor) = (0, 0);
         for part in spec.split(',') {
             let (task, times) = part.split_once(':').unwrap_or((part, "1"));
             let times = match times.trim() {
@@ -304,12 +317,12 @@ impl TestPanics {
                 n => n.parse().unwrap_or(0),
             };
             match task.trim() {
-                "supervisor" => me.supervisor.store(times, Ordering::Relaxed),
-                "executor" => me.executor.store(times, Ordering::Relaxed),
+                "supervisor" => supervisor = times,
+                "executor" => executor = times,
                 _ => {}
             }
         }
-        me
+        (supervisor, executor)
     }
 
     /// Whether a test panic is due now (one fewer left).
@@ -333,11 +346,15 @@ impl TestPanics {
 impl Shared {
     /// Test-only panic points (see [`TestPanics`]).
     fn test_panic_supervisor(&self) {
-        TestPanics::check(&self.test_panics.supervisor, "supervisor");
+        if let Some(p) = &self.test_panics {
+            TestPanics::check(&p.supervisor, "supervisor");
+        }
     }
 
     fn test_panic_executor(&self) {
-        TestPanics::check(&self.test_panics.executor, "executor");
+        if let Some(p) = &self.test_panics {
+            TestPanics::check(&p.executor, "executor");
+        }
     }
 
     /// Tells the logger `message` (a warning) the first time `what` happens
@@ -538,6 +555,16 @@ mod tests {
         }
         assert_eq!(seen, [10, 20, 40, 80, 160, 320, 640, 1000, 1000]);
         assert_eq!(restart_delay(Some(d), RESTART_CALM), (RESTART_FIRST, true));
+    }
+
+    #[test]
+    fn test_panic_specs_parse() {
+        assert_eq!(
+            TestPanics::parse("supervisor:3,executor:always"),
+            (3, TestPanics::ALWAYS)
+        );
+        assert_eq!(TestPanics::parse(" executor "), (0, 1));
+        assert_eq!(TestPanics::parse("other:2,supervisor:x"), (0, 0));
     }
 
     #[test]
