@@ -22,25 +22,17 @@ use super::Conn;
 use tokio::sync::{mpsc, oneshot, Mutex};
 use tokio::time::timeout_at;
 
+use super::batch::{Job, Planned};
 use super::cluster;
 use super::commands::{add_commands, apply_reply};
 use super::scan::delete_pattern;
 use super::severable::{self, Round};
 use super::{Link, Shared};
 use crate::error::{Code, Failure};
-use crate::local::Ticket;
 use crate::ops::{Op, Replies};
 
 /// Ops merged into one pipeline at most; more wait for the next round trip.
 const MAX_PIPELINE_OPS: usize = 4096;
-
-pub struct Job {
-    pub ops: Vec<Op>,
-    /// Per op, one ticket per key it reads through L1.
-    pub tickets: Vec<Vec<Ticket>>,
-    pub reply: oneshot::Sender<Replies>,
-    pub deadline: Instant,
-}
 
 /// Runs the executor, restarted should it ever panic (the calls of that round
 /// are answered as failed; later calls are served).
@@ -131,13 +123,6 @@ async fn current_link(shared: &Shared, deadline: Instant) -> Result<(Conn, u64),
             Err(_) => return Err(Failure::new(Code::Timeout, "Redis connect timed out")),
         }
     }
-}
-
-/// An op of a merged pipeline: the job it belongs to, the op, its L1 tickets.
-pub(super) struct Planned {
-    pub job: usize,
-    pub op: Op,
-    pub tickets: Vec<Ticket>,
 }
 
 /// Runs `jobs` on one connection, in order: one pipeline for everything up to

@@ -10,14 +10,15 @@ use std::time::{Duration, Instant};
 use redis::aio::MultiplexedConnection;
 use redis::io::AsyncDNSResolver;
 use redis::{
-    AsyncConnectionConfig, ConnectionAddr, ProtocolVersion, PushInfo, PushKind, RedisFuture, Value,
+    AsyncConnectionConfig, ConnectionAddr, ProtocolVersion, PushInfo, PushKind, RedisFuture,
 };
 use tokio::time::{sleep, timeout};
 
 use super::sentinel::{self, Sentinels};
 use super::severable::{self, Cut};
+use super::tracking::track;
 use super::{cluster, Conn, Link, Shared};
-use crate::error::{classify_connect, tracking_unsupported, Code, ConnectFailure, Failure};
+use crate::error::{classify_connect, Code, ConnectFailure, Failure};
 use crate::options::{Target, HEARTBEAT_INTERVAL_MS};
 use crate::stats::Counters;
 
@@ -286,40 +287,6 @@ async fn connect(
                 cut,
             ))
         }
-    }
-}
-
-/// Switches client tracking on for `conn` (`optin`: only reads after
-/// `CLIENT CACHING yes` are tracked, see `commands.rs`); the one place every
-/// topology asks for it. `Ok(Some(why))`: the server refuses it for good (an
-/// old server, an ACL, a proxy), and the connection serves without it.
-///
-/// Without NOLOOP: when this client's own command makes Redis drop keys from
-/// its tracking table or evict data, the invalidation is sent to this client
-/// too (NOLOOP would suppress exactly those).
-pub(super) async fn track(
-    conn: &mut MultiplexedConnection,
-    optin: bool,
-) -> Result<Option<String>, Failure> {
-    let mut cmd = redis::cmd("CLIENT");
-    cmd.arg("TRACKING").arg("ON");
-    if optin {
-        cmd.arg("OPTIN");
-    }
-    match cmd.query_async::<Value>(conn).await {
-        Ok(Value::ServerError(e)) if tracking_unsupported(Some(e.code()), None) => {
-            Ok(Some(e.to_string()))
-        }
-        Ok(Value::ServerError(e)) => Err(Failure::new(Code::Server, e.to_string())),
-        Ok(_) => Ok(None),
-        Err(e) if e.code().is_some() => {
-            if tracking_unsupported(e.code(), Some(e.kind())) {
-                Ok(Some(e.to_string()))
-            } else {
-                Err(Failure::new(Code::Server, e.to_string()))
-            }
-        }
-        Err(e) => Err(e.into()),
     }
 }
 

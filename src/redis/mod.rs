@@ -18,14 +18,15 @@
 //!
 //! Tracking pushes are applied to L1 by `local.rs`.
 
+mod batch;
 mod cluster;
 mod commands;
-mod direct;
 mod executor;
 mod link;
 mod scan;
 mod sentinel;
 mod severable;
+mod tracking;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -43,7 +44,7 @@ use crate::ops::{Op, Replies, Shape};
 use crate::options::{Target, LIVENESS_LEASE_MS};
 use crate::stats::Counters;
 
-use executor::Job;
+use batch::Job;
 
 /// One server, or a Redis Cluster through redis-rs' cluster connection.
 #[derive(Clone)]

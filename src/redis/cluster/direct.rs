@@ -6,7 +6,7 @@
 //! op) costs a request to redis-rs' routing task, two timers and a hop to the
 //! node connection's task; that was most of the client's CPU per call.
 //!
-//! Anything unusual goes back to redis-rs (`cluster.rs`), which follows
+//! Anything unusual goes back to redis-rs (`run.rs`), which follows
 //! redirects and reconnects: a reply that is a redirect or a cluster-state
 //! error, or a node connection that fails. The map is then dropped and
 //! rebuilt in the background; until it is, calls go through redis-rs.
@@ -31,60 +31,12 @@ use redis::{
 };
 use tokio::time::timeout;
 
-use super::cluster::refused_tracking;
-use super::cluster::Routed;
-use super::link;
-use super::severable::{self, Cut};
-use super::Shared;
+use super::nodes::{a_node_refused_tracking, on_push, refused_tracking, Routed};
+use super::slots::{parse_slots, SLOTS};
 use crate::error::{Code, Failure};
-
-pub const SLOTS: usize = 16384;
-
-/// The cluster's hash slot of `key` (CRC16/XMODEM of the key or its hash tag).
-pub fn slot(key: &[u8]) -> u16 {
-    let tagged = key.iter().position(|b| *b == b'{').and_then(|open| {
-        let close = key[open + 1..].iter().position(|b| *b == b'}')?;
-        let tag = &key[open + 1..open + 1 + close];
-        (!tag.is_empty()).then_some(tag)
-    });
-    let mut crc: u16 = 0;
-    for b in tagged.unwrap_or(key) {
-        crc = (crc << 8) ^ CRC16[usize::from((crc >> 8) as u8 ^ b)];
-    }
-    crc % SLOTS as u16
-}
-
-const CRC16: [u16; 256] = {
-    let mut t = [0u16; 256];
-    let mut i = 0;
-    while i < 256 {
-        let mut c = (i as u16) << 8;
-        let mut bit = 0;
-        while bit < 8 {
-            c = if c & 0x8000 != 0 {
-                (c << 1) ^ 0x1021
-            } else {
-                c << 1
-            };
-            bit += 1;
-        }
-        t[i] = c;
-        i += 1;
-    }
-    t
-};
-
-/// Whether a reply means the command did not run where it was sent (a
-/// redirect, or a cluster in transition), so redis-rs must send it again.
-pub fn misrouted(v: &Value) -> bool {
-    let Value::ServerError(e) = v else {
-        return false;
-    };
-    matches!(
-        e.code(),
-        "MOVED" | "ASK" | "TRYAGAIN" | "CLUSTERDOWN" | "READONLY" | "LOADING" | "MASTERDOWN"
-    )
-}
+use crate::redis::severable::{self, Cut};
+use crate::redis::tracking;
+use crate::redis::Shared;
 
 /// The slot map: per slot the index of its primary in `nodes`, or `NONE`.
 pub struct Routes {
@@ -391,7 +343,7 @@ impl Direct {
             .set_response_timeout(None)
             .set_push_sender(move |push: PushInfo| {
                 if let Some(shared) = weak.upgrade() {
-                    super::cluster::on_push(&shared, gen, push);
+                    on_push(&shared, gen, push);
                 }
                 Ok::<(), ()>(())
             });
@@ -420,7 +372,7 @@ impl Direct {
                 }
             };
             let refused = if optin {
-                link::track(&mut conn, true).await.ok()?
+                tracking::track(&mut conn, true).await.ok()?
             } else {
                 None
             };
@@ -449,81 +401,10 @@ impl Direct {
     }
 }
 
-/// `CLUSTER SLOTS`: each range's first and last slot and its primary's
-/// address; ranges whose primary has no usable address are left out (their
-/// slots go through redis-rs).
-fn parse_slots(v: Value) -> Vec<(u16, u16, (String, u16))> {
-    let Value::Array(items) = v else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    for item in items {
-        let Value::Array(item) = item else { continue };
-        let (Some(Value::Int(start)), Some(Value::Int(end)), Some(Value::Array(primary))) =
-            (item.first(), item.get(1), item.get(2))
-        else {
-            continue;
-        };
-        let host = match primary.first() {
-            Some(Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
-            Some(Value::SimpleString(s)) => s.clone(),
-            _ => continue,
-        };
-        let Some(Value::Int(port)) = primary.get(1) else {
-            continue;
-        };
-        if host.is_empty() || host == "?" {
-            continue;
-        }
-        let (Ok(start), Ok(end), Ok(port)) = (
-            u16::try_from(*start),
-            u16::try_from(*end),
-            u16::try_from(*port),
-        ) else {
-            continue;
-        };
-        out.push((start, end, (host, port)));
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use redis::cluster_routing::{Route, Slot, SlotAddr};
-
-    #[test]
-    fn slots_match_redis_rs() {
-        let keys = [
-            "",
-            "a",
-            "foo",
-            "user:1000",
-            "{user1000}.following",
-            "{}x",
-            "x{}y{z}",
-            "{a}b",
-            "ü{ä}",
-            "cold:12345",
-            "{",
-            "}",
-            "a{b",
-            "a}b{c}",
-        ];
-        for k in keys {
-            assert_eq!(
-                Route::new(slot(k.as_bytes()), SlotAddr::Master),
-                Route::with_slot(Slot::for_key(k.as_bytes()), SlotAddr::Master),
-                "{k:?}"
-            );
-        }
-        for i in 0..10_000 {
-            let k = format!("key:{i}");
-            assert_eq!(
-                Route::new(slot(k.as_bytes()), SlotAddr::Master),
-                Route::with_slot(Slot::for_key(k.as_bytes()), SlotAddr::Master)
-            );
-        }
-        assert_eq!(slot(b"foo"), 12182, "the value in the cluster spec");
+/// Whether a read of a key in `slot` may fill L1: its primary tracks keys for us.
+pub fn tracks(routes: Option<&Routes>, slot: u16) -> bool {
+    match routes.and_then(|r| Some(&r.nodes[r.node(slot)?])) {
+        Some(node) => node.tracks,
+        None => !a_node_refused_tracking(),
     }
 }
