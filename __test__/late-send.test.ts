@@ -3,75 +3,20 @@
 // partition or a swamped server alike) while a 32 MB value is being written,
 // and the calls behind it wait in the client's write buffer. When their callers
 // have been answered "timed out", none of it may reach Redis once it reads again.
-// Each case runs on a single server and on a Cluster primary (which stays
-// primary: cluster-node-timeout 60 s, so no replica takes over meanwhile).
-import { describe, it, expect, beforeAll, afterAll } from 'vitest'
-import Redis from 'ioredis'
+// Each case runs on every topology (helpers/topologies.ts): a single server,
+// a Sentinel master and a Cluster primary, each staying what it is while
+// stopped (no failover meanwhile).
+import { describe, it, expect } from 'vitest'
 import { CacheService } from '../index.js'
-import { startRedis, stopRedis, eventually, sleep, type RedisProcess } from './helpers/redis'
-import { ownCluster } from './helpers/cluster'
+import { eventually, sleep } from './helpers/redis'
+import { ownTopologies, type Topology } from './helpers/topologies'
 
 const TIMEOUT = 300
 const BIG = 'x'.repeat(32 * 1024 * 1024)
 const CALLS = 200
 
-let server: RedisProcess
-let raw: Redis
-beforeAll(async () => {
-  server = await startRedis()
-  raw = new Redis(server.port, '127.0.0.1')
-})
-afterAll(async () => {
-  raw?.disconnect()
-  await stopRedis(server)
-})
-const cluster = ownCluster({ nodeTimeoutMs: 60_000 })
-
-/** Where the calls go, and how to stop the server that holds their keys. */
-interface Topology {
-  name: string
-  /** The connection options of a CacheService. */
-  address(): { url: string } | { cluster: { nodes: string[] } }
-  /** A key named after `name`, held by the server `stop` stops. */
-  key(name: string): string
-  stop(): void
-  resume(): void
-  exists(key: string): Promise<boolean>
-}
-
-const single: Topology = {
-  name: 'single server',
-  address: () => ({ url: server.url }),
-  key: (name) => name,
-  stop: () => server.signal('SIGSTOP'),
-  resume: () => server.signal('SIGCONT'),
-  exists: async (key) => (await raw.exists(key)) === 1,
-}
-
-/** The first primary of the cluster, and a hash tag whose slot it serves. */
-let stopped: { port: number; tag: string } | undefined
-async function clusterPrimary() {
-  if (!stopped) {
-    const [p] = await cluster.primaries()
-    let i = 0
-    while ((await cluster.primaryOf(`{late${i}}`)) !== p.port) i++
-    stopped = { port: p.port, tag: `{late${i}}` }
-  }
-  return stopped
-}
-const onCluster: Topology = {
-  name: 'cluster',
-  address: () => ({ cluster: { nodes: cluster.seeds } }),
-  key: (name) => `${stopped!.tag}:${name}`,
-  stop: () => cluster.pause(stopped!.port),
-  resume: () => void cluster.resume(stopped!.port),
-  exists: async (key) => (await cluster.node(stopped!.port).exists(key)) === 1,
-}
-beforeAll(async () => {
-  await clusterPrimary()
-}, 90_000)
-
-const topologies = [single, onCluster]
+const topologies = ownTopologies()
+const stored = async (t: Topology, key: string) => (await t.server().exists(key)) === 1
 
 const turn = () => new Promise<void>((r) => setImmediate(r))
 
@@ -106,13 +51,13 @@ for (const t of topologies) describe(`${t.name}: calls stuck behind a write Redi
       // Redis reads whatever reached it; give it time to run all of it.
       await sleep(1000)
       const keys = [`${prefix}:big`, ...Array.from({ length: 40 }, (_, i) => `${prefix}:${i}`)]
-      const exists = await Promise.all(keys.map((k) => t.exists(k)))
+      const exists = await Promise.all(keys.map((k) => stored(t, k)))
       const late = keys.filter((_, i) => exists[i])
       expect(logs.join('\n'), 'the failures were reported').toMatch(/timed out|connection/i)
       expect(late, `sets answered as failed that still ran once Redis read again (${late.length} of ${keys.length})`).toEqual([])
       // And the instance recovers by itself.
       expect(
-        await eventually(async () => (await cache.set(`${prefix}:after`, 1, 60), await t.exists(`${prefix}:after`)), 5000, 50),
+        await eventually(async () => (await cache.set(`${prefix}:after`, 1, 60), await stored(t, `${prefix}:after`)), 5000, 50),
       ).toBe(true)
       await cache.close()
     })
@@ -154,7 +99,7 @@ for (const t of topologies) describe(`${t.name}: small writes while Redis is sto
       }
       await sleep(1000)
       const keys = Array.from({ length: CALLS }, (_, i) => `${prefix}:${i}`)
-      const exists = await Promise.all(keys.map((k) => t.exists(k)))
+      const exists = await Promise.all(keys.map((k) => stored(t, k)))
       const late = keys.filter((_, i) => exists[i])
       await cache.close()
       // None answered early, so none was answered as a success.
@@ -188,7 +133,7 @@ for (const t of topologies) describe(`${t.name}: rounds made after a timed-out r
     await sleep(1000)
     const ran = new Set<number>()
     for (let round = 0; round < 6; round++) {
-      for (let i = 0; i < 10; i++) if (await t.exists(name(round, i))) ran.add(round)
+      for (let i = 0; i < 10; i++) if (await stored(t, name(round, i))) ran.add(round)
     }
     await cache.close()
     expect(ran.size, `rounds answered as failed of which sets ran once Redis read again (${[...ran].join(', ')}): at most the first one sent`).toBeLessThanOrEqual(1)

@@ -5,16 +5,23 @@
 //!   backoff and jitter, client tracking switched on, a heartbeat proving the
 //!   invalidation link alive;
 //! - `severable.rs`: plain TCP connections whose driver task is ours, so a
-//!   connection given up writes nothing more;
+//!   connection given up writes nothing more, and the one rule for sending a
+//!   round on any connection (`send_round`);
+//! - `tracking.rs`: client tracking switched on, and reads opted in
+//!   (`CLIENT CACHING yes`), for every topology;
+//! - `batch.rs`: a batch of calls as the executor takes and runs it;
 //! - `executor.rs`: the serial executor that turns each batch of calls into
 //!   one pipeline and keeps every call's deadline;
 //! - `commands.rs`: what each call sends and how its replies are read;
 //! - `scan.rs`: `invalidatePattern`'s `SCAN` + `UNLINK` loop;
 //! - `sentinel.rs`: with Sentinel, the master's address for every connect,
 //!   its role checked, `+switch-master` followed.
-//! - `cluster.rs`: the same over a Redis Cluster (redis-rs' cluster-async,
-//!   tracking on every node connection) and `direct.rs` (per-key calls as
-//!   one pipeline per primary on our own node connections).
+//! - `cluster/`: the same over a Redis Cluster (redis-rs' cluster-async,
+//!   tracking on every node connection, and per-key calls as one pipeline per
+//!   primary on our own node connections; see its `mod.rs`).
+//!
+//! A connection comes into service only through `Shared::install`, which
+//! empties L1 when it replaces one that was up.
 //!
 //! Tracking pushes are applied to L1 by `local.rs`.
 
