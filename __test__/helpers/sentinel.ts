@@ -194,3 +194,25 @@ export function callTimer() {
   }
   return timer
 }
+
+/**
+ * Writes `key` through `cache` (a new number each time, every 10 ms) until a
+ * write lands on `newMaster` while it says it is master (before that, it
+ * replicates what the old one takes): when that happened, or 0 if not
+ * within `ms`.
+ */
+export async function writesReachNewMaster(
+  cache: { set(key: string, value: unknown): Promise<void> },
+  newMaster: Redis,
+  key: string,
+  ms: number,
+): Promise<number> {
+  const from = Date.now()
+  for (let n = 0; Date.now() - from < ms; n++) {
+    const promoted = ((await newMaster.call('ROLE')) as unknown[])[0] === 'master'
+    await cache.set(key, n)
+    if (promoted && (await newMaster.get(key)) === String(n)) return Date.now()
+    await new Promise((r) => setTimeout(r, 10))
+  }
+  return 0
+}
