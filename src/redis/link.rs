@@ -224,7 +224,8 @@ async fn connect(
     let connecting = async {
         match info.addr() {
             ConnectionAddr::Tcp(host, port) => {
-                severable::open(host, *port, info.redis_settings(), config)
+                // Pipelines are written whole; waiting for ACKs only delays the next round.
+                severable::open(host, *port, info.redis_settings(), config, true)
                     .await
                     .map(|(conn, cut)| (conn, Some(cut)))
             }

@@ -100,12 +100,16 @@ pub async fn send_round(
 }
 
 /// Connects to `host:port` and sets the connection up (`HELLO`, `AUTH`,
-/// `SELECT` as `info` says) with redis-rs' own code, driving it on a task we can abort.
+/// `SELECT` as `info` says) with redis-rs' own code, driving it on a task we
+/// can abort. `nodelay`: no Nagle delay (the single server's executor writes
+/// whole pipelines and waits for their replies); without it, as redis-rs'
+/// default, the small writes of the cluster's per-node pipelines coalesce.
 pub async fn open(
     host: &str,
     port: u16,
     info: &RedisConnectionInfo,
     config: AsyncConnectionConfig,
+    nodelay: bool,
 ) -> RedisResult<(MultiplexedConnection, Cut)> {
     // Every address at once, as redis-rs does: one that drops packets must not
     // use up the connect timeout before the next is tried.
@@ -117,8 +121,7 @@ pub async fn open(
     }
     let attempts = addrs.into_iter().map(|a| Box::pin(TcpStream::connect(a)));
     let (socket, _) = futures_util::future::select_ok(attempts).await?;
-    // Pipelines are written whole; waiting for ACKs only delays the next round.
-    socket.set_nodelay(true)?;
+    socket.set_nodelay(nodelay)?;
     let stuck = Arc::new(AtomicBool::new(false));
     let stream = Watched {
         socket,

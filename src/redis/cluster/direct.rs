@@ -352,9 +352,10 @@ impl Direct {
             // nothing more (`severable.rs`); TLS: redis-rs'.
             let (mut conn, cut) = match info.addr() {
                 ConnectionAddr::Tcp(host, port) => {
-                    let (conn, cut) = severable::open(host, *port, info.redis_settings(), config)
-                        .await
-                        .ok()?;
+                    let (conn, cut) =
+                        severable::open(host, *port, info.redis_settings(), config, false)
+                            .await
+                            .ok()?;
                     (conn, Some(cut))
                 }
                 _ => {
