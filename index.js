@@ -472,13 +472,12 @@ function resolveSentinel(sentinel, env) {
   if (!Array.isArray(sentinels)) {
     throw new TypeError(`sentinel.sentinels must be an array of 'host:port' addresses, got ${describe(sentinels)}`)
   }
-  if (sentinels.length === 0) throw new TypeError("sentinel.sentinels must list at least one 'host:port' address")
   sentinels.forEach((s, i) => {
-    if (typeof s !== 'string' || s.trim() === '') {
+    if (typeof s !== 'string') {
       throw new TypeError(`sentinel.sentinels[${i}] must be a 'host:port' string, got ${describe(s)}`)
     }
   })
-  if (typeof name !== 'string' || name.trim() === '') {
+  if (typeof name !== 'string') {
     throw new TypeError(`sentinel.name must name the master group (sentinel monitor <name>), got ${describe(name)}`)
   }
   return { sentinels: [...sentinels], name, password: optionalString(password, 'sentinel.password') }

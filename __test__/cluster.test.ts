@@ -287,3 +287,42 @@ describe('cluster options', () => {
     }
   })
 })
+
+// A node may refuse CLIENT TRACKING (an ACL, a proxy in front of it): its
+// keys are then read from Redis every time, while the other nodes keep L1.
+describe('cluster mode: a node that refuses CLIENT TRACKING', () => {
+  it('its keys run without L1 (said once through the logger), the other nodes keep L1', async () => {
+    const [refusing, other] = await cluster.primaries()
+    const node = cluster.node(refusing.port)
+    await node.call('ACL', 'SETUSER', 'default', '-client|tracking')
+    const lines: string[] = []
+    const keep = (m: unknown) => void lines.push(String(m))
+    const cache = new CacheService({ cluster: { nodes: cluster.seeds }, logger: { error: keep, warn: keep, info: keep, debug: keep } })
+    try {
+      const untracked = (await keysOnEveryPrimary('refuse')).get(refusing.port)![0]
+      const tracked = (await keysOnEveryPrimary('refuse')).get(other.port)![0]
+      await cache.set(untracked, 'u', 60)
+      await cache.set(tracked, 't', 60)
+      for (let i = 0; i < 3; i++) {
+        expect(await cache.get(untracked)).toBe('u')
+        expect(await cache.get(tracked)).toBe('t')
+      }
+      expect(await eventually(async () => {
+        const before = cache.stats().local.hits
+        return (await cache.get(tracked)) === 't' && cache.stats().local.hits === before + 1
+      }, 2000), 'a key of a tracking node is served from L1').toBe(true)
+      const before = cache.stats().local.hits
+      expect(await cache.mget([untracked, tracked])).toEqual(['u', 't'])
+      expect(await cache.get(untracked)).toBe('u')
+      expect(cache.stats().local.hits - before, 'only the tracking node\'s key is an L1 hit').toBe(1)
+      // Nothing of the refusing node is kept: a foreign write there is seen at once.
+      await node.set(untracked, '"foreign"', 'EX', 60)
+      expect(await cache.get(untracked)).toBe('foreign')
+      expect(lines.filter((l) => /track/i.test(l)), 'said once').toHaveLength(1)
+      expect(lines[0]).toContain(`${refusing.port}`)
+    } finally {
+      await node.call('ACL', 'SETUSER', 'default', '+client|tracking')
+      await cache.close()
+    }
+  })
+})

@@ -8,7 +8,7 @@
 // The recovery time is printed (the README quotes it).
 import { describe, it, expect, afterEach } from 'vitest'
 import { CacheService } from '../index.js'
-import { ownSentinelGroup, watchSwitch, callTimer } from './helpers/sentinel'
+import { ownSentinelGroup, watchSwitch, callTimer, writesReachNewMaster } from './helpers/sentinel'
 import { eventually, sleep } from './helpers/redis'
 
 const TIMEOUT = 1000
@@ -80,16 +80,7 @@ describe('SENTINEL FAILOVER under load', () => {
     await group.sentinel(S).call('SENTINEL', 'FAILOVER', group.name)
     // Recovered: a write through the instance lands on the new master, once it is
     // master (before that, it replicates what the old one takes).
-    let recoveredAt = 0
-    for (let n = 0; Date.now() - failedOverAt < 20_000; n++) {
-      const promoted = ((await newRaw.call('ROLE')) as unknown[])[0] === 'master'
-      await c.set('fo:probe', n)
-      if (promoted && (await newRaw.get('fo:probe')) === String(n)) {
-        recoveredAt = Date.now()
-        break
-      }
-      await sleep(10)
-    }
+    const recoveredAt = await writesReachNewMaster(c, newRaw, 'fo:probe', 20_000)
     expect(recoveredAt, 'never wrote to the new master').toBeGreaterThan(0)
     expect(sw.at, 'the sentinels announced no switch').toBeGreaterThan(0)
     // Followed the announcement: the old master still says it is master, so ROLE checks alone would not have moved it yet.

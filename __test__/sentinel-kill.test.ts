@@ -6,7 +6,7 @@
 // authenticates to the sentinels, the top-level `password` to the master.
 import { describe, it, expect, afterEach } from 'vitest'
 import { CacheService } from '../index.js'
-import { ownSentinelGroup, watchSwitch, callTimer } from './helpers/sentinel'
+import { ownSentinelGroup, watchSwitch, callTimer, writesReachNewMaster } from './helpers/sentinel'
 import { eventually, sleep } from './helpers/redis'
 
 const TIMEOUT = 1000
@@ -90,16 +90,7 @@ describe('the master killed under load', () => {
 
     const killedAt = Date.now()
     old.signal('SIGKILL')
-    let recoveredAt = 0
-    for (let n = 0; Date.now() - killedAt < 30_000; n++) {
-      const promoted = ((await newRaw.call('ROLE')) as unknown[])[0] === 'master'
-      await c.set('kill:probe', n)
-      if (promoted && (await newRaw.get('kill:probe')) === String(n)) {
-        recoveredAt = Date.now()
-        break
-      }
-      await sleep(10)
-    }
+    const recoveredAt = await writesReachNewMaster(c, newRaw, 'kill:probe', 30_000)
     expect(recoveredAt, 'never wrote to the new master').toBeGreaterThan(0)
     // The watched sentinel may announce the switch after the instance got there
     // (it learns the new config from the sentinel that led the failover).

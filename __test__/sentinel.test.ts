@@ -135,6 +135,15 @@ describe('the method table through Sentinel', () => {
     expect(await eventually(async () => (await c.get('coh:k')) === null, 100, 5)).toBe(true)
   })
 
+  it('sentinel addresses take the forms Cluster nodes take: redis:// URLs reach the master', async () => {
+    const sentinels = group.sentinels.map((s) => `redis://${s}`)
+    const c = new CacheService({ sentinel: { sentinels, name: group.name }, logger: false })
+    open.push(c)
+    await connected(c)
+    await c.set('url:a', 'via url', 60)
+    expect(await group.raw(await group.masterPort()).get('url:a')).toBe('"via url"')
+  })
+
   it('REDIS_SENTINELS and REDIS_SENTINEL_NAME configure it when no option does', async () => {
     const saved = { s: process.env.REDIS_SENTINELS, n: process.env.REDIS_SENTINEL_NAME, u: process.env.REDIS_URL }
     const dead = await freePort()
@@ -176,6 +185,7 @@ describe('bad Sentinel configuration', () => {
     [{ sentinel: { sentinels: [7], name: 'm' } }, /sentinel\.sentinels\[0\]/],
     [{ sentinel: { sentinels: ['host:notaport'], name: 'm' } }, /sentinel\.sentinels: "host:notaport"/],
     [{ sentinel: { sentinels: ['h:0'], name: 'm' } }, /sentinel\.sentinels/],
+    [{ sentinel: { sentinels: ['rediss://h:1'], name: 'm' } }, /sentinel\.sentinels: "rediss:\/\/h:1": sentinels are reached without TLS/],
     [{ sentinel: { sentinels, name: 'm', password: 5 } }, /sentinel\.password/],
     [{ sentinel: 'yes' }, /sentinel must be/],
     [{ sentinel: { sentinels, name: 'm' }, url: 'redis://127.0.0.1:1' }, /url cannot be used with sentinel/],

@@ -122,31 +122,78 @@ pub struct SentinelTarget {
     pub password: Option<String>,
 }
 
-/// `host:port`, `[v6]:port` or a bare host (port 26379), as a sentinel address.
-fn sentinel_addr(s: &str) -> Result<(String, u16), String> {
-    let bad = || format!("sentinel.sentinels: {s:?} is not a 'host:port' address");
+/// A node's address as `cluster.nodes` and `sentinel.sentinels` take it.
+#[derive(Debug, PartialEq, Eq)]
+enum Address {
+    /// A `redis://` or `rediss://` URL (checked by whoever reads it).
+    Url(String),
+    /// `host:port`, `[v6]:port`, or a bare host or `[v6]` (no port).
+    Host(String, Option<u16>),
+}
+
+/// Reads one address; `None` when it is neither a URL nor a host with an
+/// optional port (1 to 65535).
+fn address(s: &str) -> Option<Address> {
     let s = s.trim();
+    if s.contains("://") {
+        return Some(Address::Url(s.to_string()));
+    }
     let (host, port) = if let Some(rest) = s.strip_prefix('[') {
-        let (host, after) = rest.split_once(']').ok_or_else(bad)?;
+        let (host, after) = rest.split_once(']')?;
         match after {
             "" => (host, None),
-            p => (host, Some(p.strip_prefix(':').ok_or_else(bad)?)),
+            p => (host, Some(p.strip_prefix(':')?)),
         }
     } else {
         match s.rsplit_once(':') {
-            Some((h, _)) if h.contains(':') => return Err(bad()),
+            Some((h, _)) if h.contains(':') => return None,
             Some((h, p)) => (h, Some(p)),
             None => (s, None),
         }
     };
     if host.is_empty() || host.contains(char::is_whitespace) {
-        return Err(bad());
+        return None;
     }
     let port = match port {
-        None => 26379,
-        Some(p) => p.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(bad)?,
+        None => None,
+        Some(p) => Some(p.parse::<u16>().ok().filter(|p| *p > 0)?),
     };
-    Ok((host.to_string(), port))
+    Some(Address::Host(host.to_string(), port))
+}
+
+/// A sentinel's address: `host:port`, `[v6]:port`, a bare host (port
+/// 26379) or a `redis://host:port` URL, as a Cluster node's.
+fn sentinel_addr(s: &str) -> Result<(String, u16), String> {
+    const PORT: u16 = 26379;
+    let bad = || format!("sentinel.sentinels: {s:?} is not a 'host:port' address or redis:// URL");
+    match address(s).ok_or_else(bad)? {
+        Address::Host(host, port) => Ok((host, port.unwrap_or(PORT))),
+        Address::Url(url) => {
+            let parsed = redis::parse_redis_url(&url).ok_or_else(bad)?;
+            if parsed.scheme() != "redis" {
+                return Err(format!(
+                    "sentinel.sentinels: {s:?}: sentinels are reached without TLS (redis://)"
+                ));
+            }
+            if !parsed.username().is_empty() || parsed.password().is_some() {
+                return Err(format!(
+                    "sentinel.sentinels: {s:?} carries credentials; give the sentinels' password as sentinel.password"
+                ));
+            }
+            if !matches!(parsed.path(), "" | "/") {
+                return Err(format!(
+                    "sentinel.sentinels: {s:?} names a database; a sentinel has none"
+                ));
+            }
+            let host = parsed
+                .host_str()
+                .filter(|h| !h.is_empty())
+                .ok_or_else(bad)?
+                .trim_matches(['[', ']'])
+                .to_string();
+            Ok((host, parsed.port().unwrap_or(PORT)))
+        }
+    }
 }
 
 fn sentinel_target(o: &SentinelOptions) -> Result<SentinelTarget, String> {
@@ -256,18 +303,17 @@ pub fn cluster_target(o: &NativeOptions, nodes: &[String]) -> Result<Target, Str
             local_max_ttl_ms: 0.0,
             command_timeout_ms: 0.0,
         };
-        if node.contains("://") {
-            one.url = Some(node.clone());
-        } else {
-            let (host, port) = node
-                .rsplit_once(':')
-                .and_then(|(h, p)| Some((h, p.parse::<u16>().ok().filter(|p| *p > 0)?)))
-                .filter(|(h, _)| !h.is_empty())
-                .ok_or_else(|| {
-                    format!("cluster.nodes: {node:?} is neither a redis:// URL nor host:port")
-                })?;
-            one.host = Some(host.trim_matches(['[', ']']).to_string());
-            one.port = Some(port.into());
+        match address(node) {
+            Some(Address::Url(url)) => one.url = Some(url),
+            Some(Address::Host(host, Some(port))) => {
+                one.host = Some(host);
+                one.port = Some(port.into());
+            }
+            _ => {
+                return Err(format!(
+                    "cluster.nodes: {node:?} is neither a redis:// URL nor host:port"
+                ))
+            }
         }
         let mut info = target(&one)
             .map_err(|e| format!("cluster.nodes: {e}"))?
@@ -552,6 +598,31 @@ mod tests {
             let err = sentinel_addr(bad).unwrap_err();
             assert!(err.contains("sentinel.sentinels"), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn sentinels_and_cluster_nodes_take_the_same_forms() {
+        assert_eq!(
+            sentinel_addr("redis://10.0.0.5:26380"),
+            Ok(("10.0.0.5".into(), 26380))
+        );
+        assert_eq!(sentinel_addr("redis://s1"), Ok(("s1".into(), 26379)));
+        assert_eq!(sentinel_addr("redis://[::1]:7"), Ok(("::1".into(), 7)));
+        for (bad, says) in [
+            ("rediss://s1:1", "without TLS"),
+            ("redis://:pw@s1:1", "sentinel.password"),
+            ("redis://s1:1/2", "database"),
+            ("http://s1:1", "redis:// URL"),
+        ] {
+            let err = sentinel_addr(bad).unwrap_err();
+            assert!(err.contains(says), "{bad}: {err}");
+        }
+        let mut o = opts(None);
+        o.db = None;
+        let nodes = ["[::1]:7000".to_string(), "redis://[::1]:7001".to_string()];
+        let c = cluster_target(&o, &nodes).unwrap().cluster.unwrap();
+        assert_eq!(c.nodes[0].addr().to_string(), "::1:7000");
+        assert_eq!(c.nodes[1].addr().to_string(), "::1:7001");
     }
 
     #[test]

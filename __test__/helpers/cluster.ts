@@ -63,14 +63,23 @@ async function info(client: Redis, section: string): Promise<string> {
   return client.call(section === 'cluster' ? 'CLUSTER' : 'INFO', section === 'cluster' ? 'INFO' : section) as Promise<string>
 }
 
-export async function startCluster(): Promise<TestCluster & { stop(): Promise<void> }> {
+export interface ClusterOptions {
+  /**
+   * `cluster-node-timeout`: how long a silent primary goes unnoticed before
+   * its replica takes over. Default {@link NODE_TIMEOUT_MS}; tests that stop a
+   * primary and need it to stay primary give a long one.
+   */
+  nodeTimeoutMs?: number
+}
+
+export async function startCluster(options: ClusterOptions = {}): Promise<TestCluster & { stop(): Promise<void> }> {
   const taken = new Set<number>()
   const ports: number[] = []
   for (let i = 0; i < 6; i++) ports.push(await clusterPort(taken))
   const args = [
     '--cluster-enabled', 'yes',
     '--cluster-config-file', 'nodes.conf',
-    '--cluster-node-timeout', String(NODE_TIMEOUT_MS),
+    '--cluster-node-timeout', String(options.nodeTimeoutMs ?? NODE_TIMEOUT_MS),
   ]
   const nodes = await Promise.all(ports.map((p) => startRedis(args, p)))
   const clients = new Map<number, Redis>()
@@ -166,10 +175,10 @@ export async function startCluster(): Promise<TestCluster & { stop(): Promise<vo
 }
 
 /** One cluster for the calling test file, started before its tests and stopped after them. */
-export function ownCluster(): TestCluster {
+export function ownCluster(options: ClusterOptions = {}): TestCluster {
   let cluster: (TestCluster & { stop(): Promise<void> }) | undefined
   beforeAll(async () => {
-    cluster = await startCluster()
+    cluster = await startCluster(options)
   }, 90_000)
   afterAll(async () => {
     await cluster?.stop()

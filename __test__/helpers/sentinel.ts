@@ -35,6 +35,12 @@ export interface GroupOptions {
   sentinelPassword?: string
   /** `requirepass` of the master and the replica (and what the sentinels and the replica authenticate with). */
   masterPassword?: string
+  /**
+   * `down-after-milliseconds`: how long a silent master goes unnoticed before
+   * the sentinels fail it over. Default 1000; tests that stop the master and
+   * need it to stay master give a long one.
+   */
+  downAfterMs?: number
 }
 
 async function startSentinel(dir: string, masterPort: number, o: GroupOptions): Promise<{ port: number; child: ChildProcess }> {
@@ -47,7 +53,7 @@ async function startSentinel(dir: string, masterPort: number, o: GroupOptions): 
       'bind 127.0.0.1',
       `dir ${dir}`,
       `sentinel monitor ${MASTER_NAME} 127.0.0.1 ${masterPort} 2`,
-      `sentinel down-after-milliseconds ${MASTER_NAME} 1000`,
+      `sentinel down-after-milliseconds ${MASTER_NAME} ${o.downAfterMs ?? 1000}`,
       `sentinel failover-timeout ${MASTER_NAME} 5000`,
       ...(o.masterPassword ? [`sentinel auth-pass ${MASTER_NAME} ${o.masterPassword}`] : []),
       ...(o.sentinelPassword ? [`requirepass ${o.sentinelPassword}`, `sentinel sentinel-pass ${o.sentinelPassword}`] : []),
@@ -187,4 +193,26 @@ export function callTimer() {
     },
   }
   return timer
+}
+
+/**
+ * Writes `key` through `cache` (a new number each time, every 10 ms) until a
+ * write lands on `newMaster` while it says it is master (before that, it
+ * replicates what the old one takes): when that happened, or 0 if not
+ * within `ms`.
+ */
+export async function writesReachNewMaster(
+  cache: { set(key: string, value: unknown): Promise<void> },
+  newMaster: Redis,
+  key: string,
+  ms: number,
+): Promise<number> {
+  const from = Date.now()
+  for (let n = 0; Date.now() - from < ms; n++) {
+    const promoted = ((await newMaster.call('ROLE')) as unknown[])[0] === 'master'
+    await cache.set(key, n)
+    if (promoted && (await newMaster.get(key)) === String(n)) return Date.now()
+    await new Promise((r) => setTimeout(r, 10))
+  }
+  return 0
 }

@@ -22,24 +22,17 @@ use super::Conn;
 use tokio::sync::{mpsc, oneshot, Mutex};
 use tokio::time::timeout_at;
 
+use super::batch::{Job, Planned};
 use super::cluster;
 use super::commands::{add_commands, apply_reply};
 use super::scan::delete_pattern;
+use super::severable::{self, Round};
 use super::{Link, Shared};
 use crate::error::{Code, Failure};
-use crate::local::Ticket;
 use crate::ops::{Op, Replies};
 
 /// Ops merged into one pipeline at most; more wait for the next round trip.
 const MAX_PIPELINE_OPS: usize = 4096;
-
-pub struct Job {
-    pub ops: Vec<Op>,
-    /// Per op, one ticket per key it reads through L1.
-    pub tickets: Vec<Vec<Ticket>>,
-    pub reply: oneshot::Sender<Replies>,
-    pub deadline: Instant,
-}
 
 /// Runs the executor, restarted should it ever panic (the calls of that round
 /// are answered as failed; later calls are served).
@@ -132,13 +125,6 @@ async fn current_link(shared: &Shared, deadline: Instant) -> Result<(Conn, u64),
     }
 }
 
-/// An op of a merged pipeline: the job it belongs to, the op, its L1 tickets.
-pub(super) struct Planned {
-    pub job: usize,
-    pub op: Op,
-    pub tickets: Vec<Ticket>,
-}
-
 /// Runs `jobs` on one connection, in order: one pipeline for everything up to
 /// each `invalidatePattern`, which runs its own SCAN loop in between.
 async fn run(shared: &Shared, mut conn: Conn, gen: u64, jobs: Vec<Job>) {
@@ -188,10 +174,10 @@ async fn run(shared: &Shared, mut conn: Conn, gen: u64, jobs: Vec<Job>) {
                     replies[p.job].fail(p.op.shape(), why);
                 }
             } else {
+                let first = live.iter().map(|p| deadlines[p.job]).min();
+                let first = first.unwrap_or_else(Instant::now);
                 match &mut conn {
                     Conn::Single(c) => {
-                        let first = live.iter().map(|p| deadlines[p.job]).min();
-                        let first = first.unwrap_or_else(Instant::now);
                         let ran = run_pipeline(shared, c, gen, first, live, &mut replies).await;
                         if let Err(why) = ran {
                             if why.breaks_link() {
@@ -201,7 +187,9 @@ async fn run(shared: &Shared, mut conn: Conn, gen: u64, jobs: Vec<Job>) {
                         }
                     }
                     // A failing node fails only the calls on its slots.
-                    Conn::Cluster(c) => cluster::run(shared, c, gen, live, &mut replies).await,
+                    Conn::Cluster(c) => {
+                        cluster::run(shared, c, gen, first, live, &mut replies).await
+                    }
                 }
             }
         }
@@ -255,26 +243,15 @@ async fn run_pipeline(
     let values = if total == 0 {
         Ok(Vec::new())
     } else {
-        let sending = conn.send_packed_commands(&pipe, 0, total);
-        tokio::pin!(sending);
-        // At its first caller's deadline a round is answered; if the socket is
-        // refusing bytes then, what is left of it must never be written: cut.
-        // Otherwise its bytes are out and it gets the full timeout, as before.
-        let answered = match timeout_at(first.into(), &mut sending).await {
-            Ok(done) => Ok(done),
-            Err(_) if shared.sever_if_stuck(gen) => Err(()),
-            Err(_) => timeout_at((sent_at + shared.timeout).into(), &mut sending)
-                .await
-                .map_err(|_| ()),
-        };
-        match answered {
-            Ok(Ok(values)) if values.len() == total => Ok(values),
-            Ok(Ok(values)) => Err(Failure::new(
-                Code::Protocol,
-                format!("expected {total} replies, got {}", values.len()),
-            )),
-            Ok(Err(e)) => Err(e.into()),
-            Err(_) => Err(Failure::timeout()),
+        let limit = shared.timeout;
+        match severable::send_round(conn, &pipe, total, first, limit, || {
+            shared.sever_if_stuck(gen)
+        })
+        .await
+        {
+            Round::Replies(values) => Ok(values),
+            Round::Failed(why) => Err(why),
+            Round::Lost(e) => Err(e.into()),
         }
     };
     let values = match values {

@@ -10,14 +10,15 @@ use std::time::{Duration, Instant};
 use redis::aio::MultiplexedConnection;
 use redis::io::AsyncDNSResolver;
 use redis::{
-    AsyncConnectionConfig, ConnectionAddr, ProtocolVersion, PushInfo, PushKind, RedisFuture, Value,
+    AsyncConnectionConfig, ConnectionAddr, ProtocolVersion, PushInfo, PushKind, RedisFuture,
 };
 use tokio::time::{sleep, timeout};
 
 use super::sentinel::{self, Sentinels};
 use super::severable::{self, Cut};
+use super::tracking::track;
 use super::{cluster, Conn, Link, Shared};
-use crate::error::{classify_connect, tracking_unsupported, Code, ConnectFailure, Failure};
+use crate::error::{classify_connect, Code, ConnectFailure, Failure};
 use crate::options::{Target, HEARTBEAT_INTERVAL_MS};
 use crate::stats::Counters;
 
@@ -76,21 +77,9 @@ async fn supervise(shared: Arc<Shared>, target: Arc<Target>, sentinels: Option<A
                         format!("Redis cannot track keys for this client ({why}); running without the local tier"),
                     );
                 }
-                shared.set_cut(gen, cut);
-                // No flush here: losing the last connection flushed L1 already, and
-                // reads queued meanwhile are sent only now, with tracking on.
-                let published = shared.link.send_if_modified(|link| {
-                    if matches!(link, Link::Closed) {
-                        return false;
-                    }
-                    *link = Link::Up {
-                        conn: conn.clone(),
-                        gen,
-                    };
-                    true
-                });
-                if !published {
-                    shared.sever(gen);
+                // Losing the last connection emptied L1 already, so reads queued
+                // meanwhile (sent only now, with tracking on) still fill it.
+                if !shared.install(gen, conn.clone(), cut, None) {
                     return;
                 }
                 if ever_up {
@@ -235,7 +224,8 @@ async fn connect(
     let connecting = async {
         match info.addr() {
             ConnectionAddr::Tcp(host, port) => {
-                severable::open(host, *port, info.redis_settings(), config)
+                // Pipelines are written whole; waiting for ACKs only delays the next round.
+                severable::open(host, *port, info.redis_settings(), config, true)
                     .await
                     .map(|(conn, cut)| (conn, Some(cut)))
             }
@@ -274,28 +264,11 @@ async fn connect(
             cut,
         ));
     }
-    // Without NOLOOP: when this client's own command makes Redis drop keys from
-    // its tracking table or evict data, the invalidation is sent to this client
-    // too (NOLOOP would suppress exactly those).
-    let mut cmd = redis::cmd("CLIENT");
-    cmd.arg("TRACKING").arg("ON").arg("OPTIN"); // reads that fill L1 opt in (commands.rs)
     let sent = Instant::now();
-    let refused = match timeout(shared.timeout, cmd.query_async::<Value>(&mut conn)).await {
+    let refused = match timeout(shared.timeout, track(&mut conn, true)).await {
         Err(_) => return Err(transient(Failure::timeout())),
-        Ok(Ok(Value::ServerError(e))) => {
-            if !tracking_unsupported(Some(e.code()), None) {
-                return Err(transient(Failure::new(Code::Server, e.to_string())));
-            }
-            Some(e.to_string())
-        }
-        Ok(Err(e)) if e.code().is_some() => {
-            if !tracking_unsupported(e.code(), Some(e.kind())) {
-                return Err(transient(Failure::new(Code::Server, e.to_string())));
-            }
-            Some(e.to_string())
-        }
-        Ok(Err(e)) => return Err(transient(e.into())),
-        Ok(Ok(_)) => None,
+        Ok(Err(why)) => return Err(transient(why)),
+        Ok(Ok(refused)) => refused,
     };
     match refused {
         None => {

@@ -5,27 +5,35 @@
 //!   backoff and jitter, client tracking switched on, a heartbeat proving the
 //!   invalidation link alive;
 //! - `severable.rs`: plain TCP connections whose driver task is ours, so a
-//!   connection given up writes nothing more;
+//!   connection given up writes nothing more, and the one rule for sending a
+//!   round on any connection (`send_round`);
+//! - `tracking.rs`: client tracking switched on, and reads opted in
+//!   (`CLIENT CACHING yes`), for every topology;
+//! - `batch.rs`: a batch of calls as the executor takes and runs it;
 //! - `executor.rs`: the serial executor that turns each batch of calls into
 //!   one pipeline and keeps every call's deadline;
 //! - `commands.rs`: what each call sends and how its replies are read;
 //! - `scan.rs`: `invalidatePattern`'s `SCAN` + `UNLINK` loop;
 //! - `sentinel.rs`: with Sentinel, the master's address for every connect,
 //!   its role checked, `+switch-master` followed.
-//! - `cluster.rs`: the same over a Redis Cluster (redis-rs' cluster-async,
-//!   tracking on every node connection) and `direct.rs` (per-key calls as
-//!   one pipeline per primary on our own node connections).
+//! - `cluster/`: the same over a Redis Cluster (redis-rs' cluster-async,
+//!   tracking on every node connection, and per-key calls as one pipeline per
+//!   primary on our own node connections; see its `mod.rs`).
+//!
+//! A connection comes into service only through `Shared::install`, which
+//! empties L1 when it replaces one that was up.
 //!
 //! Tracking pushes are applied to L1 by `local.rs`.
 
+mod batch;
 mod cluster;
 mod commands;
-mod direct;
 mod executor;
 mod link;
 mod scan;
 mod sentinel;
 mod severable;
+mod tracking;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -43,7 +51,7 @@ use crate::ops::{Op, Replies, Shape};
 use crate::options::{Target, LIVENESS_LEASE_MS};
 use crate::stats::Counters;
 
-use executor::Job;
+use batch::Job;
 
 /// One server, or a Redis Cluster through redis-rs' cluster connection.
 #[derive(Clone)]
@@ -84,8 +92,10 @@ pub struct Shared {
     cut: Mutex<Option<(u64, severable::Cut)>>,
     /// Measures how long invalidations take to arrive (see `latency.rs`).
     pub probe: Arc<crate::latency::Probe>,
-    /// Test-only panics (see [`TestPanics`]).
-    test_panics: TestPanics,
+    /// Test-only panics (see [`TestPanics`]); `None` in production.
+    test_panics: Option<Box<TestPanics>>,
+    /// What [`Shared::say_once`] has said.
+    said: Mutex<std::collections::HashSet<String>>,
 }
 
 pub struct RedisTier {
@@ -120,6 +130,7 @@ impl RedisTier {
             cut: Mutex::new(None),
             probe: Default::default(),
             test_panics: TestPanics::from_env(),
+            said: Mutex::default(),
         });
         let (tx, rx) = mpsc::unbounded_channel();
         link::start(shared.clone(), target);
@@ -277,9 +288,10 @@ where
 }
 
 /// Test-only: `NATIVE_CACHE_TEST_PANIC=supervisor:3,executor:always`, read
-/// when an instance is created, makes the supervisor panic on its first 3
-/// runs (at their start) and the executor on every round it takes, so tests
-/// can check restarts. Unset in production: every check is one atomic load.
+/// once per process, makes each instance's supervisor panic on its first 3
+/// runs (at their start) and its executor on every round it takes, so tests
+/// can check restarts. Unset (production), an instance has none and its
+/// rounds check one field.
 #[derive(Default)]
 struct TestPanics {
     supervisor: std::sync::atomic::AtomicU32,
@@ -289,11 +301,23 @@ struct TestPanics {
 impl TestPanics {
     const ALWAYS: u32 = u32::MAX;
 
-    fn from_env() -> Self {
-        let me = TestPanics::default();
-        let Ok(spec) = std::env::var("NATIVE_CACHE_TEST_PANIC") else {
-            return me;
-        };
+    /// An instance's panics, if the process was started with the variable.
+    fn from_env() -> Option<Box<Self>> {
+        static SPEC: std::sync::OnceLock<Option<(u32, u32)>> = std::sync::OnceLock::new();
+        let (supervisor, executor) = (*SPEC.get_or_init(|| {
+            std::env::var("NATIVE_CACHE_TEST_PANIC")
+                .ok()
+                .map(|spec| Self::parse(&spec))
+        }))?;
+        Some(Box::new(TestPanics {
+            supervisor: supervisor.into(),
+            executor: executor.into(),
+        }))
+    }
+
+    /// `(supervisor, executor)` panics the variable asks for.
+    fn parse(spec: &str) -> (u32, u32) {
+        let (mut supervisor, mut executor) = (0, 0);
         for part in spec.split(',') {
             let (task, times) = part.split_once(':').unwrap_or((part, "1"));
             let times = match times.trim() {
@@ -301,12 +325,12 @@ impl TestPanics {
                 n => n.parse().unwrap_or(0),
             };
             match task.trim() {
-                "supervisor" => me.supervisor.store(times, Ordering::Relaxed),
-                "executor" => me.executor.store(times, Ordering::Relaxed),
+                "supervisor" => supervisor = times,
+                "executor" => executor = times,
                 _ => {}
             }
         }
-        me
+        (supervisor, executor)
     }
 
     /// Whether a test panic is due now (one fewer left).
@@ -330,11 +354,28 @@ impl TestPanics {
 impl Shared {
     /// Test-only panic points (see [`TestPanics`]).
     fn test_panic_supervisor(&self) {
-        TestPanics::check(&self.test_panics.supervisor, "supervisor");
+        if let Some(p) = &self.test_panics {
+            TestPanics::check(&p.supervisor, "supervisor");
+        }
     }
 
     fn test_panic_executor(&self) {
-        TestPanics::check(&self.test_panics.executor, "executor");
+        if let Some(p) = &self.test_panics {
+            TestPanics::check(&p.executor, "executor");
+        }
+    }
+
+    /// Tells the logger `message` (a warning) the first time `what` happens
+    /// to this instance only.
+    fn say_once(&self, what: String, code: Code, message: String) {
+        let new = self
+            .said
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(what);
+        if new {
+            self.logs.push("warn", code, message);
+        }
     }
 
     /// The gate the hit path checks before serving from L1.
@@ -380,6 +421,46 @@ impl Shared {
     /// Keeps how to cut connection `gen` (replacing, and so cutting, the last one's).
     fn set_cut(&self, gen: u64, cut: Option<severable::Cut>) {
         *self.cut() = cut.map(|c| (gen, c));
+    }
+
+    /// Makes `conn` (connection `gen`, cut by `cut`) the one calls use, in
+    /// place of connection `replacing` (`None`: of whatever is there); never
+    /// after `close()`. The one way a connection comes into service, for
+    /// every topology: a connection replaced while up takes what L1 holds
+    /// with it, since that was tracked on it and its invalidations stop with
+    /// it (a connection that broke emptied L1 then). `false`: not installed,
+    /// and `cut` has cut it.
+    fn install(
+        &self,
+        gen: u64,
+        conn: Conn,
+        cut: Option<severable::Cut>,
+        replacing: Option<u64>,
+    ) -> bool {
+        let mut was_up = false;
+        let installed = self.link.send_if_modified(|link| {
+            let wanted = match (&*link, replacing) {
+                (Link::Closed, _) => false,
+                (Link::Up { gen: g, .. }, Some(r)) => *g == r,
+                (_, Some(_)) => false,
+                (_, None) => true,
+            };
+            if wanted {
+                was_up = matches!(link, Link::Up { .. });
+                *link = Link::Up { conn, gen };
+            }
+            wanted
+        });
+        if !installed {
+            return false;
+        }
+        self.set_cut(gen, cut);
+        if was_up {
+            if let Some(local) = &self.local {
+                local.flush();
+            }
+        }
+        true
     }
 
     /// Cuts connection `gen`: what it has not written yet is never written.
@@ -482,6 +563,16 @@ mod tests {
         }
         assert_eq!(seen, [10, 20, 40, 80, 160, 320, 640, 1000, 1000]);
         assert_eq!(restart_delay(Some(d), RESTART_CALM), (RESTART_FIRST, true));
+    }
+
+    #[test]
+    fn test_panic_specs_parse() {
+        assert_eq!(
+            TestPanics::parse("supervisor:3,executor:always"),
+            (3, TestPanics::ALWAYS)
+        );
+        assert_eq!(TestPanics::parse(" executor "), (0, 1));
+        assert_eq!(TestPanics::parse("other:2,supervisor:x"), (0, 0));
     }
 
     #[test]

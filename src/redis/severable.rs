@@ -13,18 +13,25 @@
 //! TLS and Unix-socket connections are still opened by redis-rs (their
 //! handshakes are its code), so they cannot be cut: the executor keeps one
 //! round at a time on them.
+//!
+//! [`send_round`] is the one rule for a round on any of these connections
+//! (single server, Sentinel's master, a Cluster primary's direct connection).
 
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, RedisConnectionInfo, RedisResult};
+use redis::{AsyncConnectionConfig, Pipeline, RedisConnectionInfo, RedisError, RedisResult, Value};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::task::AbortHandle;
+use tokio::time::timeout_at;
+
+use crate::error::{Code, Failure};
 
 /// How to stop one connection's driver, and whether its socket is refusing bytes.
 pub struct Cut {
@@ -48,13 +55,61 @@ impl Drop for Cut {
     }
 }
 
+/// How a round went.
+pub enum Round {
+    Replies(Vec<Value>),
+    /// No answer in time (the connection was cut if it was stuck), or not
+    /// the number of replies sent for.
+    Failed(Failure),
+    /// The connection failed (I/O error, closed).
+    Lost(RedisError),
+}
+
+/// Sends the first `total` commands of `pipe` as one round on `conn`. At
+/// `first`, its first caller's deadline, the round is answered; if the
+/// socket is refusing bytes then, what is left of it must never be written:
+/// `cut_if_stuck` cuts the connection (and says whether it did). Otherwise
+/// its bytes are out and it gets the full `limit` from when it was sent.
+pub async fn send_round(
+    conn: &mut MultiplexedConnection,
+    pipe: &Pipeline,
+    total: usize,
+    first: Instant,
+    limit: Duration,
+    cut_if_stuck: impl FnOnce() -> bool,
+) -> Round {
+    let sent_at = Instant::now();
+    let sending = conn.send_packed_commands(pipe, 0, total);
+    tokio::pin!(sending);
+    let answered = match timeout_at(first.into(), &mut sending).await {
+        Ok(done) => Some(done),
+        Err(_) if cut_if_stuck() => None,
+        Err(_) => timeout_at((sent_at + limit).into(), &mut sending)
+            .await
+            .ok(),
+    };
+    match answered {
+        Some(Ok(values)) if values.len() == total => Round::Replies(values),
+        Some(Ok(values)) => Round::Failed(Failure::new(
+            Code::Protocol,
+            format!("expected {total} replies, got {}", values.len()),
+        )),
+        Some(Err(e)) => Round::Lost(e),
+        None => Round::Failed(Failure::timeout()),
+    }
+}
+
 /// Connects to `host:port` and sets the connection up (`HELLO`, `AUTH`,
-/// `SELECT` as `info` says) with redis-rs' own code, driving it on a task we can abort.
+/// `SELECT` as `info` says) with redis-rs' own code, driving it on a task we
+/// can abort. `nodelay`: no Nagle delay (the single server's executor writes
+/// whole pipelines and waits for their replies); without it, as redis-rs'
+/// default, the small writes of the cluster's per-node pipelines coalesce.
 pub async fn open(
     host: &str,
     port: u16,
     info: &RedisConnectionInfo,
     config: AsyncConnectionConfig,
+    nodelay: bool,
 ) -> RedisResult<(MultiplexedConnection, Cut)> {
     // Every address at once, as redis-rs does: one that drops packets must not
     // use up the connect timeout before the next is tried.
@@ -66,8 +121,7 @@ pub async fn open(
     }
     let attempts = addrs.into_iter().map(|a| Box::pin(TcpStream::connect(a)));
     let (socket, _) = futures_util::future::select_ok(attempts).await?;
-    // Pipelines are written whole; waiting for ACKs only delays the next round.
-    socket.set_nodelay(true)?;
+    socket.set_nodelay(nodelay)?;
     let stuck = Arc::new(AtomicBool::new(false));
     let stream = Watched {
         socket,
