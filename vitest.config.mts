@@ -3,11 +3,15 @@ import { defineConfig } from 'vitest/config'
 /**
  * Files that keep both cores busy and assert no timing: the benchmark's quick
  * form, the soak, and the consumer project (npm pack, npm install, tsc, vitest).
- * They run first, two at a time; the rest run after them, two at a time too:
- * most of their time is spent waiting on timers and servers, and none of them
- * then shares the machine with a file that saturates it.
+ * They run first, two at a time; the rest run after them, two at a time too
+ * (most of their time is spent waiting on timers and servers), but for ALONE.
  */
 const HEAVY = ['**/bench.test.ts', '**/soak.test.ts', '**/consumer.test.ts']
+/**
+ * Files whose timing bounds missed (and passed again alone) while another file
+ * ran beside them on the loaded development machine: each runs alone, last.
+ */
+const ALONE = ['cluster-faults', 'large-calls', 'late-send', 'store-hardening'].map((name) => `**/${name}.test.ts`)
 const EXCLUDE = ['**/node_modules/**', 'consumer/**']
 
 export default defineConfig({
@@ -19,7 +23,7 @@ export default defineConfig({
     pool: 'forks',
     testTimeout: 30_000,
     hookTimeout: 60_000,
-    // One pool serves both projects (vitest 3.2 sizes it from the root config): two
+    // One pool serves every project (vitest 3.2 sizes it from the root config): two
     // files at a time, where the default on two cores is one.
     maxWorkers: 2,
     projects: [
@@ -29,8 +33,12 @@ export default defineConfig({
       },
       {
         extends: true,
-        test: { name: 'rest', include: ['**/*.test.ts'], exclude: [...EXCLUDE, ...HEAVY], sequence: { groupOrder: 1 } },
+        test: { name: 'rest', include: ['**/*.test.ts'], exclude: [...EXCLUDE, ...HEAVY, ...ALONE], sequence: { groupOrder: 1 } },
       },
+      ...ALONE.map((glob, i) => ({
+        extends: true,
+        test: { name: glob.slice(3, -8), include: [glob], sequence: { groupOrder: 2 + i } },
+      })),
     ],
   },
 })
