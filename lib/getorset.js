@@ -7,14 +7,12 @@
 // copies (`grace`), timeouts, eager refresh and the distributed lock.
 // State Rust holds (copies, guards, counters) is asked of Rust, not mirrored.
 const { randomUUID } = require('node:crypto')
-const { DEFAULT_LOCK_LEASE_MS: LOCK_LEASE_MS } = require('../native.js')
 const { CODES, TimeoutError, shortKey } = require('./errors.js')
+const { Leases, lockKey } = require('./lease.js')
 
 /** A lock waiter re-checks at least this often (doubling from LOCK_POLL_MIN_MS), woken or not. */
 const LOCK_POLL_MIN_MS = 50
 const LOCK_POLL_MAX_MS = 500
-/** The key holding `key`'s lease: beside the main key, whose bytes and TTL stay the original's. */
-const lockKey = (key) => `${key}:__lock`
 const NO_VALUE = Symbol('no value')
 const IDLE_PHASE = { started() {}, settled() {} }
 const asUndefined = () => undefined
@@ -54,8 +52,8 @@ class GetOrSet {
    * that finds nothing joins it instead of running the factory again.
    */
   #refreshing = new Map()
-  /** Leases this instance holds (`lock: 'distributed'`), released on close(). */
-  #leases = new Map()
+  /** Leases this instance holds (`lock: 'distributed'`). */
+  #leases
 
   /**
    * `host`: the instance's native half, `call(settle)` (lib/batch.js), `local(k)` (L1's text or null),
@@ -69,6 +67,7 @@ class GetOrSet {
     this.#memory = host.memory
     this.#serialize = host.serialize
     this.#closed = host.closed
+    this.#leases = new Leases(host.native, host.call, host.closed)
   }
 
   /** A write of `k` by this instance: later callers start a run of their own (the old one will not store). */
@@ -206,16 +205,14 @@ class GetOrSet {
       const woken = native.waitChange([k, lk], Math.min(delay, Math.max(left, 0)))
       native.releaseGuard(state.guard)
       const guard = (state.guard = native.guardKey(k))
-      native.queueLockTake(lk, token, LOCK_LEASE_MS)
-      const take = this.#call((ok, num) => ({ ok, taken: num === 1 }))
+      const take = this.#leases.take(lk, token)
       native.queueGetTtl(k, guard)
       const read = await this.#call(asRead)
       state.seen = read.text
       const { ok, taken } = await take
-      if (taken) this.#leases.set(lk, token)
       const found = this.#found(k, read, o)
       if (found !== null) {
-        if (taken) this.#releaseLock(lk, token)
+        if (taken) this.#leases.release(lk, token)
         return found
       }
       if (taken) return this.#produceLocked(k, factory, o, phase, lk, token, guard, read.text)
@@ -238,47 +235,23 @@ class GetOrSet {
 
   /** The lease holder's run: renews the lease while the factory runs, releases it after the write. */
   async #produceLocked(k, factory, o, phase, lk, token, guard, seen) {
-    const native = this.#native
-    const renew = setInterval(() => {
-      if (this.#closed()) return
-      native.queueLockRenew(lk, token, LOCK_LEASE_MS)
-      this.#call(asUndefined)
-    }, LOCK_LEASE_MS / 3)
-    // A factory that never settles keeps the process alive by itself, or not: the lease must not.
-    renew.unref?.()
+    const stop = this.#leases.renewing(lk, token)
     const settled = () => {
-      clearInterval(renew)
+      stop()
       phase.settled()
     }
     try {
-      // Released right behind the write (same pipeline), before the callers are answered.
-      return await this.#produce(k, factory, o, { started: phase.started, settled }, guard, seen, () => this.#releaseLock(lk, token))
+      // Released right behind the write (same batch), before the callers are answered.
+      return await this.#produce(k, factory, o, { started: phase.started, settled }, guard, seen, () => this.#leases.release(lk, token))
     } finally {
-      clearInterval(renew)
-      this.#releaseLock(lk, token)
+      stop()
+      this.#leases.release(lk, token)
     }
   }
 
-  /** Releases a lease this instance holds (once; after close(), close() has). */
-  #releaseLock(lk, token) {
-    if (this.#leases.get(lk) !== token) return
-    this.#leases.delete(lk)
-    if (this.#closed()) return
-    this.#native.queueLockRelease(lk, token)
-    this.#call(asUndefined)
-  }
-
-  /**
-   * close(): queues the release of every lease this instance holds, so
-   * waiters elsewhere need not wait for it to lapse. The caller flushes
-   * them before closing the native half (calls made before close() still run).
-   */
+  /** close(): see Leases.releaseAll. */
   releaseLeases() {
-    for (const [lk, token] of this.#leases) {
-      this.#native.queueLockRelease(lk, token)
-      this.#call(asUndefined)
-    }
-    this.#leases.clear()
+    this.#leases.releaseAll()
   }
 
   /**

@@ -6,6 +6,10 @@ const { localGet, localMget, localBoard, clockMs, boardLayout } = require('../na
 
 /** Indexes into the board's views, as Rust lays it out (`src/board.rs`). */
 const LAYOUT = boardLayout()
+// What the views below assume of it: the f64 fields first, then u32 fields up to the versions' end.
+if (LAYOUT.u32Offset !== LAYOUT.f64Count * 8 || LAYOUT.bytes !== LAYOUT.u32Offset + 4 * (LAYOUT.versions + LAYOUT.slots)) {
+  throw new Error(`@medianest/native-cache: the memo cannot read this board layout: ${JSON.stringify(LAYOUT)}`)
+}
 const { openUntil: OPEN_UNTIL, scratchDeadline: SCRATCH_DEADLINE, scratchSlot: SCRATCH_SLOT } = LAYOUT
 const { scratchVersion: SCRATCH_VERSION, scratchEpoch: SCRATCH_EPOCH, epoch: EPOCH, versions: VERSIONS } = LAYOUT
 /** The memo holds at most this many copies (half in each generation), in the bytes Rust sets aside for it (`NativeCache.memoBytes`). */
