@@ -152,6 +152,8 @@ pub fn origin() -> u64 {
 
 #[derive(Default)]
 struct GroupState {
+    /// Instances using the group (L1 or not; see [`Group::enter`]).
+    users: u32,
     /// Bumped by clears and pattern deletes of any member.
     epoch: u64,
     /// Clears and pattern deletes in flight.
@@ -233,6 +235,16 @@ impl Group {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// An instance starts queueing calls in this group; pair with [`Group::exit`].
+    pub fn enter(&self) {
+        self.lock().users += 1;
+    }
+
+    pub fn exit(&self) {
+        let mut state = self.lock();
+        state.users = state.users.saturating_sub(1);
+    }
+
     fn join(&self, local: &Arc<Local>) {
         let mut state = self.lock();
         state.members.retain(|m| m.strong_count() > 0);
@@ -287,8 +299,20 @@ impl Group {
     /// `key` is being written: dropped from every member's L1 and every read
     /// of it in flight spoiled, now; reads taken until the write's reply is
     /// applied (the ticket dropped) fill nothing.
-    fn write(self: &Arc<Self>, origin: u64, key: &str) -> Ticket {
+    ///
+    /// With one instance in the group nobody else's read can overtake the
+    /// write: no ticket, only the reads and guards in flight spoiled.
+    fn write(self: &Arc<Self>, origin: u64, key: &str) -> Option<Ticket> {
         let mut state = self.lock();
+        if state.users <= 1 {
+            if let Some(slot) = state.slots.get_mut(key) {
+                slot.version += 1;
+            }
+            for m in state.members.iter().filter_map(Weak::upgrade) {
+                m.store.remove(key);
+            }
+            return None;
+        }
         let slot = state.slots.entry(key.into()).or_default();
         slot.version += 1;
         slot.holders += 1;
@@ -297,7 +321,7 @@ impl Group {
         for m in state.members.iter().filter_map(Weak::upgrade) {
             m.store.remove(key);
         }
-        Ticket {
+        Some(Ticket {
             group: self.clone(),
             local: None,
             key: key.into(),
@@ -308,7 +332,7 @@ impl Group {
             pushes: 0,
             link: None,
             tainted: false,
-        }
+        })
     }
 
     /// Every key may change (a clear), or every key matching `pattern`:
@@ -387,15 +411,15 @@ impl Group {
                 }
                 _ => Vec::new(),
             },
-            Op::Set { key, .. } | Op::StoreIf { key, .. } => vec![write(key)],
-            Op::MSet { entries, .. } => entries.iter().map(|(k, _)| write(k)).collect(),
-            Op::Del(keys) => keys.iter().map(|k| write(k)).collect(),
+            Op::Set { key, .. } | Op::StoreIf { key, .. } => write(key).into_iter().collect(),
+            Op::MSet { entries, .. } => entries.iter().filter_map(|(k, _)| write(k)).collect(),
+            Op::Del(keys) => keys.iter().filter_map(|k| write(k)).collect(),
             Op::Clear => vec![self.sweep(origin, None, None)],
             // This instance's matching entries are dropped by the executor before
             // it scans (a walk of L1 does not belong on the JavaScript thread).
             Op::DelPattern(pattern) => vec![self.sweep(origin, Some(pattern), local)],
             Op::LockTake { key, .. } | Op::LockRenew { key, .. } | Op::LockRelease { key, .. } => {
-                vec![write(key)]
+                write(key).into_iter().collect()
             }
             Op::MGet(_) | Op::Exists(_) | Op::Ttl(_) | Op::Ping | Op::Info => Vec::new(),
         }
@@ -683,6 +707,11 @@ mod tests {
     #[test]
     fn writes_drop_their_keys_and_spoil_reads_in_flight() {
         let l = local();
+        let only = l.prepare(&Op::Del(vec!["x".into()]));
+        assert!(only.is_empty(), "one instance: no write ticket to take");
+        // Two instances from here on.
+        l.group.enter();
+        l.group.enter();
         let read = l.ticket("k");
         let tickets = l.prepare(&Op::Set {
             key: "k".into(),
@@ -830,6 +859,8 @@ mod tests {
     #[test]
     fn a_write_by_one_member_reaches_every_member_at_once() {
         let g = Group::new();
+        g.enter();
+        g.enter();
         let (a, b) = (member(&g), member(&g));
         assert!(a.ticket("k").fill(Arc::from("old"), -1, Instant::now()));
         let a_read = a.ticket("k");

@@ -30,6 +30,7 @@ pub struct Queue {
 
 impl Queue {
     pub fn new(redis: Option<Arc<Shared>>, group: Arc<Group>, counters: Arc<Counters>) -> Self {
+        group.enter();
         Queue {
             pending: Mutex::default(),
             redis,
@@ -73,7 +74,15 @@ impl Queue {
         let local = self.redis.as_ref().and_then(|shared| shared.l1());
         self.group.guard(self.origin, local, key)
     }
+}
 
+impl Drop for Queue {
+    fn drop(&mut self) {
+        self.group.exit();
+    }
+}
+
+impl Queue {
     /// Whether calls queued here go to Redis (else they run on the memory store).
     pub fn is_redis(&self) -> bool {
         self.redis.is_some()
