@@ -2,16 +2,23 @@
 // anyone (this instance, another, a raw client) after the miss was read (or
 // the eager refresh started) and before the factory's result is stored wins.
 // The result still answers the callers waiting; it is counted as superseded.
-import { describe, it, expect, afterAll } from 'vitest'
+// On one server, a Cluster and a Sentinel-managed master.
+import { describe, it, expect, afterAll, beforeAll } from 'vitest'
 import Redis, { type Cluster } from 'ioredis'
 import { CacheService } from '../index.js'
 import { ownRedis } from './helpers/own-redis'
 import { ownCluster } from './helpers/cluster'
+import { ownSentinelGroup } from './helpers/sentinel'
 import { sleep } from './helpers/redis'
 
 const quiet = { error: () => {}, warn: () => {}, info: () => {}, debug: () => {} }
 const redis = ownRedis()
 const cluster = ownCluster()
+const group = ownSentinelGroup()
+let masterPort = 0
+beforeAll(async () => {
+  masterPort = await group.settled()
+}, 60_000)
 
 type Raw = Redis | Cluster
 interface Topology {
@@ -36,6 +43,12 @@ const topologies: Topology[] = [
     name: 'cluster',
     cache: (local) => track(new CacheService({ cluster: { nodes: cluster.seeds }, logger: quiet, ...(local === false ? { local } : {}) })),
     raw: () => cluster.raw,
+  },
+  {
+    name: 'sentinel',
+    cache: (local) =>
+      track(new CacheService({ sentinel: { sentinels: group.sentinels, name: group.name }, logger: quiet, ...(local === false ? { local } : {}) })),
+    raw: () => group.raw(masterPort),
   },
 ]
 
