@@ -73,7 +73,6 @@ export declare class NativeCache {
    * (`expect` null) or still holds `expect`.
    */
   queueStoreIf(key: string, json: string, ttlMs: number, id: number, expect?: string | undefined | null): boolean
-  noteLockWait(): void
   queueDelPattern(pattern: string): void
   /**
    * Sends the queued calls to Redis as one batch; resolves once every call
@@ -82,14 +81,8 @@ export declare class NativeCache {
   flush(): Promise<Replies>
   /** Runs the queued calls against the `'memory'` store, synchronously. */
   runSync(): Replies
-  /** Hits the JavaScript memo served without crossing, counted as L1 hits. */
-  noteLocalHits(n: number): void
-  noteCoalesced(): void
-  noteFactoryRun(): void
-  noteFailsafe(): void
-  /** A caller's `timeout.hard` (`true`) or `timeout.soft` (`false`) decided its answer. */
-  noteTimeout(hard: boolean): void
-  noteEagerRefresh(): void
+  /** Counts `n` events JavaScript saw (see [`Note`]). */
+  note(what: Note, n: number): void
   /**
    * Keeps `json` as the fail-safe copy of `key` for `keep_ms`; the key
    * expires in `expires_in_ms` (negative: no expiry, or not known).
@@ -341,6 +334,26 @@ export interface NativeOptions {
   localMaxTtlMs: number
   /** Bound on one Redis round trip, in ms. */
   commandTimeoutMs: number
+}
+
+/** What JavaScript counts for `stats()` (`NativeCache.note`). */
+export declare const enum Note {
+  /** Hits the memo served without crossing (counted as L1 hits too). */
+  MemoHits = 0,
+  /** A `getOrSet` joined a run in flight. */
+  Coalesced = 1,
+  /** A `getOrSet` factory ran. */
+  FactoryRun = 2,
+  /** A `getOrSet` answered with its fail-safe copy. */
+  Failsafe = 3,
+  /** A caller's `timeout.soft` decided its answer. */
+  SoftTimeout = 4,
+  /** A caller's `timeout.hard` decided its answer. */
+  HardTimeout = 5,
+  /** An eager refresh started. */
+  EagerRefresh = 6,
+  /** A `lock: 'distributed'` run found the lease taken and waited. */
+  LockWait = 7,
 }
 
 /**

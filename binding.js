@@ -850,4 +850,5 @@ module.exports.localBoard = nativeBinding.localBoard
 module.exports.localGet = nativeBinding.localGet
 module.exports.localGetOrQueue = nativeBinding.localGetOrQueue
 module.exports.localMget = nativeBinding.localMget
+module.exports.Note = nativeBinding.Note
 module.exports.redact = nativeBinding.redact

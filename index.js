@@ -4,7 +4,7 @@
 // Each job lives in its own module under lib/ (options, memo, batching, the
 // getOrSet engine, the prom-client bridge, logging); tiers, connections,
 // invalidation and counters live in Rust (src/).
-const { NativeCache, localGet, localGetOrQueue, localMget } = require('./native.js')
+const { NativeCache, Note, localGet, localGetOrQueue, localMget } = require('./native.js')
 const { CODES, CacheClosedError, TimeoutError, describe } = require('./lib/errors.js')
 const { toKey, toKeys, toTtlMs, getOrSetPolicy } = require('./lib/args.js')
 const { resolveOptions, DEFAULT_TTL } = require('./lib/options.js')
@@ -118,7 +118,7 @@ class CacheService {
 
   /** Hits the memo served, handed to the native counters before they are read. */
   #countMemoHits() {
-    if (this.#memo !== null && this.#memo.hits > 0) this.#native.noteLocalHits(this.#memo.takeHits())
+    if (this.#memo !== null && this.#memo.hits > 0) this.#native.note(Note.MemoHits, this.#memo.takeHits())
   }
 
   /** @template T @param {string|number} key @returns {Promise<T|null>} */

@@ -7,6 +7,7 @@
 // copies (`grace`), timeouts, eager refresh and the distributed lock.
 // State Rust holds (copies, guards, counters) is asked of Rust, not mirrored.
 const { randomUUID } = require('node:crypto')
+const { Note } = require('../native.js')
 const { CODES, TimeoutError, shortKey } = require('./errors.js')
 const { Leases, lockKey } = require('./lease.js')
 
@@ -97,13 +98,13 @@ class GetOrSet {
     // A run whose guard a write spoiled would answer an older value: not joined.
     if (run !== undefined && run.state.guard !== 0 && !native.guardFresh(run.state.guard)) run = undefined
     if (run !== undefined) {
-      native.noteCoalesced()
+      native.note(Note.Coalesced, 1)
       answer = run.then((r) => {
         // Each joiner gets its own copy: parsed from the stored text, or the value itself when JSON had none.
         if (!r.stale) return typeof r.json === 'string' ? parse(r.json) : r.value
         // Redis was down and the run answered from the copy: not for a caller without grace.
         if (o.graceMs === 0) return this.#fill(k, factory, o, IDLE_PHASE, { guard: 0, seen: null }).then((own) => own.value)
-        native.noteFailsafe()
+        native.note(Note.Failsafe, 1)
         return parse(r.json)
       })
     } else {
@@ -111,7 +112,7 @@ class GetOrSet {
       const state = { guard: 0, seen: text }
       run = this.#start(k, state, (phase) => this.#fill(k, factory, o, phase, state))
       answer = run.then((r) => {
-        if (r.stale) native.noteFailsafe()
+        if (r.stale) native.note(Note.Failsafe, 1)
         if (r.refresh) this.#refresh(k, factory, o, r.json)
         // The caller that ran the factory gets its value itself, as with the original.
         return r.value
@@ -159,7 +160,7 @@ class GetOrSet {
       }
       const refresh = this.#refreshing.get(k)
       if (refresh !== undefined) {
-        native.noteCoalesced()
+        native.note(Note.Coalesced, 1)
         phase.started()
         const joined = refresh.then((r) => ({ json: r.json, value: typeof r.json === 'string' ? parse(r.json) : r.value }))
         joined.then(phase.settled, phase.settled)
@@ -227,7 +228,7 @@ class GetOrSet {
       }
       if (!waited) {
         waited = true
-        native.noteLockWait()
+        native.note(Note.LockWait, 1)
       }
       if (!(await woken)) delay = Math.min(delay * 2, LOCK_POLL_MAX_MS)
     }
@@ -264,7 +265,7 @@ class GetOrSet {
   async #produce(k, factory, o, phase, guard, expect, afterWrite = undefined) {
     const native = this.#native
     phase.started()
-    native.noteFactoryRun()
+    native.note(Note.FactoryRun, 1)
     let value
     try {
       value = await factory()
@@ -292,7 +293,7 @@ class GetOrSet {
   #refresh(k, factory, o, text) {
     if (this.#closed() || this.#refreshing.has(k) || this.#inflight.has(k)) return
     const native = this.#native
-    native.noteEagerRefresh()
+    native.note(Note.EagerRefresh, 1)
     const guard = native.guardKey(k)
     const run = this.#produce(k, factory, o, IDLE_PHASE, guard, text)
     this.#refreshing.set(k, run)
@@ -327,7 +328,7 @@ class GetOrSet {
 
   /** A caller answered from the fail-safe copy: counted, and said once per run. */
   #failsafe(k, run, value, reason, error) {
-    this.#native.noteFailsafe()
+    this.#native.note(Note.Failsafe, 1)
     if (!run.failsafeLogged) {
       run.failsafeLogged = true
       this.#warnFailsafe(k, reason, error)
@@ -377,7 +378,7 @@ class GetOrSet {
             setTimeout(() => {
               const copy = this.#graceValue(k, o)
               if (copy === NO_VALUE) return
-              native.noteTimeout(false)
+              native.note(Note.SoftTimeout, 1)
               finish(resolve, this.#failsafe(k, run, copy, 'soft-timeout'))
             }, o.soft),
           )
@@ -385,7 +386,7 @@ class GetOrSet {
         if (o.hard > 0) {
           timers.push(
             setTimeout(() => {
-              native.noteTimeout(true)
+              native.note(Note.HardTimeout, 1)
               // Callers from now on start a run of their own rather than join this one.
               if (this.#inflight.get(k) === run) this.#inflight.delete(k)
               const copy = this.#graceValue(k, o)

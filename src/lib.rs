@@ -179,6 +179,27 @@ pub struct CacheStats {
     pub grace: GraceStats,
 }
 
+/// What JavaScript counts for `stats()` (`NativeCache.note`).
+#[napi]
+pub enum Note {
+    /// Hits the memo served without crossing (counted as L1 hits too).
+    MemoHits,
+    /// A `getOrSet` joined a run in flight.
+    Coalesced,
+    /// A `getOrSet` factory ran.
+    FactoryRun,
+    /// A `getOrSet` answered with its fail-safe copy.
+    Failsafe,
+    /// A caller's `timeout.soft` decided its answer.
+    SoftTimeout,
+    /// A caller's `timeout.hard` decided its answer.
+    HardTimeout,
+    /// An eager refresh started.
+    EagerRefresh,
+    /// A `lock: 'distributed'` run found the lease taken and waited.
+    LockWait,
+}
+
 #[napi(object)]
 pub struct LogEntry {
     pub level: String,
@@ -517,11 +538,6 @@ impl NativeCache {
     }
 
     #[napi]
-    pub fn note_lock_wait(&self) {
-        Counters::add(&self.counters.lock_waits, 1);
-    }
-
-    #[napi]
     pub fn queue_del_pattern(&self, pattern: String) {
         self.queue(Op::DelPattern(pattern));
     }
@@ -555,45 +571,24 @@ impl NativeCache {
         }
     }
 
-    /// Hits the JavaScript memo served without crossing, counted as L1 hits.
+    /// Counts `n` events JavaScript saw (see [`Note`]).
     #[napi]
-    pub fn note_local_hits(&self, n: u32) {
-        Counters::add(&self.counters.local_hits, n.into());
-        Counters::add(&self.counters.memo_hits, n.into());
-    }
-
-    #[napi]
-    pub fn note_coalesced(&self) {
-        Counters::add(&self.counters.coalesced, 1);
-    }
-
-    #[napi]
-    pub fn note_factory_run(&self) {
-        Counters::add(&self.counters.factory_runs, 1);
-    }
-
-    #[napi]
-    pub fn note_failsafe(&self) {
-        Counters::add(&self.counters.failsafe, 1);
-    }
-
-    /// A caller's `timeout.hard` (`true`) or `timeout.soft` (`false`) decided its answer.
-    #[napi]
-    pub fn note_timeout(&self, hard: bool) {
+    pub fn note(&self, what: Note, n: u32) {
         let c = &self.counters;
-        Counters::add(
-            if hard {
-                &c.timeouts_hard
-            } else {
-                &c.timeouts_soft
-            },
-            1,
-        );
-    }
-
-    #[napi]
-    pub fn note_eager_refresh(&self) {
-        Counters::add(&self.counters.eager_refreshes, 1);
+        let counter = match what {
+            Note::MemoHits => {
+                Counters::add(&c.memo_hits, n.into());
+                &c.local_hits
+            }
+            Note::Coalesced => &c.coalesced,
+            Note::FactoryRun => &c.factory_runs,
+            Note::Failsafe => &c.failsafe,
+            Note::SoftTimeout => &c.timeouts_soft,
+            Note::HardTimeout => &c.timeouts_hard,
+            Note::EagerRefresh => &c.eager_refreshes,
+            Note::LockWait => &c.lock_waits,
+        };
+        Counters::add(counter, n.into());
     }
 
     /// Keeps `json` as the fail-safe copy of `key` for `keep_ms`; the key
