@@ -22,8 +22,11 @@ export declare class NativeCache {
   /** The handle `localGet`/`localMget` take for this instance. */
   get handle(): number
   queueGet(key: string): void
-  /** `getOrSet`'s read: the value and its `PTTL` (the reply's number). */
-  queueGetTtl(key: string): void
+  /**
+   * `getOrSet`'s read: the value and its `PTTL` (the reply's number);
+   * with `guard` (`guardKey`), the read that guard's write-back depends on.
+   */
+  queueGetTtl(key: string, guard?: number | undefined | null): void
   queueSet(key: string, json: string, ttlMs: number): void
   queueDel(keys: Array<string>): void
   queueMget(keys: Array<string>): void
@@ -48,7 +51,28 @@ export declare class NativeCache {
    * plain `ms` sleep: the caller polls.
    */
   waitChange(keys: Array<string>, ms: number): Promise<boolean>
-  noteLockWait(): void
+  /**
+   * Guards `getOrSet`'s write-back of `key`: taken before the miss (or
+   * the refresh's) read is queued; a write or delete of the key after this
+   * point (by this instance, another of this process, or anyone, through
+   * the tracking push of that read) spoils it. Give the id to
+   * `queueStoreIf`, or to `releaseGuard` when nothing is stored.
+   */
+  guardKey(key: string): number
+  /**
+   * Whether nothing has spoiled guard `id` yet (a run started before a
+   * write is not joined).
+   */
+  guardFresh(id: number): boolean
+  releaseGuard(id: number): void
+  /**
+   * `getOrSet`'s write-back under guard `id`: queued (answering 1 if
+   * stored, 0 if not) unless the guard is spoiled already, when nothing is
+   * queued, the result counts as superseded and this returns `false`.
+   * Redis decides the rest: stored only while the key is still absent
+   * (`expect` null) or still holds `expect`.
+   */
+  queueStoreIf(key: string, json: string, ttlMs: number, id: number, expect?: string | undefined | null): boolean
   queueDelPattern(pattern: string): void
   /**
    * Sends the queued calls to Redis as one batch; resolves once every call
@@ -57,14 +81,8 @@ export declare class NativeCache {
   flush(): Promise<Replies>
   /** Runs the queued calls against the `'memory'` store, synchronously. */
   runSync(): Replies
-  /** Hits the JavaScript memo served without crossing, counted as L1 hits. */
-  noteLocalHits(n: number): void
-  noteCoalesced(): void
-  noteFactoryRun(): void
-  noteFailsafe(): void
-  /** A caller's `timeout.hard` (`true`) or `timeout.soft` (`false`) decided its answer. */
-  noteTimeout(hard: boolean): void
-  noteEagerRefresh(): void
+  /** Counts `n` events JavaScript saw (see [`Note`]). */
+  note(what: Note, n: number): void
   /**
    * Keeps `json` as the fail-safe copy of `key` for `keep_ms`; the key
    * expires in `expires_in_ms` (negative: no expiry, or not known).
@@ -90,6 +108,27 @@ export declare class NativeCache {
   close(): void
 }
 
+/** The board's layout, read once by the memo (`lib/memo.js`). */
+export declare function boardLayout(): BoardLayout
+
+/**
+ * Where JavaScript finds each field: indexes into a `Float64Array` over the
+ * board's first `f64_count` slots and a `Uint32Array` from byte `u32_offset`.
+ */
+export interface BoardLayout {
+  bytes: number
+  f64Count: number
+  u32Offset: number
+  openUntil: number
+  scratchDeadline: number
+  scratchSlot: number
+  scratchVersion: number
+  scratchEpoch: number
+  epoch: number
+  versions: number
+  slots: number
+}
+
 export interface CacheStats {
   mode: 'redis' | 'memory'
   local: LocalStats
@@ -108,6 +147,11 @@ export interface CacheStats {
    * by another instance and waited (one per run, however many callers share it).
    */
   lockWaits: number
+  /**
+   * `getOrSet` results returned to their callers but not stored: the key
+   * was written or deleted after the miss (or the eager refresh) read it.
+   */
+  superseded: number
   grace: GraceStats
 }
 
@@ -135,6 +179,28 @@ export declare const DEFAULT_LOCK_LEASE_MS: number
 
 /** Seconds a value is kept when a call's ttl is falsy. */
 export declare const DEFAULT_TTL_SECONDS: number
+
+export declare function errorCodes(): ErrorCodes
+
+/**
+ * Every `err.code` / `meta.code` the package uses, JavaScript's included,
+ * so both sides read them from here.
+ */
+export interface ErrorCodes {
+  closed: string
+  timeout: string
+  unavailable: string
+  server: string
+  protocol: string
+  /** A `getOrSet` factory ran past `timeout.hard` with no fail-safe copy. */
+  factoryTimeout: string
+  /** A `getOrSet` factory failed (logged when its callers were answered otherwise). */
+  factory: string
+  /** A `getOrSet` answered with its fail-safe copy. */
+  failsafe: string
+  /** A value `JSON.stringify` could not serialize: nothing was stored. */
+  serialize: string
+}
 
 /** Failed calls by the code their logger message carries. */
 export interface ErrorCounts {
@@ -269,6 +335,33 @@ export interface NativeOptions {
   /** Bound on one Redis round trip, in ms. */
   commandTimeoutMs: number
 }
+
+/** What JavaScript counts for `stats()` (`NativeCache.note`). */
+export declare const enum Note {
+  /** Hits the memo served without crossing (counted as L1 hits too). */
+  MemoHits = 0,
+  /** A `getOrSet` joined a run in flight. */
+  Coalesced = 1,
+  /** A `getOrSet` factory ran. */
+  FactoryRun = 2,
+  /** A `getOrSet` answered with its fail-safe copy. */
+  Failsafe = 3,
+  /** A caller's `timeout.soft` decided its answer. */
+  SoftTimeout = 4,
+  /** A caller's `timeout.hard` decided its answer. */
+  HardTimeout = 5,
+  /** An eager refresh started. */
+  EagerRefresh = 6,
+  /** A `lock: 'distributed'` run found the lease taken and waited. */
+  LockWait = 7,
+}
+
+/**
+ * `text` with every URL's userinfo and every occurrence of `secrets`
+ * (passwords the instance was given) replaced, for any message that may
+ * leave the process: errors, log lines.
+ */
+export declare function redact(text: string, secrets: Array<string>): string
 
 export interface RedisStats {
   connected: boolean

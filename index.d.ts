@@ -116,6 +116,8 @@ export type CacheErrorCode =
   | 'ERR_CACHE_FAILSAFE'
   /** A background factory run (eager refresh, or one that finished after its callers were answered) failed. */
   | 'ERR_CACHE_FACTORY'
+  /** A value `JSON.stringify` could not serialize: nothing was stored (a warning). */
+  | 'ERR_CACHE_SERIALIZE'
 
 /** `getOrSet`'s options object (its third argument may also be a ttl in seconds, as before). */
 export interface GetOrSetOptions {
@@ -180,6 +182,8 @@ export declare class CacheService {
    * The cached value if there is one (a cached `0`, `false`, `''`, `[]` is a hit); otherwise
    * awaits `factory()`, stores its result and returns it. Concurrent calls for one key in this
    * process run the factory once. A factory rejection rejects the call with the same value.
+   * A write or delete of the key by anyone after the miss was read wins: the result is
+   * returned but not stored (counted in `stats().superseded`).
    */
   getOrSet<T>(key: string | number, factory: () => T | Promise<T>, ttl?: number | string): Promise<T>
   /**

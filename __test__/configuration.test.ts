@@ -227,7 +227,16 @@ describe('failures stay visible after a one-line swap', () => {
       for (const code of first) expect(CODES).toContain(code)
       c.setLogger(null)
       const n = first.length
-      expect(await c.get('k')).toBeNull()
+      // null: the default, rate-limited warnings on stderr (caught here, so a green run prints nothing).
+      const written: string[] = []
+      const write = process.stderr.write
+      process.stderr.write = ((chunk: string) => (written.push(String(chunk)), true)) as typeof process.stderr.write
+      try {
+        expect(await c.get('k')).toBeNull()
+      } finally {
+        process.stderr.write = write
+      }
+      expect(written.join('')).toMatch(/@medianest\/native-cache: |^$/)
       c.setLogger(false)
       expect(await c.get('k')).toBeNull()
       expect(first.length, 'a detached logger still got calls').toBe(n)

@@ -204,3 +204,23 @@ it("'memory' mode: the in-process single flight", async () => {
   expect(c.stats().lockWaits).toBe(0)
   await c.close()
 })
+
+it('close() while holding the lease releases it: a waiter elsewhere does not wait out the 3 s lease', async () => {
+  const holder = new CacheService({ url: redis.server.url, logger: false })
+  const waiter = new CacheService({ url: redis.server.url, logger: false })
+  try {
+    let started = false
+    const held = holder.getOrSet('closing', () => ((started = true), new Promise(() => {})), { ttl: 10, lock: 'distributed' })
+    held.catch(() => {})
+    for (let i = 0; i < 200 && !started; i++) await sleep(5)
+    expect(started).toBe(true)
+    expect(await redis.raw.exists('closing:__lock')).toBe(1)
+    await holder.close()
+    const t0 = performance.now()
+    expect(await waiter.getOrSet('closing', async () => 'mine', { ttl: 10, lock: 'distributed' })).toBe('mine')
+    expect(performance.now() - t0).toBeLessThan(1500)
+  } finally {
+    await holder.close()
+    await waiter.close()
+  }
+})

@@ -31,7 +31,7 @@ describe('nothing listening at the URL', () => {
 
   it('Redis appearing later is picked up by the same instance', async () => {
     const port = await freePort()
-    const cache = new CacheService({ url: `redis://127.0.0.1:${port}`, commandTimeoutMs: TIMEOUT })
+    const cache = new CacheService({ url: `redis://127.0.0.1:${port}`, commandTimeoutMs: TIMEOUT, logger: false })
     expect(await cache.ping()).toBe(false)
     const server = await startRedis([], port)
     try {
@@ -61,7 +61,7 @@ describe('Redis goes away and comes back', () => {
   })
 
   it('killed: failure results within the bound, then recovery without a new instance', async () => {
-    cache = new CacheService({ url: server.url, commandTimeoutMs: TIMEOUT })
+    cache = new CacheService({ url: server.url, commandTimeoutMs: TIMEOUT, logger: false })
     await cache.set('k', 'before')
     expect(await cache.get('k')).toBe('before')
     server.signal('SIGKILL')
@@ -76,7 +76,7 @@ describe('Redis goes away and comes back', () => {
   })
 
   it('writes attempted during an outage are dropped, never replayed later', async () => {
-    cache = new CacheService({ url: server.url, commandTimeoutMs: TIMEOUT })
+    cache = new CacheService({ url: server.url, commandTimeoutMs: TIMEOUT, logger: false })
     expect(await cache.ping()).toBe(true)
     await server.stop()
     await cache.set('during', 'outage')
@@ -91,7 +91,7 @@ describe('Redis goes away and comes back', () => {
   })
 
   it('hung (SIGSTOP): calls settle within commandTimeoutMs plus a margin; recovery after SIGCONT', async () => {
-    cache = new CacheService({ url: server.url, commandTimeoutMs: TIMEOUT })
+    cache = new CacheService({ url: server.url, commandTimeoutMs: TIMEOUT, logger: false })
     await cache.set('h', 'v1')
     server.signal('SIGSTOP')
     try {
@@ -109,7 +109,7 @@ describe('Redis goes away and comes back', () => {
   })
 
   it('a command slower than the bound (DEBUG SLEEP) takes its failure result, then all is well', async () => {
-    cache = new CacheService({ url: server.url, commandTimeoutMs: TIMEOUT })
+    cache = new CacheService({ url: server.url, commandTimeoutMs: TIMEOUT, logger: false })
     await cache.set('s', 1)
     const admin = new Redis(server.port, '127.0.0.1')
     const sleeping = admin.call('DEBUG', 'SLEEP', '0.8')

@@ -103,7 +103,7 @@ describe('faults under load', () => {
   })
 
   function fresh() {
-    cache = new CacheService({ url: server.url, commandTimeoutMs: TIMEOUT, local: { maxTtl: 3600 } })
+    cache = new CacheService({ url: server.url, commandTimeoutMs: TIMEOUT, local: { maxTtl: 3600 }, logger: false })
     return cache
   }
 
@@ -237,7 +237,7 @@ describe('misconfiguration', () => {
 
   it('a rediss:// URL against a plain server: failure results within the bound, no hang', async () => {
     const server = await startRedis()
-    const c = new CacheService({ url: `rediss://127.0.0.1:${server.port}`, commandTimeoutMs: TIMEOUT })
+    const c = new CacheService({ url: `rediss://127.0.0.1:${server.port}`, commandTimeoutMs: TIMEOUT, logger: false })
     try {
       for (const call of [() => c.get('k'), () => c.set('k', 1), () => c.ping(), () => c.mget(['a'])]) {
         const started = performance.now()
@@ -257,7 +257,7 @@ describe('misconfiguration', () => {
     const silent = createServer((s) => sockets.push(s))
     const port = await freePort()
     await new Promise<void>((r) => silent.listen(port, '127.0.0.1', () => r()))
-    const c = new CacheService({ url: `redis://127.0.0.1:${port}`, commandTimeoutMs: TIMEOUT })
+    const c = new CacheService({ url: `redis://127.0.0.1:${port}`, commandTimeoutMs: TIMEOUT, logger: false })
     try {
       const started = performance.now()
       expect(await c.get('k')).toBeNull()

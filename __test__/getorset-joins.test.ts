@@ -135,3 +135,28 @@ describe.each<[string, Extra]>([
     expect(runs).toBe(1)
   })
 })
+
+describe.each([
+  ['memory', { mode: 'memory' as const }],
+  ['redis', { host: '127.0.0.1', port, db: DB }],
+])('one getOrSet path (%s)', (_name, options) => {
+  it('a getOrSet with options joins a plain getOrSet of the same key in the same turn (3 rounds)', async () => {
+    cache = new CacheService({ ...options, logger: false })
+    for (let round = 0; round < 3; round++) {
+      let runs = 0
+      const f = async () => {
+        runs++
+        await sleep(20)
+        return { round }
+      }
+      const k = `one-path:${round}`
+      const [plain, withOptions, plainAgain] = await Promise.all([
+        cache.getOrSet(k, f, 60),
+        cache.getOrSet(k, f, { ttl: 60, timeout: { hard: 1000 } }),
+        cache.getOrSet(k, f),
+      ])
+      expect([plain, withOptions, plainAgain]).toEqual([{ round }, { round }, { round }])
+      expect(runs).toBe(1)
+    }
+  })
+})

@@ -235,7 +235,7 @@ describe('bad options throw a TypeError at construction', () => {
   })
 
   it('an unreachable Redis is not an error at construction', async () => {
-    const c = new CacheService({ url: 'redis://127.0.0.1:1', commandTimeoutMs: 200 })
+    const c = new CacheService({ url: 'redis://127.0.0.1:1', commandTimeoutMs: 200, logger: false })
     expect(await c.get('x')).toBeNull()
     await c.close()
   })

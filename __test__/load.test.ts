@@ -32,7 +32,7 @@ describe('mixed load on several instances with a restart in the middle', () => {
     // A deadline that CPU starvation alone (the suite runs the soak and the
     // benchmark alongside) does not reach: a write that times out may still
     // land later, after later writes, so only writes that succeeded can be checked.
-    const caches = Array.from({ length: INSTANCES }, () => new CacheService({ url: server.url, commandTimeoutMs: 2000 }))
+    const caches = Array.from({ length: INSTANCES }, () => new CacheService({ url: server.url, commandTimeoutMs: 2000, logger: false }))
     const tallies: Tally[] = caches.map(() => ({ gets: 0, mgetKeys: 0, getOrSets: 0, rejections: [] }))
     let phase: 'before' | 'after' = 'before'
     let running = true

@@ -24,7 +24,7 @@ afterAll(async () => {
 
 const open: CacheService[] = []
 function instance(opts: ConstructorParameters<typeof CacheService>[0] = {}) {
-  const c = new CacheService({ url: server.url, local: { maxTtl: HOUR }, ...opts })
+  const c = new CacheService({ url: server.url, local: { maxTtl: HOUR }, logger: false, ...opts })
   open.push(c)
   return c
 }

@@ -35,8 +35,9 @@ async function run(local: boolean, seed: number) {
   let n = 0
   for (let turn = 0; turn < 150; turn++) {
     const pending: Promise<unknown>[] = []
-    // getOrSet runs that missed: their factory's value is written after this turn.
-    const fills: Array<[string, unknown]> = []
+    // getOrSet runs that missed: their factory's value is written after this
+    // turn, unless the key is written or deleted after the miss (the write wins).
+    let fills: Array<[string, unknown]> = []
     const running = new Map<string, unknown>()
     const calls = 1 + Math.floor(next() * 40)
     for (let c = 0; c < calls; c++) {
@@ -57,10 +58,12 @@ async function run(local: boolean, seed: number) {
         const value = { n: id }
         model.set(k, value)
         running.delete(k)
+        fills = fills.filter(([x]) => x !== k)
         pending.push(cache.set(key, value, 60))
       } else if (r < 0.76) {
         model.delete(k)
         running.delete(k)
+        fills = fills.filter(([x]) => x !== k)
         pending.push(cache.del(next() < 0.5 ? key : [key, 'mix:none']))
       } else if (r < 0.86) {
         const list = [key, KEYS[Math.floor(next() * KEYS.length)]]
@@ -89,6 +92,7 @@ async function run(local: boolean, seed: number) {
         for (const x of [...model.keys()]) if (x.startsWith('mix:a')) model.delete(x)
         // New getOrSet calls join no run started before it.
         running.clear()
+        fills = fills.filter(([x]) => !x.startsWith('mix:a'))
         pending.push(cache.invalidatePattern('mix:a*'))
         // L1 drops the matching keys only when the pattern runs (an unawaited
         // invalidatePattern is not read through, as in the original): last call of its turn.
@@ -96,11 +100,12 @@ async function run(local: boolean, seed: number) {
       } else {
         model.clear()
         running.clear()
+        fills = []
         pending.push(cache.clear())
       }
     }
     await Promise.all(pending)
-    // Each miss's factory value is written once its read came back (call order).
+    // Each miss's factory value is written once its read came back, unless written over since.
     for (const [k, v] of fills) model.set(k, v)
     await nextTurn()
     await nextTurn()

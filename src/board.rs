@@ -8,12 +8,16 @@
 //! that slot), the store's epoch (bumped after every flush), the lease (the
 //! gate's "serve until") and the entry's own deadline.
 //!
-//! Layout (byte offsets; the typed-array views in `index.js` follow it):
+//! Layout (byte offsets; exported by [`board_layout`], which the memo's
+//! typed-array views in `lib/memo.js` are built from):
 //! 0 `open_until` f64, 8 scratch deadline f64, 16 scratch slot u32,
 //! 20 scratch version u32, 24 scratch epoch u32, 28 `epoch` u32,
 //! 32 the `SLOTS` versions u32.
 
+use std::mem::offset_of;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+use napi_derive::napi;
 use std::sync::OnceLock;
 use std::time::Instant;
 
@@ -110,6 +114,44 @@ impl Board {
     pub const LEN: usize = std::mem::size_of::<Board>();
 }
 
+/// Where JavaScript finds each field: indexes into a `Float64Array` over the
+/// board's first `f64_count` slots and a `Uint32Array` from byte `u32_offset`.
+#[napi(object)]
+pub struct BoardLayout {
+    pub bytes: u32,
+    pub f64_count: u32,
+    pub u32_offset: u32,
+    pub open_until: u32,
+    pub scratch_deadline: u32,
+    pub scratch_slot: u32,
+    pub scratch_version: u32,
+    pub scratch_epoch: u32,
+    pub epoch: u32,
+    pub versions: u32,
+    pub slots: u32,
+}
+
+/// The board's layout, read once by the memo (`lib/memo.js`).
+#[napi]
+pub fn board_layout() -> BoardLayout {
+    let u32_offset = offset_of!(Board, scratch_slot);
+    let f64_at = |offset: usize| (offset / 8) as u32;
+    let u32_at = |offset: usize| ((offset - u32_offset) / 4) as u32;
+    BoardLayout {
+        bytes: Board::LEN as u32,
+        f64_count: (u32_offset / 8) as u32,
+        u32_offset: u32_offset as u32,
+        open_until: f64_at(offset_of!(Board, open_until)),
+        scratch_deadline: f64_at(offset_of!(Board, scratch_deadline)),
+        scratch_slot: u32_at(offset_of!(Board, scratch_slot)),
+        scratch_version: u32_at(offset_of!(Board, scratch_version)),
+        scratch_epoch: u32_at(offset_of!(Board, scratch_epoch)),
+        epoch: u32_at(offset_of!(Board, epoch)),
+        versions: u32_at(offset_of!(Board, versions)),
+        slots: SLOTS as u32,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,6 +168,21 @@ mod tests {
         assert_eq!(at((&b.epoch as *const AtomicU32).cast()), 28);
         assert_eq!(at((&b.versions[0] as *const AtomicU32).cast()), 32);
         assert_eq!(Board::LEN, 32 + 4 * SLOTS);
+        let l = board_layout();
+        assert_eq!(
+            (l.open_until, l.scratch_deadline, l.f64_count, l.u32_offset),
+            (0, 1, 2, 16)
+        );
+        assert_eq!(
+            (
+                l.scratch_slot,
+                l.scratch_version,
+                l.scratch_epoch,
+                l.epoch,
+                l.versions
+            ),
+            (0, 1, 2, 3, 4)
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 use std::sync::atomic::AtomicU64;
 
+use napi_derive::napi;
 use redis::{ErrorKind, RedisError, ServerError, ServerErrorKind};
 
 use crate::stats::Counters;
@@ -49,6 +50,42 @@ impl Code {
             Code::Server => &c.errors_server,
             Code::Protocol => &c.errors_protocol,
         }
+    }
+}
+
+/// Every `err.code` / `meta.code` the package uses, JavaScript's included,
+/// so both sides read them from here.
+#[napi(object)]
+#[cfg_attr(test, allow(dead_code))] // read by JavaScript
+pub struct ErrorCodes {
+    pub closed: String,
+    pub timeout: String,
+    pub unavailable: String,
+    pub server: String,
+    pub protocol: String,
+    /// A `getOrSet` factory ran past `timeout.hard` with no fail-safe copy.
+    pub factory_timeout: String,
+    /// A `getOrSet` factory failed (logged when its callers were answered otherwise).
+    pub factory: String,
+    /// A `getOrSet` answered with its fail-safe copy.
+    pub failsafe: String,
+    /// A value `JSON.stringify` could not serialize: nothing was stored.
+    pub serialize: String,
+}
+
+#[napi]
+#[cfg_attr(test, allow(dead_code))] // read by JavaScript
+pub fn error_codes() -> ErrorCodes {
+    ErrorCodes {
+        closed: Code::Closed.js().into(),
+        timeout: Code::Timeout.js().into(),
+        unavailable: Code::Unavailable.js().into(),
+        server: Code::Server.js().into(),
+        protocol: Code::Protocol.js().into(),
+        factory_timeout: "ERR_CACHE_FACTORY_TIMEOUT".into(),
+        factory: "ERR_CACHE_FACTORY".into(),
+        failsafe: "ERR_CACHE_FAILSAFE".into(),
+        serialize: "ERR_CACHE_SERIALIZE".into(),
     }
 }
 

@@ -536,7 +536,11 @@ mod tests {
         Lookup {
             store,
             serving: Arc::new(Gate::open_always(None)),
-            queue: Arc::new(Queue::new(None, counters.clone())),
+            queue: Arc::new(Queue::new(
+                None,
+                crate::local::Group::new(),
+                counters.clone(),
+            )),
             counters,
         }
     }

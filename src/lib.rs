@@ -29,7 +29,7 @@ use napi_derive::napi;
 
 use crate::gate::Gate;
 use crate::grace::Grace;
-use crate::local::Local;
+use crate::local::{Group, Local, Ticket};
 use crate::ops::{Op, Replies};
 use crate::options::{Mode, NativeOptions};
 use crate::queue::{Pending, Queue};
@@ -62,6 +62,14 @@ pub struct NativeCache {
     handle: u32,
     /// `getOrSet`'s fail-safe copies (see `grace.rs`).
     grace: Grace,
+    /// `getOrSet`'s write-back guards, by id (see [`NativeCache::guard_key`]).
+    guards: std::sync::Mutex<Guards>,
+}
+
+#[derive(Default)]
+struct Guards {
+    next: u32,
+    held: std::collections::HashMap<u32, Ticket>,
 }
 
 #[napi(object)]
@@ -165,7 +173,31 @@ pub struct CacheStats {
     /// `getOrSet` runs with `lock: 'distributed'` that found the lease taken
     /// by another instance and waited (one per run, however many callers share it).
     pub lock_waits: f64,
+    /// `getOrSet` results returned to their callers but not stored: the key
+    /// was written or deleted after the miss (or the eager refresh) read it.
+    pub superseded: f64,
     pub grace: GraceStats,
+}
+
+/// What JavaScript counts for `stats()` (`NativeCache.note`).
+#[napi]
+pub enum Note {
+    /// Hits the memo served without crossing (counted as L1 hits too).
+    MemoHits,
+    /// A `getOrSet` joined a run in flight.
+    Coalesced,
+    /// A `getOrSet` factory ran.
+    FactoryRun,
+    /// A `getOrSet` answered with its fail-safe copy.
+    Failsafe,
+    /// A caller's `timeout.soft` decided its answer.
+    SoftTimeout,
+    /// A caller's `timeout.hard` decided its answer.
+    HardTimeout,
+    /// An eager refresh started.
+    EagerRefresh,
+    /// A `lock: 'distributed'` run found the lease taken and waited.
+    LockWait,
 }
 
 #[napi(object)]
@@ -221,21 +253,31 @@ impl NativeCache {
         let settings = options::settings(&options).map_err(invalid)?;
         let counters = Arc::new(Counters::default());
         let max_bytes = settings.local_max_bytes;
-        let tier = match settings.mode {
-            Mode::Memory => Tier::Memory(Store::new(
-                max_bytes - board::memo_bytes(max_bytes),
-                counters.clone(),
-            )),
+        let (tier, group) = match settings.mode {
+            Mode::Memory => (
+                Tier::Memory(Store::new(
+                    max_bytes - board::memo_bytes(max_bytes),
+                    counters.clone(),
+                )),
+                Group::new(),
+            ),
             Mode::Redis(target) => {
-                let local = (max_bytes > 0)
-                    .then(|| Local::new(max_bytes, settings.local_max_ttl, counters.clone()));
+                let group = local::group(&target.identity());
+                let local = (max_bytes > 0).then(|| {
+                    Local::new(
+                        max_bytes,
+                        settings.local_max_ttl,
+                        counters.clone(),
+                        group.clone(),
+                    )
+                });
                 let tier = RedisTier::start(
                     *target,
                     local.clone(),
                     counters.clone(),
                     settings.command_timeout,
                 );
-                Tier::Redis { tier, local }
+                (Tier::Redis { tier, local }, group)
             }
         };
         let (store, serving) = match &tier {
@@ -261,6 +303,7 @@ impl NativeCache {
                 Tier::Redis { tier, .. } => Some(tier.shared().clone()),
                 Tier::Memory(_) => None,
             },
+            group,
             counters.clone(),
         ));
         let handle = hits::register(hits::Lookup {
@@ -276,6 +319,7 @@ impl NativeCache {
             queue,
             handle,
             grace: Grace::new(grace_bytes),
+            guards: Default::default(),
         })
     }
 
@@ -300,10 +344,13 @@ impl NativeCache {
         self.queue(Op::Get(key));
     }
 
-    /// `getOrSet`'s read: the value and its `PTTL` (the reply's number).
+    /// `getOrSet`'s read: the value and its `PTTL` (the reply's number);
+    /// with `guard` (`guardKey`), the read that guard's write-back depends on.
     #[napi]
-    pub fn queue_get_ttl(&self, key: String) {
-        self.queue(Op::GetTtl(key));
+    pub fn queue_get_ttl(&self, key: String, guard: Option<u32>) {
+        let guards = self.guards();
+        let guard = guard.and_then(|id| guards.held.get(&id));
+        self.queue.push_guarded(Op::GetTtl(key), guard);
     }
 
     #[napi]
@@ -427,9 +474,67 @@ impl NativeCache {
         })
     }
 
+    fn guards(&self) -> std::sync::MutexGuard<'_, Guards> {
+        self.guards.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Guards `getOrSet`'s write-back of `key`: taken before the miss (or
+    /// the refresh's) read is queued; a write or delete of the key after this
+    /// point (by this instance, another of this process, or anyone, through
+    /// the tracking push of that read) spoils it. Give the id to
+    /// `queueStoreIf`, or to `releaseGuard` when nothing is stored.
     #[napi]
-    pub fn note_lock_wait(&self) {
-        Counters::add(&self.counters.lock_waits, 1);
+    pub fn guard_key(&self, key: String) -> u32 {
+        let ticket = self.queue.guard(&key);
+        let mut guards = self.guards();
+        guards.next = guards.next.wrapping_add(1);
+        let id = guards.next;
+        guards.held.insert(id, ticket);
+        id
+    }
+
+    /// Whether nothing has spoiled guard `id` yet (a run started before a
+    /// write is not joined).
+    #[napi]
+    pub fn guard_fresh(&self, id: u32) -> bool {
+        self.guards().held.get(&id).is_some_and(Ticket::fresh)
+    }
+
+    #[napi]
+    pub fn release_guard(&self, id: u32) {
+        let ticket = self.guards().held.remove(&id);
+        drop(ticket);
+    }
+
+    /// `getOrSet`'s write-back under guard `id`: queued (answering 1 if
+    /// stored, 0 if not) unless the guard is spoiled already, when nothing is
+    /// queued, the result counts as superseded and this returns `false`.
+    /// Redis decides the rest: stored only while the key is still absent
+    /// (`expect` null) or still holds `expect`.
+    #[napi]
+    pub fn queue_store_if(
+        &self,
+        key: String,
+        json: String,
+        ttl_ms: f64,
+        id: u32,
+        expect: Option<String>,
+    ) -> Result<bool> {
+        let ttl_ms = ops::ttl_ms(ttl_ms).map_err(invalid)?;
+        let ticket = self.guards().held.remove(&id);
+        if !ticket.as_ref().is_some_and(Ticket::fresh) {
+            Counters::add(&self.counters.superseded, 1);
+            return Ok(false);
+        }
+        // Released after the write's own ticket is taken: no gap for a read to fill.
+        self.queue(Op::StoreIf {
+            key,
+            json,
+            ttl_ms,
+            expect,
+        });
+        drop(ticket);
+        Ok(true)
     }
 
     #[napi]
@@ -456,7 +561,7 @@ impl NativeCache {
             return Err(invalid("runSync is for 'memory' mode; use flush".into()));
         };
         let Pending { ops, .. } = std::mem::take(&mut *self.queue.pending());
-        Ok(memory::apply(store, ops))
+        Ok(memory::apply(store, &self.counters, ops))
     }
 
     fn store(&self) -> Option<&Store> {
@@ -466,45 +571,24 @@ impl NativeCache {
         }
     }
 
-    /// Hits the JavaScript memo served without crossing, counted as L1 hits.
+    /// Counts `n` events JavaScript saw (see [`Note`]).
     #[napi]
-    pub fn note_local_hits(&self, n: u32) {
-        Counters::add(&self.counters.local_hits, n.into());
-        Counters::add(&self.counters.memo_hits, n.into());
-    }
-
-    #[napi]
-    pub fn note_coalesced(&self) {
-        Counters::add(&self.counters.coalesced, 1);
-    }
-
-    #[napi]
-    pub fn note_factory_run(&self) {
-        Counters::add(&self.counters.factory_runs, 1);
-    }
-
-    #[napi]
-    pub fn note_failsafe(&self) {
-        Counters::add(&self.counters.failsafe, 1);
-    }
-
-    /// A caller's `timeout.hard` (`true`) or `timeout.soft` (`false`) decided its answer.
-    #[napi]
-    pub fn note_timeout(&self, hard: bool) {
+    pub fn note(&self, what: Note, n: u32) {
         let c = &self.counters;
-        Counters::add(
-            if hard {
-                &c.timeouts_hard
-            } else {
-                &c.timeouts_soft
-            },
-            1,
-        );
-    }
-
-    #[napi]
-    pub fn note_eager_refresh(&self) {
-        Counters::add(&self.counters.eager_refreshes, 1);
+        let counter = match what {
+            Note::MemoHits => {
+                Counters::add(&c.memo_hits, n.into());
+                &c.local_hits
+            }
+            Note::Coalesced => &c.coalesced,
+            Note::FactoryRun => &c.factory_runs,
+            Note::Failsafe => &c.failsafe,
+            Note::SoftTimeout => &c.timeouts_soft,
+            Note::HardTimeout => &c.timeouts_hard,
+            Note::EagerRefresh => &c.eager_refreshes,
+            Note::LockWait => &c.lock_waits,
+        };
+        Counters::add(counter, n.into());
     }
 
     /// Keeps `json` as the fail-safe copy of `key` for `keep_ms`; the key
@@ -624,6 +708,7 @@ impl NativeCache {
             },
             eager_refreshes: Counters::read(&c.eager_refreshes),
             lock_waits: Counters::read(&c.lock_waits),
+            superseded: Counters::read(&c.superseded),
             grace: GraceStats {
                 entries: grace_entries as f64,
                 bytes: grace_bytes as f64,
@@ -655,6 +740,7 @@ impl NativeCache {
     #[napi]
     pub fn close(&self) {
         hits::unregister(self.handle);
+        self.guards().held.clear();
         self.grace.clear();
         self.grace.size();
         match &self.tier {

@@ -9,7 +9,8 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use redis::Value;
@@ -85,104 +86,403 @@ pub struct Local {
     pub store: Store,
     doorkeeper_bytes: u64,
     max_ttl: Duration,
-    fills: Mutex<Fills>,
+    /// Every instance of this process on the same Redis target and database.
+    group: Arc<Group>,
+    own: Mutex<Own>,
     counters: Arc<Counters>,
 }
 
+/// This instance's part: its epoch (bumped by its flushes: a disconnect, a
+/// `FLUSHDB` push), its lock waiters and its doorkeeper.
 #[derive(Default)]
-struct Fills {
+struct Own {
     epoch: u64,
-    /// Keys with reads in flight: how many, and how often the key was invalidated meanwhile.
-    slots: HashMap<Box<str>, Slot>,
     /// `getOrSet` lock waiters (see [`Local::watch`]), woken by a tracking
     /// push naming one of their keys, or by a flush.
     watchers: HashMap<Box<str>, Vec<Arc<Notify>>>,
     doorkeeper: Option<Doorkeeper>,
 }
 
-struct Slot {
-    version: u64,
-    readers: u32,
+/// What the instances of one process on one Redis target and database share,
+/// so each sees the others' acknowledged writes at once, not through the
+/// network: a write drops the key from every member's L1 when it is made and
+/// spoils every read in flight of it (on any member), and a read taken while a
+/// write of its key is in flight fills nothing (its connection may have
+/// reached Redis first). Also what `getOrSet`'s write-back guard checks.
+pub struct Group {
+    state: Mutex<GroupState>,
 }
 
-/// A claim to fill one key with what a read in flight returns.
+/// Writes (or sweeps) in flight, and whose: a read sent on the writer's own
+/// connection after the write is answered after it, so only another's taints it.
+#[derive(Default)]
+struct InFlight {
+    count: u32,
+    /// The instance that made them, or [`MIXED`].
+    origin: u64,
+}
+
+const MIXED: u64 = u64::MAX;
+
+impl InFlight {
+    fn add(&mut self, origin: u64) {
+        self.origin = if self.count == 0 || self.origin == origin {
+            origin
+        } else {
+            MIXED
+        };
+        self.count += 1;
+    }
+
+    fn remove(&mut self) {
+        self.count -= 1;
+    }
+
+    /// Whether a read by `origin` may have been answered before these writes landed.
+    fn taints(&self, origin: u64) -> bool {
+        self.count > 0 && self.origin != origin
+    }
+}
+
+/// A number for each instance's queue, naming the origin of its writes.
+pub fn origin() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+#[derive(Default)]
+struct GroupState {
+    /// Instances using the group (L1 or not; see [`Group::enter`]).
+    users: u32,
+    /// Bumped by clears and pattern deletes of any member.
+    epoch: u64,
+    /// Clears and pattern deletes in flight.
+    sweeping: InFlight,
+    /// Keys with reads, guards or writes in flight.
+    slots: HashMap<Box<str>, Slot>,
+    members: Vec<Weak<Local>>,
+}
+
+#[derive(Default)]
+struct Slot {
+    /// Bumped by every write of the key made in this process.
+    version: u64,
+    /// Bumped by every tracking push naming the key.
+    pushes: u64,
+    /// Live tickets of the key (reads, guards and writes).
+    holders: u32,
+    /// Writes of the key in flight.
+    writing: InFlight,
+}
+
+/// The group of `target` (its identity: address and database), shared by
+/// every instance of this process that uses it.
+pub fn group(target: &str) -> Arc<Group> {
+    static GROUPS: Mutex<Option<HashMap<String, Weak<Group>>>> = Mutex::new(None);
+    let mut groups = GROUPS.lock().unwrap_or_else(|e| e.into_inner());
+    let groups = groups.get_or_insert_with(HashMap::new);
+    if let Some(g) = groups.get(target).and_then(Weak::upgrade) {
+        return g;
+    }
+    groups.retain(|_, g| g.strong_count() > 0);
+    let g = Group::new();
+    groups.insert(target.to_string(), Arc::downgrade(&g));
+    g
+}
+
+enum Kind {
+    /// A read: lands only if nothing changed the key meanwhile; with a guard,
+    /// tells it, when its reply is in, which pushes the read saw (`link`).
+    Read,
+    /// `getOrSet`'s write-back guard: spoiled by a write of the key made
+    /// after it was taken, or a push arriving after its read's reply (`link`:
+    /// pushes before that are about writes the read saw, our own included).
+    Guard,
+    /// A write in flight: reads of the key taken meanwhile fill nothing.
+    Write,
+    /// A clear or pattern delete in flight: no read taken meanwhile fills.
+    Sweep,
+}
+
+/// A claim on one key: a read's right to fill L1 with what it returns, a
+/// guard on `getOrSet`'s write-back, or a write in flight (until dropped,
+/// after its reply).
 pub struct Ticket {
-    local: Arc<Local>,
+    group: Arc<Group>,
+    local: Option<Arc<Local>>,
     key: Box<str>,
+    kind: Kind,
+    group_epoch: u64,
     epoch: u64,
     version: u64,
+    pushes: u64,
+    /// A guard's baseline (pushes of its key, its instance's epoch), shared
+    /// with its read (see [`Kind`]).
+    link: Option<Arc<[AtomicU64; 2]>>,
+    /// Taken while a write of the key (or a sweep) was in flight: never fresh.
+    tainted: bool,
+}
+
+impl Group {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Group {
+            state: Mutex::new(GroupState::default()),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, GroupState> {
+        // A panic elsewhere must not turn every later call into one.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// An instance starts queueing calls in this group; pair with [`Group::exit`].
+    pub fn enter(&self) {
+        self.lock().users += 1;
+    }
+
+    pub fn exit(&self) {
+        let mut state = self.lock();
+        state.users = state.users.saturating_sub(1);
+    }
+
+    fn join(&self, local: &Arc<Local>) {
+        let mut state = self.lock();
+        state.members.retain(|m| m.strong_count() > 0);
+        state.members.push(Arc::downgrade(local));
+    }
+
+    fn leave(&self, local: &Local) {
+        self.lock()
+            .members
+            .retain(|m| m.strong_count() > 0 && !std::ptr::eq(m.as_ptr(), local));
+    }
+
+    /// A read's (or guard's) ticket for `key` by instance `origin`, with L1 `local` (if any).
+    pub fn ticket(self: &Arc<Self>, origin: u64, local: Option<&Arc<Local>>, key: &str) -> Ticket {
+        let epoch = local.map_or(0, |l| l.own().epoch);
+        let mut state = self.lock();
+        let (group_epoch, swept) = (state.epoch, state.sweeping.taints(origin));
+        let slot = state.slots.entry(key.into()).or_default();
+        slot.holders += 1;
+        Ticket {
+            group: self.clone(),
+            local: local.cloned(),
+            key: key.into(),
+            kind: Kind::Read,
+            group_epoch,
+            epoch,
+            version: slot.version,
+            pushes: slot.pushes,
+            link: None,
+            tainted: swept || slot.writing.taints(origin),
+        }
+    }
+
+    /// `getOrSet`'s write-back guard of `key` (see [`Kind::Guard`]).
+    pub fn guard(self: &Arc<Self>, origin: u64, local: Option<&Arc<Local>>, key: &str) -> Ticket {
+        let mut t = self.ticket(origin, local, key);
+        t.kind = Kind::Guard;
+        t.link = Some(Arc::new([
+            AtomicU64::new(t.pushes),
+            AtomicU64::new(t.epoch),
+        ]));
+        t
+    }
+
+    /// Links `reads` (a guarded read's tickets) to `guard`.
+    pub fn link(guard: &Ticket, reads: &mut [Ticket]) {
+        for r in reads {
+            r.link = guard.link.clone();
+        }
+    }
+
+    /// `key` is being written: dropped from every member's L1 and every read
+    /// of it in flight spoiled, now; reads taken until the write's reply is
+    /// applied (the ticket dropped) fill nothing.
+    ///
+    /// With one instance in the group nobody else's read can overtake the
+    /// write: no ticket, only the reads and guards in flight spoiled.
+    fn write(self: &Arc<Self>, origin: u64, key: &str) -> Option<Ticket> {
+        let mut state = self.lock();
+        if state.users <= 1 {
+            if let Some(slot) = state.slots.get_mut(key) {
+                slot.version += 1;
+            }
+            for m in state.members.iter().filter_map(Weak::upgrade) {
+                m.store.remove(key);
+            }
+            return None;
+        }
+        let slot = state.slots.entry(key.into()).or_default();
+        slot.version += 1;
+        slot.holders += 1;
+        slot.writing.add(origin);
+        let version = slot.version;
+        for m in state.members.iter().filter_map(Weak::upgrade) {
+            m.store.remove(key);
+        }
+        Some(Ticket {
+            group: self.clone(),
+            local: None,
+            key: key.into(),
+            kind: Kind::Write,
+            group_epoch: state.epoch,
+            epoch: 0,
+            version,
+            pushes: 0,
+            link: None,
+            tainted: false,
+        })
+    }
+
+    /// Every key may change (a clear), or every key matching `pattern`:
+    /// spoils the reads and guards in flight of those keys and empties the L1
+    /// of every member but `except` (which drops the matching keys itself, off
+    /// the JavaScript thread); until the returned ticket drops, other
+    /// instances' reads fill nothing.
+    fn sweep(
+        self: &Arc<Self>,
+        origin: u64,
+        pattern: Option<&str>,
+        except: Option<&Arc<Local>>,
+    ) -> Ticket {
+        let mut state = self.lock();
+        match pattern {
+            None => state.epoch += 1,
+            Some(p) => state
+                .slots
+                .iter_mut()
+                .filter(|(k, _)| crate::glob::matches(p.as_bytes(), k.as_bytes()))
+                .for_each(|(_, slot)| slot.version += 1),
+        }
+        state.sweeping.add(origin);
+        let members: Vec<Arc<Local>> = state.members.iter().filter_map(Weak::upgrade).collect();
+        drop(state);
+        for m in members {
+            if !except.is_some_and(|e| Arc::ptr_eq(e, &m)) {
+                m.store.hide_all();
+            }
+        }
+        Ticket {
+            group: self.clone(),
+            local: None,
+            key: "".into(),
+            kind: Kind::Sweep,
+            group_epoch: 0,
+            epoch: 0,
+            version: 0,
+            pushes: 0,
+            link: None,
+            tainted: false,
+        }
+    }
+
+    /// Local effects of a call, applied when it is made (in call order), for
+    /// an instance with L1 `local` (or none): writes drop their keys from every
+    /// member's L1 at once (so every instance of the process reads them even
+    /// before they resolve) and spoil reads in flight; reads take tickets to
+    /// fill L1 with what Redis answers.
+    ///
+    /// Writes do not fill L1 (no write-through): the next read does, tracked.
+    /// Writing through needed `MULTI SET EXISTS EXEC` so the server would track
+    /// the key with no gap for another writer; measured, that and the extra L1
+    /// bookkeeping cost about 40 % of write throughput.
+    pub fn prepare(
+        self: &Arc<Self>,
+        origin: u64,
+        local: Option<&Arc<Local>>,
+        op: &Op,
+    ) -> Vec<Ticket> {
+        let write = |key: &str| self.write(origin, key);
+        match op {
+            Op::Get(key) => match local {
+                Some(l) if l.doorkeeper(|d| d.seen(key)) => vec![self.ticket(origin, local, key)],
+                _ => Vec::new(),
+            },
+            // getOrSet: tracked always, as lock waiters and its write-back guard rely on its pushes.
+            Op::GetTtl(key) => match local {
+                Some(_) => vec![self.ticket(origin, local, key)],
+                None => Vec::new(),
+            },
+            // Tracked (all keys) when any key was read before.
+            Op::MGet(keys) if keys.len() <= MAX_TRACKED_MGET => match local {
+                Some(l) if l.doorkeeper(|d| keys.iter().fold(false, |any, k| d.seen(k) | any)) => {
+                    keys.iter().map(|k| self.ticket(origin, local, k)).collect()
+                }
+                _ => Vec::new(),
+            },
+            Op::Set { key, .. } | Op::StoreIf { key, .. } => write(key).into_iter().collect(),
+            Op::MSet { entries, .. } => entries.iter().filter_map(|(k, _)| write(k)).collect(),
+            Op::Del(keys) => keys.iter().filter_map(|k| write(k)).collect(),
+            Op::Clear => vec![self.sweep(origin, None, None)],
+            // This instance's matching entries are dropped by the executor before
+            // it scans (a walk of L1 does not belong on the JavaScript thread).
+            Op::DelPattern(pattern) => vec![self.sweep(origin, Some(pattern), local)],
+            Op::LockTake { key, .. } | Op::LockRenew { key, .. } | Op::LockRelease { key, .. } => {
+                write(key).into_iter().collect()
+            }
+            Op::MGet(_) | Op::Exists(_) | Op::Ttl(_) | Op::Ping | Op::Info => Vec::new(),
+        }
+    }
 }
 
 impl Local {
-    pub fn new(max_bytes: u64, max_ttl: Duration, counters: Arc<Counters>) -> Arc<Self> {
+    pub fn new(
+        max_bytes: u64,
+        max_ttl: Duration,
+        counters: Arc<Counters>,
+        group: Arc<Group>,
+    ) -> Arc<Self> {
         let doorkeeper_bytes = doorkeeper_bytes(max_bytes).min(max_bytes / 2);
-        Arc::new(Local {
+        let local = Arc::new(Local {
             store: Store::new(
                 max_bytes - doorkeeper_bytes - crate::board::memo_bytes(max_bytes),
                 counters.clone(),
             ),
             doorkeeper_bytes,
             max_ttl,
-            fills: Mutex::new(Fills::default()),
+            group: group.clone(),
+            own: Mutex::new(Own::default()),
             counters,
-        })
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Fills> {
-        // A panic elsewhere must not turn every later call into one.
-        self.fills.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Takes a ticket for a read of `key` about to be sent.
-    pub fn ticket(self: &Arc<Self>, key: &str) -> Ticket {
-        let mut fills = self.lock();
-        let epoch = fills.epoch;
-        let slot = fills.slots.entry(key.into()).or_insert(Slot {
-            version: 0,
-            readers: 0,
         });
-        slot.readers += 1;
-        Ticket {
-            local: self.clone(),
-            key: key.into(),
-            epoch,
-            version: slot.version,
-        }
+        group.join(&local);
+        local
     }
 
-    /// A ticket for a read of `key` if the key was read before (see [`Doorkeeper`]).
-    fn ticket_if_seen(self: &Arc<Self>, key: &str) -> Vec<Ticket> {
-        let seen = self.doorkeeper(|d| d.seen(key));
-        if seen {
-            vec![self.ticket(key)]
-        } else {
-            Vec::new()
-        }
+    fn own(&self) -> MutexGuard<'_, Own> {
+        self.own.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes a ticket for a read of `key` about to be sent (as instance 0).
+    #[cfg(test)]
+    pub fn ticket(self: &Arc<Self>, key: &str) -> Ticket {
+        self.group.ticket(0, Some(self), key)
     }
 
     fn doorkeeper<T>(&self, f: impl FnOnce(&mut Doorkeeper) -> T) -> T {
-        let mut fills = self.lock();
+        let mut own = self.own();
         let bytes = self.doorkeeper_bytes;
-        f(fills
+        f(own
             .doorkeeper
             .get_or_insert_with(|| Doorkeeper::new(bytes.max(8))))
     }
 
-    /// `key` changed in Redis (or is about to, by this instance): drop it and spoil reads in flight.
+    /// `key` changed in Redis: drop it here and spoil reads of it in flight
+    /// (on every member: they are about the same key in the same database).
     pub fn invalidate(&self, key: &str) {
-        let mut fills = self.lock();
-        if let Some(slot) = fills.slots.get_mut(key) {
-            slot.version += 1;
+        let mut state = self.group.lock();
+        if let Some(slot) = state.slots.get_mut(key) {
+            slot.pushes += 1;
         }
         self.store.remove(key);
     }
 
     /// Everything may have changed (flush, disconnect, reconnect): empty L1 and spoil every read in flight.
     pub fn flush(&self) {
-        let mut fills = self.lock();
-        fills.epoch += 1;
+        let mut own = self.own();
+        own.epoch += 1;
         self.store.hide_all();
-        for (_, waiters) in fills.watchers.drain() {
+        for (_, waiters) in own.watchers.drain() {
             waiters.iter().for_each(|n| n.notify_one());
         }
     }
@@ -194,10 +494,9 @@ impl Local {
     /// right after. Pair with [`Local::unwatch`].
     pub fn watch(&self, keys: &[String]) -> Arc<Notify> {
         let notify = Arc::new(Notify::new());
-        let mut fills = self.lock();
+        let mut own = self.own();
         for key in keys {
-            fills
-                .watchers
+            own.watchers
                 .entry(key.as_str().into())
                 .or_default()
                 .push(notify.clone());
@@ -207,75 +506,28 @@ impl Local {
 
     /// Drops a waiter [`Local::watch`] registered for `keys`.
     pub fn unwatch(&self, keys: &[String], notify: &Arc<Notify>) {
-        let mut fills = self.lock();
+        let mut own = self.own();
         for key in keys {
-            if let Some(waiters) = fills.watchers.get_mut(key.as_str()) {
+            if let Some(waiters) = own.watchers.get_mut(key.as_str()) {
                 waiters.retain(|n| !Arc::ptr_eq(n, notify));
                 if waiters.is_empty() {
-                    fills.watchers.remove(key.as_str());
+                    own.watchers.remove(key.as_str());
                 }
             }
         }
     }
 
-    /// `close()`: spoil every read in flight and free every entry.
+    /// `close()`: spoil every read in flight, leave the group and free every entry.
     pub fn close(&self) {
-        let mut fills = self.lock();
-        fills.epoch += 1;
+        self.own().epoch += 1;
+        self.group.leave(self);
         self.store.close();
     }
 
-    /// Local effects of a call, applied when it is made: writes drop their
-    /// keys from L1 at once (so this instance reads its own writes even before
-    /// they resolve) and spoil reads in flight; reads take tickets to fill L1
-    /// with what Redis answers.
-    ///
-    /// Writes do not fill L1 (no write-through): the next read does, tracked.
-    /// Writing through needed `MULTI SET EXISTS EXEC` so the server would track
-    /// the key with no gap for another writer; measured, that and the extra L1
-    /// bookkeeping cost about 40 % of write throughput.
+    /// See [`Group::prepare`] (as instance 0).
+    #[cfg(test)]
     pub fn prepare(self: &Arc<Self>, op: &Op) -> Vec<Ticket> {
-        match op {
-            Op::Get(key) => self.ticket_if_seen(key),
-            // getOrSet with options: tracked always, as lock waiters rely on its pushes.
-            Op::GetTtl(key) => vec![self.ticket(key)],
-            // Tracked (all keys) when any key was read before.
-            Op::MGet(keys) if keys.len() <= MAX_TRACKED_MGET => {
-                let seen = self.doorkeeper(|d| keys.iter().fold(false, |any, k| d.seen(k) | any));
-                if seen {
-                    keys.iter().map(|k| self.ticket(k)).collect()
-                } else {
-                    Vec::new()
-                }
-            }
-            Op::Set { key, .. } => {
-                self.invalidate(key);
-                Vec::new()
-            }
-            Op::MSet { entries, .. } => {
-                entries.iter().for_each(|(k, _)| self.invalidate(k));
-                Vec::new()
-            }
-            Op::Del(keys) => {
-                keys.iter().for_each(|k| self.invalidate(k));
-                Vec::new()
-            }
-            Op::Clear => {
-                self.flush();
-                Vec::new()
-            }
-            // Spoil reads in flight now; the executor drops the matching entries
-            // before it scans (a walk of L1 does not belong on the JavaScript thread).
-            Op::DelPattern(_) => {
-                self.lock().epoch += 1;
-                Vec::new()
-            }
-            Op::LockTake { key, .. } | Op::LockRenew { key, .. } | Op::LockRelease { key, .. } => {
-                self.invalidate(key);
-                Vec::new()
-            }
-            Op::MGet(_) | Op::Exists(_) | Op::Ttl(_) | Op::Ping | Op::Info => Vec::new(),
-        }
+        self.group.prepare(0, Some(self), op)
     }
 
     /// A tracking push: the keys it names changed in Redis; `null` means
@@ -298,36 +550,58 @@ impl Local {
             }
         }
     }
-}
 
-impl Local {
     /// Wakes the lock waiters of `key`: it changed in Redis.
     fn wake(&self, key: &str) {
-        let mut fills = self.lock();
-        if fills.watchers.is_empty() {
+        let mut own = self.own();
+        if own.watchers.is_empty() {
             return;
         }
-        if let Some(waiters) = fills.watchers.remove(key) {
+        if let Some(waiters) = own.watchers.remove(key) {
             waiters.iter().for_each(|n| n.notify_one());
         }
     }
 }
 
 impl Ticket {
+    /// Whether nothing changed the key since the ticket was taken: no write
+    /// or push of it, no flush of its instance, no clear or pattern delete.
+    fn fresh_in(&self, state: &GroupState) -> bool {
+        let (pushes, epoch) = match (&self.kind, &self.link) {
+            (Kind::Guard, Some(b)) => (b[0].load(Ordering::Acquire), b[1].load(Ordering::Acquire)),
+            _ => (self.pushes, self.epoch),
+        };
+        !self.tainted
+            && state.epoch == self.group_epoch
+            && state
+                .slots
+                .get(&self.key)
+                .is_some_and(|s| s.version == self.version && s.pushes == pushes)
+            && self.local.as_ref().is_none_or(|l| l.own().epoch == epoch)
+    }
+
+    /// [`Ticket::fresh_in`], for `getOrSet`'s write-back guard.
+    pub fn fresh(&self) -> bool {
+        self.fresh_in(&self.group.lock())
+    }
+
     /// Caches `json`, read from Redis at `sent_at` with `pttl_ms` left (`-1`: no expiry),
     /// unless the key was invalidated since the ticket was taken. Returns whether it landed.
     pub fn fill(self, json: Arc<str>, pttl_ms: i64, sent_at: Instant) -> bool {
+        let Some(local) = self.local.clone() else {
+            return false;
+        };
         let ttl = match pttl_ms {
-            -1 => self.local.max_ttl,
-            ms if ms > 0 => Duration::from_millis(ms as u64).min(self.local.max_ttl),
+            -1 => local.max_ttl,
+            ms if ms > 0 => Duration::from_millis(ms as u64).min(local.max_ttl),
             _ => return false,
         };
-        let fills = self.local.lock();
-        let fresh = fills.epoch == self.epoch
-            && fills.slots.get(&self.key).map(|s| s.version) == Some(self.version);
+        // Under the group's lock, so no write or push can slip in between the check and the insert.
+        let state = self.group.lock();
+        let fresh = self.fresh_in(&state);
         if fresh {
             // Counted from when the read was sent, so L1 never outlives the key in Redis.
-            self.local.store.insert(&self.key, json, sent_at + ttl);
+            local.store.insert(&self.key, json, sent_at + ttl);
         }
         fresh
     }
@@ -335,11 +609,25 @@ impl Ticket {
 
 impl Drop for Ticket {
     fn drop(&mut self) {
-        let mut fills = self.local.lock();
-        if let Some(slot) = fills.slots.get_mut(&self.key) {
-            slot.readers -= 1;
-            if slot.readers == 0 {
-                fills.slots.remove(&self.key);
+        let mut state = self.group.lock();
+        if let Kind::Sweep = self.kind {
+            state.sweeping.remove();
+            return;
+        }
+        if let Some(slot) = state.slots.get_mut(&self.key) {
+            if let (Kind::Read, Some(b)) = (&self.kind, &self.link) {
+                // The guarded read's reply is in: pushes and flushes so far are about what it saw.
+                b[0].store(slot.pushes, Ordering::Release);
+                if let Some(l) = &self.local {
+                    b[1].store(l.own().epoch, Ordering::Release);
+                }
+            }
+            slot.holders -= 1;
+            if let Kind::Write = self.kind {
+                slot.writing.remove();
+            }
+            if slot.holders == 0 {
+                state.slots.remove(&self.key);
             }
         }
     }
@@ -367,6 +655,7 @@ mod tests {
             1 << 20,
             Duration::from_secs(60),
             Arc::new(Counters::default()),
+            Group::new(),
         )
     }
 
@@ -376,7 +665,7 @@ mod tests {
         let t = l.ticket("k");
         assert!(t.fill(Arc::from("1"), -1, Instant::now()));
         assert_eq!(&*l.store.get("k").unwrap().json, "1");
-        assert!(l.lock().slots.is_empty(), "the slot is released");
+        assert!(l.group.lock().slots.is_empty(), "the slot is released");
     }
 
     #[test]
@@ -418,6 +707,11 @@ mod tests {
     #[test]
     fn writes_drop_their_keys_and_spoil_reads_in_flight() {
         let l = local();
+        let only = l.prepare(&Op::Del(vec!["x".into()]));
+        assert!(only.is_empty(), "one instance: no write ticket to take");
+        // Two instances from here on.
+        l.group.enter();
+        l.group.enter();
         let read = l.ticket("k");
         let tickets = l.prepare(&Op::Set {
             key: "k".into(),
@@ -429,17 +723,25 @@ mod tests {
             "the older read must not land"
         );
         assert!(
-            tickets.is_empty(),
-            "writes do not fill L1; the next read does"
+            !l.ticket("k").tainted,
+            "a read on the writer's own connection is answered after the write"
         );
+        assert!(
+            l.group.ticket(1, Some(&l), "k").tainted,
+            "another instance's read taken while the write is in flight must not fill"
+        );
+        drop(tickets);
+        assert!(l.ticket("k").fill(Arc::from("2"), -1, Instant::now()));
     }
 
     #[test]
-    fn a_pattern_delete_spoils_every_read_in_flight() {
+    fn a_pattern_delete_spoils_the_reads_in_flight_of_its_keys() {
         let l = local();
         let read = l.ticket("user:1");
+        let other = l.ticket("post:1");
         l.prepare(&Op::DelPattern("user:*".into()));
         assert!(!read.fill(Arc::from("old"), -1, Instant::now()));
+        assert!(other.fill(Arc::from("1"), -1, Instant::now()));
     }
 
     #[test]
@@ -528,7 +830,7 @@ mod tests {
         l.unwatch(&keys, &n);
         l.flush();
         assert!(soon(other.clone()));
-        assert!(l.lock().watchers.is_empty());
+        assert!(l.own().watchers.is_empty());
     }
 
     #[test]
@@ -543,5 +845,75 @@ mod tests {
             !l.ticket("c").fill(Arc::from("1"), -2, sent),
             "a missing key is not cached"
         );
+    }
+
+    fn member(group: &Arc<Group>) -> Arc<Local> {
+        Local::new(
+            1 << 20,
+            Duration::from_secs(60),
+            Arc::new(Counters::default()),
+            group.clone(),
+        )
+    }
+
+    #[test]
+    fn a_write_by_one_member_reaches_every_member_at_once() {
+        let g = Group::new();
+        g.enter();
+        g.enter();
+        let (a, b) = (member(&g), member(&g));
+        assert!(a.ticket("k").fill(Arc::from("old"), -1, Instant::now()));
+        let a_read = a.ticket("k");
+        let write = g.prepare(1, None, &Op::Del(vec!["k".into()]));
+        assert!(
+            a.store.get("k").is_none(),
+            "dropped from the other member's L1"
+        );
+        assert!(!a_read.fill(Arc::from("old"), -1, Instant::now()));
+        assert!(
+            !a.ticket("k").fill(Arc::from("old"), -1, Instant::now()),
+            "a read taken while the write is in flight may have been answered before it"
+        );
+        drop(write);
+        assert!(a.ticket("k").fill(Arc::from("new"), -1, Instant::now()));
+        let sweep = g.prepare(2, Some(&b), &Op::Clear);
+        assert!(a.store.get("k").is_none(), "a clear empties every member");
+        assert!(!a.ticket("x").fill(Arc::from("1"), -1, Instant::now()));
+        drop(sweep);
+        b.close();
+        assert!(a.ticket("x").fill(Arc::from("1"), -1, Instant::now()));
+    }
+
+    #[test]
+    fn a_guard_is_spoiled_by_writes_pushes_and_sweeps_only() {
+        let g = Group::new();
+        let l = member(&g);
+        let guard = g.guard(0, Some(&l), "k");
+        let mut read = g.prepare(0, Some(&l), &Op::GetTtl("k".into()));
+        Group::link(&guard, &mut read);
+        l.on_invalidate(vec![Value::Array(vec![Value::BulkString(b"k".to_vec())])]);
+        drop(read);
+        assert!(
+            guard.fresh(),
+            "a push before the read's reply is about a write it saw"
+        );
+        g.prepare(
+            0,
+            Some(&l),
+            &Op::Set {
+                key: "other".into(),
+                json: "1".into(),
+                ttl_ms: 9,
+            },
+        );
+        assert!(guard.fresh());
+        l.on_invalidate(vec![Value::Array(vec![Value::BulkString(b"k".to_vec())])]);
+        assert!(!guard.fresh(), "a push for the key");
+        let guard = g.guard(0, None, "k");
+        drop(g.prepare(0, None, &Op::Del(vec!["k".into()])));
+        assert!(!guard.fresh(), "a write made in this process");
+        let guard = g.guard(0, None, "k");
+        drop(g.prepare(0, None, &Op::DelPattern("*".into())));
+        assert!(!guard.fresh(), "a pattern delete");
     }
 }

@@ -5,10 +5,11 @@ use std::time::{Duration, Instant};
 
 use crate::human::bytes_to_human;
 use crate::ops::{Answer, Op, Replies};
+use crate::stats::Counters;
 use crate::store::Store;
 
 /// Applies `ops` in order and returns their replies.
-pub fn apply(store: &Store, ops: Vec<Op>) -> Replies {
+pub fn apply(store: &Store, counters: &Counters, ops: Vec<Op>) -> Replies {
     let mut r = Replies::with_capacity(ops.len());
     let now = Instant::now();
     let text = |key: &str| store.get(key).map(|e| e.json.to_string());
@@ -59,6 +60,25 @@ pub fn apply(store: &Store, ops: Vec<Op>) -> Replies {
             Op::DelPattern(pattern) => {
                 store.remove_matching(&pattern);
                 Answer::num(0.0)
+            }
+            Op::StoreIf {
+                key,
+                json,
+                ttl_ms,
+                expect,
+            } => {
+                let now_held = store.get(&key);
+                let still = match (&expect, &now_held) {
+                    (None, None) => true,
+                    (Some(expect), Some(e)) => *e.json == **expect,
+                    _ => false,
+                };
+                if still {
+                    store.insert(&key, Arc::from(json), now + Duration::from_millis(ttl_ms));
+                } else {
+                    Counters::add(&counters.superseded, 1);
+                }
+                Answer::num(if still { 1.0 } else { 0.0 })
             }
             // One process: getOrSet's in-process single flight is the whole lock.
             Op::LockTake { .. } | Op::LockRenew { .. } | Op::LockRelease { .. } => Answer::num(1.0),

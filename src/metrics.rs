@@ -244,6 +244,12 @@ pub fn families(s: &CacheStats, latency: Option<Summary>) -> Vec<MetricFamily> {
         s.lock_waits,
     );
     o.one(
+        "getorset_superseded_total",
+        Counter,
+        "getOrSet results returned but not stored: the key was written or deleted after it was read.",
+        s.superseded,
+    );
+    o.one(
         "grace_entries",
         Gauge,
         "Fail-safe copies kept in process.",

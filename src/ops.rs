@@ -52,6 +52,15 @@ pub enum Op {
         key: String,
         token: String,
     },
+    /// `getOrSet`'s write-back, decided in Redis: stores `json` with `ttl_ms`
+    /// only while the key is still absent (`expect` None: after a miss) or
+    /// still holds `expect` (an eager refresh); 1 if stored, else 0.
+    StoreIf {
+        key: String,
+        json: String,
+        ttl_ms: u64,
+        expect: Option<String>,
+    },
 }
 
 /// A failed call's report for the logger.
@@ -187,6 +196,7 @@ impl Op {
             Op::Clear => "clear",
             Op::DelPattern(_) => "invalidatePattern",
             Op::LockTake { .. } | Op::LockRenew { .. } | Op::LockRelease { .. } => "getOrSet lock",
+            Op::StoreIf { .. } => "getOrSet",
         }
     }
 }

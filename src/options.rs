@@ -38,6 +38,48 @@ pub const HEARTBEAT_INTERVAL_MS: u32 = 250;
 #[napi]
 pub const LIVENESS_LEASE_MS: u32 = 1500;
 
+/// `url` with its userinfo (user and password) replaced by `:***`, for
+/// messages: taken up to the last `@`, as a raw password may hold `/`, `?`,
+/// `#` or `@` itself.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://:***@{}", &url[..scheme], &url[at + 1..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// `text` with every URL's userinfo and every occurrence of `secrets`
+/// (passwords the instance was given) replaced, for any message that may
+/// leave the process: errors, log lines.
+#[napi]
+pub fn redact(text: String, secrets: Vec<String>) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text.as_str();
+    // Each `scheme://…@` up to the next whitespace or quote is a URL with userinfo.
+    while let Some(i) = rest.find("://") {
+        let end = rest[i..]
+            .find(|c: char| c.is_whitespace() || c == '"' || c == '\'' || c == '`')
+            .map_or(rest.len(), |e| i + e);
+        let start = rest[..i]
+            .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '+' || c == '-' || c == '.'))
+            .map_or(0, |s| s + 1);
+        out.push_str(&rest[..start]);
+        out.push_str(&redact_url(&rest[start..end]));
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    for secret in secrets.iter().filter(|s| !s.is_empty()) {
+        out = out.replace(secret.as_str(), "***");
+    }
+    out
+}
+
+/// What a URL error adds: how to fix the most common cause.
+const PERCENT_ENCODE: &str = "if the password holds characters such as / + @ : ? # or %, \
+    percent-encode it (encodeURIComponent)";
+
 /// TLS settings, with Node's `tls.connect` names; PEM text (`index.js`
 /// turns Buffers and arrays into text).
 #[napi(object)]
@@ -108,6 +150,37 @@ pub struct Target {
     pub cluster: Option<ClusterTarget>,
 }
 
+impl Target {
+    /// Where the data is, as instances of one process must agree on to see
+    /// each other's writes at once: the address (or the sentinels' master
+    /// group, or the cluster's seed nodes) and the database.
+    pub fn identity(&self) -> String {
+        let db = self.info.redis_settings().db();
+        let sorted = |mut v: Vec<String>| {
+            v.sort();
+            v.join(",")
+        };
+        if let Some(c) = &self.cluster {
+            return format!(
+                "cluster {}",
+                sorted(c.nodes.iter().map(|n| n.addr().to_string()).collect())
+            );
+        }
+        if let Some(s) = &self.sentinel {
+            let sentinels = s.sentinels.iter().map(|(h, p)| format!("{h}:{p}"));
+            return format!(
+                "sentinel {} {} db {db}",
+                s.name,
+                sorted(sentinels.collect())
+            );
+        }
+        match &self.dial {
+            Some((host, port)) => format!("{host}:{port} db {db}"),
+            None => format!("{} db {db}", self.info.addr()),
+        }
+    }
+}
+
 /// A Redis Cluster's seed nodes, with the TLS settings every node connection uses.
 pub struct ClusterTarget {
     pub nodes: Vec<ConnectionInfo>,
@@ -165,24 +238,27 @@ fn address(s: &str) -> Option<Address> {
 /// 26379) or a `redis://host:port` URL, as a Cluster node's.
 fn sentinel_addr(s: &str) -> Result<(String, u16), String> {
     const PORT: u16 = 26379;
-    let bad = || format!("sentinel.sentinels: {s:?} is not a 'host:port' address or redis:// URL");
+    // A sentinel URL with credentials is refused below; its message must not carry them.
+    let shown = redact_url(s);
+    let bad =
+        || format!("sentinel.sentinels: {shown:?} is not a 'host:port' address or redis:// URL");
     match address(s).ok_or_else(bad)? {
         Address::Host(host, port) => Ok((host, port.unwrap_or(PORT))),
         Address::Url(url) => {
             let parsed = redis::parse_redis_url(&url).ok_or_else(bad)?;
             if parsed.scheme() != "redis" {
                 return Err(format!(
-                    "sentinel.sentinels: {s:?}: sentinels are reached without TLS (redis://)"
+                    "sentinel.sentinels: {shown:?}: sentinels are reached without TLS (redis://)"
                 ));
             }
             if !parsed.username().is_empty() || parsed.password().is_some() {
                 return Err(format!(
-                    "sentinel.sentinels: {s:?} carries credentials; give the sentinels' password as sentinel.password"
+                    "sentinel.sentinels: {shown:?} carries credentials; give the sentinels' password as sentinel.password"
                 ));
             }
             if !matches!(parsed.path(), "" | "/") {
                 return Err(format!(
-                    "sentinel.sentinels: {s:?} names a database; a sentinel has none"
+                    "sentinel.sentinels: {shown:?} names a database; a sentinel has none"
                 ));
             }
             let host = parsed
@@ -235,14 +311,16 @@ fn ms(n: f64, name: &str) -> Result<Duration, String> {
 pub fn target(o: &NativeOptions) -> Result<Target, String> {
     let info = match &o.url {
         Some(url) => {
+            let shown = redact_url(url);
             if redis::parse_redis_url(url).is_none() {
                 return Err(format!(
-                    "url is not a valid redis:// or rediss:// URL: {url:?}"
+                    "url is not a valid redis:// or rediss:// URL: {shown:?}; {PERCENT_ENCODE}"
                 ));
             }
-            url.as_str()
-                .into_connection_info()
-                .map_err(|e| format!("url {url:?} is not usable: {e}"))?
+            url.as_str().into_connection_info().map_err(|e| {
+                let why = redact(e.to_string(), vec![url.clone()]);
+                format!("url {shown:?} is not usable: {why}; {PERCENT_ENCODE}")
+            })?
         }
         None => {
             let host = o.host.clone().unwrap_or_else(|| "localhost".into());
@@ -310,15 +388,17 @@ pub fn cluster_target(o: &NativeOptions, nodes: &[String]) -> Result<Target, Str
                 one.port = Some(port.into());
             }
             _ => {
+                let node = redact_url(node);
                 return Err(format!(
                     "cluster.nodes: {node:?} is neither a redis:// URL nor host:port"
-                ))
+                ));
             }
         }
         let mut info = target(&one)
             .map_err(|e| format!("cluster.nodes: {e}"))?
             .info;
         if info.redis_settings().db() != 0 {
+            let node = redact_url(node);
             return Err(format!(
                 "cluster.nodes: {node:?} selects a database; Redis Cluster has database 0 only"
             ));
@@ -472,6 +552,35 @@ pub fn settings(o: &NativeOptions) -> Result<Settings, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redaction_hides_userinfo_and_passwords() {
+        let raw = "redis://:/mDYU+x/y@cache:6379/2";
+        assert_eq!(redact_url(raw), "redis://:***@cache:6379/2");
+        assert_eq!(redact_url("redis://cache:6379"), "redis://cache:6379");
+        let text = format!("bad url \"{raw}\" and rediss://u:p@h:1 (pw s3cret)");
+        assert_eq!(
+            redact(text, vec!["s3cret".into(), String::new()]),
+            "bad url \"redis://:***@cache:6379/2\" and rediss://:***@h:1 (pw ***)"
+        );
+        let o = NativeOptions {
+            mode: "redis".into(),
+            url: Some(raw.into()),
+            host: None,
+            port: None,
+            username: None,
+            password: None,
+            db: None,
+            tls: None,
+            sentinel: None,
+            cluster_nodes: None,
+            local_max_bytes: 0.0,
+            local_max_ttl_ms: 1.0,
+            command_timeout_ms: 1.0,
+        };
+        let e = target(&o).err().unwrap_or_default();
+        assert!(!e.contains("mDYU") && e.contains("percent-encode"), "{e}");
+    }
 
     fn opts(url: Option<&str>) -> NativeOptions {
         NativeOptions {

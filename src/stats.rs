@@ -34,6 +34,8 @@ pub struct Counters {
     pub eager_refreshes: AtomicU64,
     /// `getOrSet` runs with `lock: 'distributed'` that found the lease taken and waited.
     pub lock_waits: AtomicU64,
+    /// `getOrSet` results not stored: the key was written or deleted after the miss (or refresh) read it.
+    pub superseded: AtomicU64,
 }
 
 impl Counters {

@@ -17,6 +17,41 @@ pub(super) const RENEW_IF_OWNER: &str = "if redis.call('GET', KEYS[1]) == ARGV[1
 pub(super) const RELEASE_IF_OWNER: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
     return redis.call('DEL', KEYS[1]) else return 0 end";
 
+/// Stores a value only while the key still holds the text it was read with.
+pub(super) const SET_IF_EQUAL: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
+    redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) return 1 else return 0 end";
+
+/// `StoreIf`'s command: `SET NX` while absent, else the compare-and-set script.
+pub(super) fn store_if(key: &str, json: &str, ttl_ms: u64, expect: Option<&str>) -> redis::Cmd {
+    match expect {
+        None => {
+            let mut c = redis::cmd("SET");
+            c.arg(key).arg(json).arg("NX").arg("PX").arg(ttl_ms);
+            c
+        }
+        Some(expect) => {
+            let mut c = redis::cmd("EVAL");
+            c.arg(SET_IF_EQUAL)
+                .arg(1)
+                .arg(key)
+                .arg(expect)
+                .arg(json)
+                .arg(ttl_ms);
+            c
+        }
+    }
+}
+
+/// Whether `StoreIf`'s reply says it stored: `OK` from `SET NX`, 1 from the script.
+fn stored(v: &Value) -> Result<bool, Failure> {
+    match v {
+        Value::Okay | Value::Int(1) => Ok(true),
+        Value::SimpleString(s) => Ok(s == "OK"),
+        Value::Nil | Value::Int(_) => Ok(false),
+        other => Err(unexpected(other)),
+    }
+}
+
 /// Tracking is `OPTIN`: the server tracks only the keys of the command right
 /// after `CLIENT CACHING yes`, so only reads that fill L1 (or wake lock
 /// waiters) add to its tracking table and to its work per read.
@@ -145,6 +180,15 @@ pub fn add_commands(pipe: &mut redis::Pipeline, op: &Op, tracked: bool, optin: b
                 .arg(1)
                 .arg(key)
                 .arg(token);
+            1
+        }
+        Op::StoreIf {
+            key,
+            json,
+            ttl_ms,
+            expect,
+        } => {
+            pipe.add_command(store_if(key, json, *ttl_ms, expect.as_deref()));
             1
         }
         Op::DelPattern(_) => unreachable!("runs on its own"),
@@ -325,6 +369,13 @@ pub fn apply_reply(
         Op::LockRenew { .. } | Op::LockRelease { .. } => {
             Answer::num(if int(&next())? == 1 { 1.0 } else { 0.0 })
         }
+        Op::StoreIf { .. } => {
+            let stored = stored(&next())?;
+            if !stored {
+                Counters::add(&counters.superseded, 1);
+            }
+            Answer::num(if stored { 1.0 } else { 0.0 })
+        }
         Op::DelPattern(_) => unreachable!("runs on its own"),
     })
 }
@@ -338,7 +389,12 @@ mod tests {
     #[test]
     fn replies_of_get_fill_l1_and_count_hits() {
         let counters = Arc::new(Counters::default());
-        let local = Local::new(1 << 20, Duration::from_secs(60), counters.clone());
+        let local = Local::new(
+            1 << 20,
+            Duration::from_secs(60),
+            counters.clone(),
+            crate::local::Group::new(),
+        );
         let op = Op::Get("k".into());
         assert!(local.prepare(&op).is_empty(), "a first read fills nothing");
         let tickets = local.prepare(&op);
@@ -365,7 +421,12 @@ mod tests {
     #[test]
     fn a_read_the_server_did_not_track_fills_nothing() {
         let counters = Arc::new(Counters::default());
-        let local = Local::new(1 << 20, Duration::from_secs(60), counters.clone());
+        let local = Local::new(
+            1 << 20,
+            Duration::from_secs(60),
+            counters.clone(),
+            crate::local::Group::new(),
+        );
         let op = Op::Get("k".into());
         local.prepare(&op);
         let tickets = local.prepare(&op);

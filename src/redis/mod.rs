@@ -383,14 +383,6 @@ impl Shared {
         self.gate.clone()
     }
 
-    /// Local effects of `op`, applied when the call is made (see [`Local::prepare`]).
-    pub fn prepare(&self, op: &Op) -> Vec<Ticket> {
-        match self.l1() {
-            Some(local) => local.prepare(op),
-            None => Vec::new(),
-        }
-    }
-
     /// L1, if configured and the server is tracking keys for this instance.
     pub fn l1(&self) -> Option<&Arc<Local>> {
         self.local.as_ref().filter(|_| self.gate.tracking())

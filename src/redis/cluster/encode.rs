@@ -197,6 +197,15 @@ pub(super) fn units(op: &Op, tracked: bool) -> Vec<Unit> {
             c.arg(RELEASE_IF_OWNER).arg(1).arg(key).arg(token);
             vec![unit(key, c)]
         }
+        Op::StoreIf {
+            key,
+            json,
+            ttl_ms,
+            expect,
+        } => vec![unit(
+            key,
+            crate::redis::commands::store_if(key, json, *ttl_ms, expect.as_deref()),
+        )],
         Op::Ping | Op::Info | Op::Clear | Op::DelPattern(_) => {
             unreachable!("runs on every primary")
         }
