@@ -8,7 +8,7 @@ import { readFileSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { CacheService, CacheClosedError, TimeoutError } from '../index.js'
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-const binding = require('../binding.js')
+const binding = require('../native.js')
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { LAYOUT } = require('../lib/memo.js')
 

@@ -5,7 +5,7 @@
 // foreign write is seen (whatever connection the instance has rebuilt meanwhile).
 import { describe, it, expect } from 'vitest'
 import { CacheService } from '../index.js'
-import { LIVENESS_LEASE_MS } from '../binding.js'
+import { LIVENESS_LEASE_MS } from '../native.js'
 import { eventually, sleep } from './helpers/redis'
 import { ownTopologies } from './helpers/topologies'
 
