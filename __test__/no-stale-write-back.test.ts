@@ -122,6 +122,15 @@ describe.each(topologies)('$name', (t) => {
       expect(await t.raw().get(k)).toBe('"admin-fix"')
     })
 
+    it(`a key of another type (a hash) is left as it is; the caller still gets the factory's value (${l1})`, async () => {
+      const c = t.cache(local)
+      const k = fresh('hash')
+      await t.raw().hset(k, 'field', 'kept')
+      expect(await c.getOrSet(k, () => 'computed', 60)).toBe('computed')
+      expect(await t.raw().type(k)).toBe('hash')
+      expect(await t.raw().hget(k, 'field')).toBe('kept')
+    })
+
     it(`plain getOrSet: a raw SET, or SET then DEL, during the factory wins; the callers still get the result (${l1})`, async () => {
       const c = t.cache(local)
       const before = c.stats().superseded
