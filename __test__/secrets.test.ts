@@ -44,7 +44,7 @@ const METHODS: Array<[string, (c: CacheService) => Promise<unknown>]> = [
 ]
 
 describe('a malformed URL with a raw base64 password', () => {
-  const url = `redis://:${PASSWORD}@cache.internal:6379`
+  const url = `redis://:${PASSWORD}@cache.internal:7000`
 
   it('the constructor throws a TypeError that redacts it and says to percent-encode', () => {
     let error: unknown
@@ -56,7 +56,7 @@ describe('a malformed URL with a raw base64 password', () => {
     expect(error).toBeInstanceOf(TypeError)
     const message = (error as Error).message
     expect(leaks(message)).toEqual([])
-    expect(message).toContain('redis://:***@cache.internal:6379')
+    expect(message).toContain('redis://:***@cache.internal:7000')
     expect(message).toContain('percent-encode')
   })
 
@@ -83,7 +83,7 @@ describe('a malformed URL with a raw base64 password', () => {
         )
         expect(error, name).toBeInstanceOf(TypeError)
         expect(leaks(error!.message), name).toEqual([])
-        expect(error!.message, name).toContain('redis://:***@cache.internal:6379')
+        expect(error!.message, name).toContain('redis://:***@cache.internal:7000')
       }
       expect(() => cacheService.stats()).toThrow(/\*\*\*/)
     } finally {
