@@ -9,7 +9,6 @@ mod glob;
 mod grace;
 mod hits;
 mod human;
-mod latency;
 mod local;
 mod logs;
 mod memory;
@@ -643,7 +642,7 @@ impl NativeCache {
     }
 
     /// Invalidation latency samples so far (`latency.rs`), in Redis mode.
-    fn latency(&self) -> Option<latency::Summary> {
+    fn latency(&self) -> Option<crate::redis::latency::Summary> {
         match &self.tier {
             Tier::Memory(_) => None,
             Tier::Redis { tier, .. } => tier.shared().probe.summary(),

@@ -10,7 +10,7 @@ use std::fmt::Write;
 
 use napi_derive::napi;
 
-use crate::latency::Summary;
+use crate::redis::latency::Summary;
 use crate::CacheStats;
 
 #[derive(Clone, Copy)]

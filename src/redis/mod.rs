@@ -29,6 +29,7 @@ mod batch;
 mod cluster;
 mod commands;
 mod executor;
+pub mod latency;
 mod link;
 mod scan;
 mod sentinel;
@@ -91,7 +92,7 @@ pub struct Shared {
     /// How to cut the current connection, when it is plain TCP (`severable.rs`).
     cut: Mutex<Option<(u64, severable::Cut)>>,
     /// Measures how long invalidations take to arrive (see `latency.rs`).
-    pub probe: Arc<crate::latency::Probe>,
+    pub probe: Arc<latency::Probe>,
     /// Test-only panics (see [`TestPanics`]); `None` in production.
     test_panics: Option<Box<TestPanics>>,
     /// What [`Shared::say_once`] has said.
