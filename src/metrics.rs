@@ -11,7 +11,7 @@ use std::fmt::Write;
 use napi_derive::napi;
 
 use crate::redis::latency::Summary;
-use crate::CacheStats;
+use crate::stats::CacheStats;
 
 #[derive(Clone, Copy)]
 enum Kind {
