@@ -1,4 +1,9 @@
-//! What each call sends to Redis, and how its replies become its answer.
+//! Each operation defined once, for every topology: what it sends per key
+//! ([`parts`]: the key that routes it, its commands on a node, its one
+//! command through redis-rs' cluster connection), a single node's form of the
+//! whole call ([`add_commands`]), and how the replies become what JavaScript
+//! receives ([`apply_reply`]), a cluster's per-key replies read as a single
+//! node's first ([`single_node_shape`]).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -501,8 +506,7 @@ mod tests {
     use crate::local::Local;
     use std::time::Duration;
 
-    #[test]
-    fn replies_of_get_fill_l1_and_count_hits() {
+    fn l1() -> (Arc<Counters>, Arc<Local>) {
         let counters = Arc::new(Counters::default());
         let local = Local::new(
             1 << 20,
@@ -510,6 +514,12 @@ mod tests {
             counters.clone(),
             crate::local::Group::new(),
         );
+        (counters, local)
+    }
+
+    #[test]
+    fn replies_of_get_fill_l1_and_count_hits() {
+        let (counters, local) = l1();
         let op = Op::Get("k".into());
         assert!(local.prepare(&op).is_empty(), "a first read fills nothing");
         let tickets = local.prepare(&op);
@@ -535,13 +545,7 @@ mod tests {
 
     #[test]
     fn a_read_the_server_did_not_track_fills_nothing() {
-        let counters = Arc::new(Counters::default());
-        let local = Local::new(
-            1 << 20,
-            Duration::from_secs(60),
-            counters.clone(),
-            crate::local::Group::new(),
-        );
+        let (counters, local) = l1();
         let op = Op::Get("k".into());
         local.prepare(&op);
         let tickets = local.prepare(&op);

@@ -12,7 +12,9 @@
 //! - `batch.rs`: a batch of calls as the executor takes and runs it;
 //! - `executor.rs`: the serial executor that turns each batch of calls into
 //!   one pipeline and keeps every call's deadline;
-//! - `commands.rs`: what each call sends and how its replies are read;
+//! - `commands.rs`: each operation defined once: what it sends per key on
+//!   every topology, and how its replies become its answer;
+//! - `latency.rs`: the invalidation latency probe;
 //! - `scan.rs`: `invalidatePattern`'s `SCAN` + `UNLINK` loop;
 //! - `sentinel.rs`: with Sentinel, the master's address for every connect,
 //!   its role checked, `+switch-master` followed.
