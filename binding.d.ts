@@ -16,27 +16,11 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
  * async) or `runSync` (`'memory'` mode).
  */
 export declare class NativeCache {
-  constructor(options: NativeOptions)
-  /** Bytes the JavaScript memo may hold (`board::memo_bytes`; 0 with L1 off). */
-  get memoBytes(): number
-  /** The handle `localGet`/`localMget` take for this instance. */
-  get handle(): number
-  queueGet(key: string): void
   /**
    * `getOrSet`'s read: the value and its `PTTL` (the reply's number);
    * with `guard` (`guardKey`), the read that guard's write-back depends on.
    */
   queueGetTtl(key: string, guard?: number | undefined | null): void
-  queueSet(key: string, json: string, ttlMs: number): void
-  queueDel(keys: Array<string>): void
-  queueMget(keys: Array<string>): void
-  /** `pairs` is `[key, json, key, json, …]`. */
-  queueMset(pairs: Array<string>, ttlMs: number): void
-  queueExists(key: string): void
-  queueTtl(key: string): void
-  queuePing(): void
-  queueInfo(): void
-  queueClear(): void
   /** `getOrSet`'s lease: `SET lock_key token NX PX lease_ms`; number 1 when taken. */
   queueLockTake(lockKey: string, token: string, leaseMs: number): void
   /** Extends the lease if `token` still holds it (compare-and-`PEXPIRE`); number 1 if so. */
@@ -73,16 +57,6 @@ export declare class NativeCache {
    * (`expect` null) or still holds `expect`.
    */
   queueStoreIf(key: string, json: string, ttlMs: number, id: number, expect?: string | undefined | null): boolean
-  queueDelPattern(pattern: string): void
-  /**
-   * Sends the queued calls to Redis as one batch; resolves once every call
-   * has its reply or failure result, within `commandTimeoutMs`.
-   */
-  flush(): Promise<Replies>
-  /** Runs the queued calls against the `'memory'` store, synchronously. */
-  runSync(): Replies
-  /** Counts `n` events JavaScript saw (see [`Note`]). */
-  note(what: Note, n: number): void
   /**
    * Keeps `json` as the fail-safe copy of `key` for `keep_ms`; the key
    * expires in `expires_in_ms` (negative: no expiry, or not known).
@@ -97,6 +71,8 @@ export declare class NativeCache {
    * which starts an eager refresh.
    */
   onHit(key: string, keepMs: number, refreshWhenLeftMs: number): boolean
+  /** Counts `n` events JavaScript saw (see [`Note`]). */
+  note(what: Note, n: number): void
   /** `stats()` in the Prometheus text exposition format. */
   metrics(): string
   /** What `metrics()` writes, as data (for the prom-client bridge). */
@@ -104,6 +80,30 @@ export declare class NativeCache {
   stats(): CacheStats
   /** Messages for the user's logger since the last call. */
   drainLogs(): Array<LogEntry>
+  constructor(options: NativeOptions)
+  /** Bytes the JavaScript memo may hold (`board::memo_bytes`; 0 with L1 off). */
+  get memoBytes(): number
+  /** The handle `localGet`/`localMget` take for this instance. */
+  get handle(): number
+  queueGet(key: string): void
+  queueSet(key: string, json: string, ttlMs: number): void
+  queueDel(keys: Array<string>): void
+  queueMget(keys: Array<string>): void
+  /** `pairs` is `[key, json, key, json, …]`. */
+  queueMset(pairs: Array<string>, ttlMs: number): void
+  queueExists(key: string): void
+  queueTtl(key: string): void
+  queuePing(): void
+  queueInfo(): void
+  queueClear(): void
+  queueDelPattern(pattern: string): void
+  /**
+   * Sends the queued calls to Redis as one batch; resolves once every call
+   * has its reply or failure result, within `commandTimeoutMs`.
+   */
+  flush(): Promise<Replies>
+  /** Runs the queued calls against the `'memory'` store, synchronously. */
+  runSync(): Replies
   /** Drops the connection and stops background work; idempotent. */
   close(): void
 }
@@ -224,9 +224,6 @@ export interface GraceStats {
   maxBytes: number
 }
 
-/** How often an idle connection is asked to prove it is alive, in milliseconds. */
-export declare const HEARTBEAT_INTERVAL_MS: number
-
 /**
  * Time from this instance sending a write to a key it tracks to the
  * server's invalidation push arriving and being applied (an upper bound on how
@@ -254,18 +251,6 @@ export declare const LIVENESS_LEASE_MS: number
  * buffers, where the memo must stay off: a copy would never change).
  */
 export declare function localBoard(handle: number): ArrayBuffer | null
-
-/** The JSON text cached for `key` in this process, or `null`. */
-export declare function localGet(handle: number, key: string): string | null
-
-/**
- * `localGet`, except that when there is no copy (`null`) a Redis `get` of
- * `key` has been queued, as `queueGet` would ('redis' mode only).
- */
-export declare function localGetOrQueue(handle: number, key: string): string | null
-
-/** `localGet` for many keys; `null` where this process has nothing. */
-export declare function localMget(handle: number, keys: Array<string>): Array<string | null>
 
 export interface LocalStats {
   /** Whether L1 is serving (configured, and the server tracks keys for it). */

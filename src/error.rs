@@ -2,12 +2,8 @@
 //! mapped from redis-rs errors in one place, carried to the logger's metadata
 //! and counted in `stats()`.
 
-use std::sync::atomic::AtomicU64;
-
 use napi_derive::napi;
 use redis::{ErrorKind, RedisError, ServerError, ServerErrorKind};
-
-use crate::stats::Counters;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Code {
@@ -40,16 +36,6 @@ impl Code {
             .into_iter()
             .find(|c| c.js() == code)
             .unwrap_or(Code::Unavailable)
-    }
-
-    pub fn counter(self, c: &Counters) -> &AtomicU64 {
-        match self {
-            Code::Closed => &c.errors_closed,
-            Code::Timeout => &c.errors_timeout,
-            Code::Unavailable => &c.errors_unavailable,
-            Code::Server => &c.errors_server,
-            Code::Protocol => &c.errors_protocol,
-        }
     }
 }
 

@@ -78,61 +78,18 @@ fn step(pattern: &[u8], string: &[u8], mut p: usize, mut s: usize) -> Step {
             }
             b'?' => s += 1,
             b'[' => {
-                p += 1;
-                let not = at(pattern, p) == b'^';
-                if not {
-                    p += 1;
-                }
-                let c = string[s];
-                let mut hit = false;
-                loop {
-                    let remaining = plen.saturating_sub(p);
-                    if at(pattern, p) == b'\\' && remaining >= 2 {
-                        p += 1;
-                        if pattern[p] == c {
-                            hit = true;
-                        }
-                    } else if at(pattern, p) == b']' {
-                        break;
-                    } else if remaining == 0 {
-                        p -= 1;
-                        break;
-                    } else if remaining >= 3 && pattern[p + 1] == b'-' {
-                        // C compares `char`, which is signed on the platforms Redis ships for.
-                        let (mut lo, mut hi) = (pattern[p] as i8, pattern[p + 2] as i8);
-                        if lo > hi {
-                            std::mem::swap(&mut lo, &mut hi);
-                        }
-                        p += 2;
-                        if (c as i8) >= lo && (c as i8) <= hi {
-                            hit = true;
-                        }
-                    } else if pattern[p] == c {
-                        hit = true;
-                    }
-                    p += 1;
-                }
-                if not {
-                    hit = !hit;
-                }
+                let (hit, end) = class(pattern, p + 1, string[s]);
                 if !hit {
                     return Step::Done(false);
                 }
+                p = end;
                 s += 1;
             }
-            b'\\' => {
-                if plen - p >= 2 {
-                    p += 1;
-                }
-                if pattern[p] != string[s] {
+            _ => {
+                let Some(end) = literal(pattern, p, string[s]) else {
                     return Step::Done(false);
-                }
-                s += 1;
-            }
-            other => {
-                if other != string[s] {
-                    return Step::Done(false);
-                }
+                };
+                p = end;
                 s += 1;
             }
         }
@@ -145,6 +102,51 @@ fn step(pattern: &[u8], string: &[u8], mut p: usize, mut s: usize) -> Step {
         }
     }
     Step::Done(p >= plen && s == slen)
+}
+
+/// A `[...]` class whose body starts at `pattern[p]` (just after the `[`),
+/// against byte `c`: whether it admits `c`, and where it ends (its `]`, or
+/// the last byte of a class the pattern leaves unterminated).
+fn class(pattern: &[u8], mut p: usize, c: u8) -> (bool, usize) {
+    let plen = pattern.len();
+    let not = at(pattern, p) == b'^';
+    if not {
+        p += 1;
+    }
+    let mut hit = false;
+    loop {
+        let remaining = plen.saturating_sub(p);
+        if at(pattern, p) == b'\\' && remaining >= 2 {
+            p += 1;
+            hit |= pattern[p] == c;
+        } else if at(pattern, p) == b']' {
+            break;
+        } else if remaining == 0 {
+            p -= 1;
+            break;
+        } else if remaining >= 3 && pattern[p + 1] == b'-' {
+            // C compares `char`, which is signed on the platforms Redis ships for.
+            let (mut lo, mut hi) = (pattern[p] as i8, pattern[p + 2] as i8);
+            if lo > hi {
+                std::mem::swap(&mut lo, &mut hi);
+            }
+            p += 2;
+            hit |= (c as i8) >= lo && (c as i8) <= hi;
+        } else {
+            hit |= pattern[p] == c;
+        }
+        p += 1;
+    }
+    (hit != not, p)
+}
+
+/// A literal byte at `pattern[p]` (a `\\` takes the next one as it is, unless
+/// it ends the pattern) against `c`: where it ends, if it matches.
+fn literal(pattern: &[u8], mut p: usize, c: u8) -> Option<usize> {
+    if pattern[p] == b'\\' && pattern.len() - p >= 2 {
+        p += 1;
+    }
+    (pattern[p] == c).then_some(p)
 }
 
 #[cfg(test)]
@@ -217,96 +219,27 @@ mod tests {
         assert!(m(&("a*".repeat(1001)), &key), "a trailing star never nests");
     }
 
-    /// The C code transcribed as it is, recursion and all, for small inputs.
+    /// The C code's recursion as it is, once per star, over the same
+    /// star-free [`step`](super::step), for small inputs.
     fn reference(pattern: &[u8], string: &[u8], skip: &mut bool, nesting: usize) -> bool {
         if nesting > 1000 {
             return false;
         }
-        let at = |s: &[u8], i: usize| s.get(i).copied().unwrap_or(0);
-        let (mut p, mut s) = (0usize, 0usize);
-        let (plen, slen) = (pattern.len(), string.len());
-        while p < plen && s < slen {
-            match pattern[p] {
-                b'*' => {
-                    while p + 1 < plen && pattern[p + 1] == b'*' {
-                        p += 1;
-                    }
-                    if p + 1 == plen {
+        match super::step(pattern, string, 0, 0) {
+            super::Step::Done(matched) => matched,
+            super::Step::Star { rest, at } => {
+                for s in at..string.len() {
+                    if reference(&pattern[rest..], &string[s..], skip, nesting + 1) {
                         return true;
                     }
-                    while s < slen {
-                        if reference(&pattern[p + 1..], &string[s..], skip, nesting + 1) {
-                            return true;
-                        }
-                        if *skip {
-                            return false;
-                        }
-                        s += 1;
-                    }
-                    *skip = true;
-                    return false;
-                }
-                b'?' => s += 1,
-                b'[' => {
-                    p += 1;
-                    let not = at(pattern, p) == b'^';
-                    if not {
-                        p += 1;
-                    }
-                    let c = string[s];
-                    let mut hit = false;
-                    loop {
-                        let remaining = plen.saturating_sub(p);
-                        if at(pattern, p) == b'\\' && remaining >= 2 {
-                            p += 1;
-                            hit |= pattern[p] == c;
-                        } else if at(pattern, p) == b']' {
-                            break;
-                        } else if remaining == 0 {
-                            p -= 1;
-                            break;
-                        } else if remaining >= 3 && pattern[p + 1] == b'-' {
-                            let (mut lo, mut hi) = (pattern[p] as i8, pattern[p + 2] as i8);
-                            if lo > hi {
-                                std::mem::swap(&mut lo, &mut hi);
-                            }
-                            p += 2;
-                            hit |= (c as i8) >= lo && (c as i8) <= hi;
-                        } else {
-                            hit |= pattern[p] == c;
-                        }
-                        p += 1;
-                    }
-                    if hit == not {
+                    if *skip {
                         return false;
                     }
-                    s += 1;
                 }
-                b'\\' => {
-                    if plen - p >= 2 {
-                        p += 1;
-                    }
-                    if pattern[p] != string[s] {
-                        return false;
-                    }
-                    s += 1;
-                }
-                other => {
-                    if other != string[s] {
-                        return false;
-                    }
-                    s += 1;
-                }
-            }
-            p += 1;
-            if s == slen {
-                while at(pattern, p) == b'*' && p < plen {
-                    p += 1;
-                }
-                break;
+                *skip = true;
+                false
             }
         }
-        p >= plen && s == slen
     }
 
     #[test]

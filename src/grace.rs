@@ -12,9 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use moka::sync::Cache;
-use moka::Expiry;
 
-use crate::store::weight;
+use crate::store::{settled_size, weight, ByDeadline, Deadline};
 
 pub struct Copy {
     pub json: Arc<str>,
@@ -24,21 +23,9 @@ pub struct Copy {
     pub keep_until: Instant,
 }
 
-struct ByKeep;
-
-impl Expiry<Arc<str>, Arc<Copy>> for ByKeep {
-    fn expire_after_create(&self, _k: &Arc<str>, v: &Arc<Copy>, at: Instant) -> Option<Duration> {
-        Some(v.keep_until.saturating_duration_since(at))
-    }
-
-    fn expire_after_update(
-        &self,
-        _k: &Arc<str>,
-        v: &Arc<Copy>,
-        at: Instant,
-        _left: Option<Duration>,
-    ) -> Option<Duration> {
-        Some(v.keep_until.saturating_duration_since(at))
+impl Deadline for Copy {
+    fn deadline(&self) -> Instant {
+        self.keep_until
     }
 }
 
@@ -59,7 +46,7 @@ impl Grace {
             .weigher(|k: &Arc<str>, v: &Arc<Copy>| {
                 u32::try_from(weight(k, &v.json)).unwrap_or(u32::MAX)
             })
-            .expire_after(ByKeep)
+            .expire_after(ByDeadline)
             .build();
         Grace { cache, max_bytes }
     }
@@ -123,8 +110,7 @@ impl Grace {
 
     /// Entries and bytes after moka has applied pending evictions and expiries.
     pub fn size(&self) -> (u64, u64) {
-        self.cache.run_pending_tasks();
-        (self.cache.entry_count(), self.cache.weighted_size())
+        settled_size(&self.cache)
     }
 }
 

@@ -14,7 +14,6 @@ use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use napi::bindgen_prelude::*;
-use napi::JsString;
 use napi_derive::napi;
 
 use crate::gate::Gate;
@@ -212,47 +211,6 @@ fn hit(l: &Lookup, key: &str) -> Option<Arc<Entry>> {
     hit
 }
 
-/// ASCII text (what `JSON.stringify` of ASCII data gives) crosses as Latin-1: a plain copy, no UTF-8 decoding.
-fn to_js<'env>(env: &'env Env, entry: &Entry) -> Result<JsString<'env>> {
-    if entry.ascii {
-        env.create_string_latin1(entry.json.as_bytes())
-    } else {
-        env.create_string(&*entry.json)
-    }
-}
-
-/// The JSON text cached for `key` in this process, or `null`.
-#[napi(ts_return_type = "string | null")]
-pub fn local_get<'env>(env: &'env Env, handle: u32, key: String) -> Result<Option<JsString<'env>>> {
-    lookup(handle, &key).map(|e| to_js(env, &e)).transpose()
-}
-
-/// `localGet`, except that when there is no copy (`null`) a Redis `get` of
-/// `key` has been queued, as `queueGet` would ('redis' mode only).
-#[napi(ts_return_type = "string | null")]
-pub fn local_get_or_queue<'env>(
-    env: &'env Env,
-    handle: u32,
-    key: String,
-) -> Result<Option<JsString<'env>>> {
-    match lookup_or_queue(handle, &key) {
-        Ok(found) => found.map(|e| to_js(env, &e)).transpose(),
-        Err(()) => Err(Error::from_reason("localGetOrQueue: the cache is gone")),
-    }
-}
-
-/// `localGet` for many keys; `null` where this process has nothing.
-#[napi(ts_return_type = "Array<string | null>")]
-pub fn local_mget<'env>(
-    env: &'env Env,
-    handle: u32,
-    keys: Vec<String>,
-) -> Result<Vec<Option<JsString<'env>>>> {
-    keys.iter()
-        .map(|k| lookup(handle, k).map(|e| to_js(env, &e)).transpose())
-        .collect()
-}
-
 /// Milliseconds on the clock of the lease and the entries' deadlines, for the
 /// JavaScript memo to relate `performance.now()` to (both monotonic).
 #[napi]
@@ -412,39 +370,40 @@ unsafe fn raw_text(
     })
 }
 
-/// `localGet` as a raw Node-API callback, installed over the `#[napi]` one
-/// above (which stays for its types and as the reference): napi-rs' argument
+/// `localGet(handle, key)`: the JSON text cached for `key` in this process,
+/// or `null`; with `QUEUE`, `localGetOrQueue(handle, key)`: the same, except
+/// that when there is no copy (`null`) a Redis `get` of `key` has been
+/// queued, as `queueGet` would ('redis' mode only).
+///
+/// Raw Node-API callbacks, not `#[napi]` functions: napi-rs' argument
 /// machinery (borrow scopes, callback info, an owned `String` for the key)
-/// cost about 1,700 of the 4,000 instructions of a hit (callgrind). The
-/// contract is the same.
-unsafe extern "C" fn raw_local_get(
+/// cost about 1,700 of the 4,000 instructions of a hit (callgrind).
+unsafe extern "C" fn raw_local_get<const QUEUE: bool>(
     env: napi::sys::napi_env,
     info: napi::sys::napi_callback_info,
 ) -> napi::sys::napi_value {
-    raw_text(
-        env,
-        info,
-        c"localGet(handle, key): a number and a string",
-        c"localGet: could not create the result",
-        |handle, k| Ok(lookup(handle, k)),
-    )
+    let (usage, unmade) = if QUEUE {
+        (
+            c"localGetOrQueue(handle, key): a number and a string",
+            c"localGetOrQueue: could not create the result",
+        )
+    } else {
+        (
+            c"localGet(handle, key): a number and a string",
+            c"localGet: could not create the result",
+        )
+    };
+    raw_text(env, info, usage, unmade, |handle, k| {
+        if QUEUE {
+            lookup_or_queue(handle, k).map_err(|()| c"localGetOrQueue: the cache is gone")
+        } else {
+            Ok(lookup(handle, k))
+        }
+    })
 }
 
-/// `localGetOrQueue` as a raw Node-API callback (see [`raw_local_get`]).
-unsafe extern "C" fn raw_local_get_or_queue(
-    env: napi::sys::napi_env,
-    info: napi::sys::napi_callback_info,
-) -> napi::sys::napi_value {
-    raw_text(
-        env,
-        info,
-        c"localGetOrQueue(handle, key): a number and a string",
-        c"localGetOrQueue: could not create the result",
-        |handle, k| lookup_or_queue(handle, k).map_err(|()| c"localGetOrQueue: the cache is gone"),
-    )
-}
-
-/// `localMget` as a raw Node-API callback (see [`raw_local_get`]).
+/// `localMget(handle, keys)`: `localGet` for many keys, `null` where this
+/// process has nothing (raw, as [`raw_local_get`]).
 unsafe extern "C" fn raw_local_mget(
     env: napi::sys::napi_env,
     info: napi::sys::napi_callback_info,
@@ -485,15 +444,14 @@ unsafe extern "C" fn raw_local_mget(
     out
 }
 
-/// Installs [`raw_local_get`], [`raw_local_get_or_queue`] and [`raw_local_mget`] over the generated
-/// exports (runs after the `#[napi]` exports are registered).
+/// Exports [`raw_local_get`] (twice) and [`raw_local_mget`] (runs after the `#[napi]` exports are registered).
 #[napi(module_exports)]
 pub fn install_raw_hit_path(exports: Object, env: Env) -> Result<()> {
     use napi::sys;
     type Callback = unsafe extern "C" fn(sys::napi_env, sys::napi_callback_info) -> sys::napi_value;
     let raw: [(&std::ffi::CStr, Callback); 3] = [
-        (c"localGet", raw_local_get),
-        (c"localGetOrQueue", raw_local_get_or_queue),
+        (c"localGet", raw_local_get::<false>),
+        (c"localGetOrQueue", raw_local_get::<true>),
         (c"localMget", raw_local_mget),
     ];
     for (name, cb) in raw {
@@ -508,9 +466,14 @@ pub fn install_raw_hit_path(exports: Object, env: Env) -> Result<()> {
                 std::ptr::null_mut(),
                 &mut f,
             );
-            // On failure the generated function stays.
-            if status == sys::Status::napi_ok {
-                sys::napi_set_named_property(env.raw(), exports.raw(), name.as_ptr(), f);
+            if status != sys::Status::napi_ok
+                || sys::napi_set_named_property(env.raw(), exports.raw(), name.as_ptr(), f)
+                    != sys::Status::napi_ok
+            {
+                return Err(Error::from_reason(format!(
+                    "could not export {}",
+                    name.to_string_lossy()
+                )));
             }
         }
     }

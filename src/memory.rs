@@ -67,12 +67,9 @@ pub fn apply(store: &Store, counters: &Counters, ops: Vec<Op>) -> Replies {
                 ttl_ms,
                 expect,
             } => {
-                let now_held = store.get(&key);
-                let still = match (&expect, &now_held) {
-                    (None, None) => true,
-                    (Some(expect), Some(e)) => *e.json == **expect,
-                    _ => false,
-                };
+                // As `SET NX` (nothing expected) or the compare-and-set script decides it.
+                let held = store.get(&key);
+                let still = expect.as_deref() == held.as_ref().map(|e| &*e.json);
                 if still {
                     store.insert(&key, Arc::from(json), now + Duration::from_millis(ttl_ms));
                 } else {

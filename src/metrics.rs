@@ -10,8 +10,8 @@ use std::fmt::Write;
 
 use napi_derive::napi;
 
-use crate::latency::Summary;
-use crate::CacheStats;
+use crate::redis::latency::Summary;
+use crate::stats::CacheStats;
 
 #[derive(Clone, Copy)]
 enum Kind {

@@ -26,26 +26,34 @@ pub struct Entry {
     generation: u64,
 }
 
-struct ByDeadline;
+/// moka's per-entry expiry, at the value's [`Deadline`] (L1's entries,
+/// `grace.rs`' copies), set again when a value replaces another.
+pub struct ByDeadline;
 
-impl Expiry<Arc<str>, Arc<Entry>> for ByDeadline {
-    fn expire_after_create(
-        &self,
-        _key: &Arc<str>,
-        value: &Arc<Entry>,
-        created_at: Instant,
-    ) -> Option<Duration> {
-        Some(value.deadline.saturating_duration_since(created_at))
+/// A cached value's moment of expiry, for [`ByDeadline`].
+pub trait Deadline {
+    fn deadline(&self) -> Instant;
+}
+
+impl Deadline for Entry {
+    fn deadline(&self) -> Instant {
+        self.deadline
+    }
+}
+
+impl<V: Deadline> Expiry<Arc<str>, Arc<V>> for ByDeadline {
+    fn expire_after_create(&self, _key: &Arc<str>, v: &Arc<V>, at: Instant) -> Option<Duration> {
+        Some(v.deadline().saturating_duration_since(at))
     }
 
     fn expire_after_update(
         &self,
         _key: &Arc<str>,
-        value: &Arc<Entry>,
-        updated_at: Instant,
-        _duration_until_expiry: Option<Duration>,
+        v: &Arc<V>,
+        at: Instant,
+        _left: Option<Duration>,
     ) -> Option<Duration> {
-        Some(value.deadline.saturating_duration_since(updated_at))
+        Some(v.deadline().saturating_duration_since(at))
     }
 }
 
@@ -81,6 +89,12 @@ pub fn weight(key: &str, json: &str) -> u64 {
     ENTRY_OVERHEAD
         .saturating_add(chunk(16 + key.len() as u64))
         .saturating_add(chunk(16 + json.len() as u64))
+}
+
+/// A moka cache's entries and bytes after it has applied pending evictions and expiries.
+pub fn settled_size<V: Clone + Send + Sync + 'static>(cache: &Cache<Arc<str>, V>) -> (u64, u64) {
+    cache.run_pending_tasks();
+    (cache.entry_count(), cache.weighted_size())
 }
 
 /// moka has fixed tables of its own and evicts in batches, after up to 64
@@ -227,8 +241,7 @@ impl Store {
 
     /// Entries and bytes after moka has applied pending evictions and expiries.
     pub fn size(&self) -> (u64, u64) {
-        self.cache.run_pending_tasks();
-        (self.cache.entry_count(), self.cache.weighted_size())
+        settled_size(&self.cache)
     }
 }
 
@@ -451,35 +464,35 @@ mod tests {
         });
     }
 
-    #[test]
-    fn hide_all_hides_an_insert_stamped_before_it() {
-        // The L1 flush path (no freeing walk). moka's `invalidate_all` spares an
-        // entry stamped in its own clock tick (`entry_ts < valid_after` is false);
-        // its clock cannot be stopped from here, and back-to-back inserts and
-        // flushes never tied in 100,000 rounds on this machine's clock, so stamp
-        // the insert explicitly: made before the flush, landing at or after it.
+    /// An insert made before `empty` ran but landing at or after it. moka's
+    /// `invalidate_all` spares an entry stamped in its own clock tick
+    /// (`entry_ts < valid_after` is false); its clock cannot be stopped from
+    /// here, and back-to-back inserts and flushes never tied in 100,000
+    /// rounds on this machine's clock, so the insert is stamped explicitly.
+    fn survives_an_insert_stamped_before(empty: fn(&Store)) -> bool {
         let s = store(1 << 20);
         let before = s.generation.load(Ordering::Acquire);
-        s.hide_all();
+        empty(&s);
         s.insert_at(before, "k", Arc::from("1"), later(60_000));
+        s.get("k").is_some()
+    }
+
+    #[test]
+    fn hide_all_hides_an_insert_stamped_before_it() {
+        // The L1 flush path (no freeing walk).
         assert!(
-            s.get("k").is_none(),
+            !survives_an_insert_stamped_before(Store::hide_all),
             "an insert from before hide_all() survived it"
         );
     }
 
     #[test]
     fn clear_hides_an_insert_stamped_before_it() {
-        // moka's `invalidate_all` spares an entry stamped in the same clock tick;
-        // its clock cannot be stopped from here, so stamp the insert explicitly.
-        let s = store(1 << 20);
-        let before = s.generation.load(Ordering::Acquire);
-        s.clear();
-        s.insert_at(before, "k", Arc::from("1"), later(60_000));
         assert!(
-            s.get("k").is_none(),
+            !survives_an_insert_stamped_before(Store::clear),
             "an insert from before clear() survived it"
         );
+        let s = store(1 << 20);
         for i in 0..100_000 {
             let k = format!("k{}", i % 64);
             s.insert(&k, Arc::from("1"), later(60_000));

@@ -1,104 +1,224 @@
-//! What each call sends to Redis, and how its replies become its answer.
+//! Each operation defined once, for every topology: what it sends per key
+//! ([`parts`]: the key that routes it, its commands on a node, its one
+//! command through redis-rs' cluster connection), a single node's form of the
+//! whole call ([`add_commands`]), and how the replies become what JavaScript
+//! receives ([`apply_reply`]), a cluster's per-key replies read as a single
+//! node's first ([`single_node_shape`]).
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use redis::Value;
+use redis::{Cmd, Value};
 
+use super::tracking::{cached, caching};
 use crate::error::{Code, Failure};
 use crate::local::Ticket;
 use crate::ops::{Answer, Op};
 use crate::stats::Counters;
 
 /// Extends a lease only while the caller's token holds it.
-pub(super) const RENEW_IF_OWNER: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
+const RENEW_IF_OWNER: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
     return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end";
 /// Releases a lease only while the caller's token holds it.
-pub(super) const RELEASE_IF_OWNER: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
+const RELEASE_IF_OWNER: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
     return redis.call('DEL', KEYS[1]) else return 0 end";
 
 /// Stores a value only while the key still holds the text it was read with.
-pub(super) const SET_IF_EQUAL: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
+const SET_IF_EQUAL: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
     redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) return 1 else return 0 end";
 
+/// A read of one key in one command: its value and its `PTTL`.
+const READ_WITH_PTTL: &str = "return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1])}";
+
+/// `SET key value [NX] PX ms`: every write of a value or a lease.
+fn set_px(key: &str, value: &str, ms: u64, nx: bool) -> Cmd {
+    let mut c = redis::cmd("SET");
+    c.arg(key).arg(value);
+    if nx {
+        c.arg("NX");
+    }
+    c.arg("PX").arg(ms);
+    c
+}
+
+/// A command of one key and nothing else (`GET`, `PTTL`, `EXISTS`, ...).
+fn of_key(name: &str, key: &str) -> Cmd {
+    let mut c = redis::cmd(name);
+    c.arg(key);
+    c
+}
+
+/// `UNLINK` of `keys` (`del` and `invalidatePattern`).
+pub(super) fn unlink<K: redis::ToRedisArgs>(keys: K) -> Cmd {
+    let mut c = redis::cmd("UNLINK");
+    c.arg(keys);
+    c
+}
+
+/// `EVAL script 1 key args...`.
+fn eval_on(script: &str, key: &str) -> Cmd {
+    let mut c = redis::cmd("EVAL");
+    c.arg(script).arg(1).arg(key);
+    c
+}
+
 /// `StoreIf`'s command: `SET NX` while absent, else the compare-and-set script.
-pub(super) fn store_if(key: &str, json: &str, ttl_ms: u64, expect: Option<&str>) -> redis::Cmd {
+fn store_if(key: &str, json: &str, ttl_ms: u64, expect: Option<&str>) -> Cmd {
     match expect {
-        None => {
-            let mut c = redis::cmd("SET");
-            c.arg(key).arg(json).arg("NX").arg("PX").arg(ttl_ms);
-            c
-        }
+        None => set_px(key, json, ttl_ms, true),
         Some(expect) => {
-            let mut c = redis::cmd("EVAL");
-            c.arg(SET_IF_EQUAL)
-                .arg(1)
-                .arg(key)
-                .arg(expect)
-                .arg(json)
-                .arg(ttl_ms);
+            let mut c = eval_on(SET_IF_EQUAL, key);
+            c.arg(expect).arg(json).arg(ttl_ms);
             c
         }
     }
 }
 
-/// Whether `StoreIf`'s reply says it stored: `OK` from `SET NX`, 1 from the script.
-fn stored(v: &Value) -> Result<bool, Failure> {
-    match v {
-        Value::Okay | Value::Int(1) => Ok(true),
-        Value::SimpleString(s) => Ok(s == "OK"),
-        Value::Nil | Value::Int(_) => Ok(false),
-        other => Err(unexpected(other)),
-    }
+/// One key's share of an op: the key that routes it (its hash slot on a
+/// cluster) and what it sends.
+pub struct Part<'a> {
+    pub key: &'a str,
+    pub kind: Kind,
 }
 
-/// Tracking is `OPTIN`: the server tracks only the keys of the command right
-/// after `CLIENT CACHING yes`, so only reads that fill L1 (or wake lock
-/// waiters) add to its tracking table and to its work per read.
-fn caching(pipe: &mut redis::Pipeline) {
-    pipe.cmd("CLIENT").arg("CACHING").arg("yes");
+pub enum Kind {
+    /// `GET`, and the key's `PTTL` when `pttl` (so L1 never outlives the
+    /// key); `tracked`: a read that fills L1.
+    Read { pttl: bool, tracked: bool },
+    /// A command sent as it is.
+    Plain(Cmd),
+    /// A command whose key the server must track for this client (the lock
+    /// key's `PTTL`, so that its release or expiry wakes a waiter).
+    Tracked(Cmd),
 }
 
-/// Whether the reply to `CLIENT CACHING yes` says the next read is tracked.
-fn cached(v: &Value) -> bool {
-    matches!(v, Value::Okay) || matches!(v, Value::SimpleString(s) if s == "OK")
-}
-
-/// Adds `op`'s commands to `pipe`; returns how many. A `tracked` read (one
-/// with L1 tickets) also asks for each key's `PTTL`, so L1 never outlives the
-/// key. `optin`: the connection tracks in `OPTIN` mode, so a tracked read (and
-/// the lock key's `PTTL`) is preceded by `CLIENT CACHING yes`.
-pub fn add_commands(pipe: &mut redis::Pipeline, op: &Op, tracked: bool, optin: bool) -> usize {
-    match op {
-        Op::Get(key) => {
-            let caches = tracked && optin;
-            if caches {
-                caching(pipe);
+impl Part<'_> {
+    /// Adds the part's commands for one node (a single server, a Sentinel's
+    /// master, a cluster primary's direct connection); returns how many.
+    /// `optin`: the connection tracks in `OPTIN` mode, so a tracked read (and
+    /// a `Tracked` command) is preceded by `CLIENT CACHING yes`.
+    pub fn add_to(self, pipe: &mut redis::Pipeline, optin: bool) -> usize {
+        match self.kind {
+            Kind::Read { pttl, tracked } => {
+                let caches = tracked && optin;
+                if caches {
+                    caching(pipe);
+                }
+                pipe.cmd("GET").arg(self.key);
+                if pttl {
+                    pipe.cmd("PTTL").arg(self.key);
+                }
+                1 + usize::from(pttl) + usize::from(caches)
             }
-            pipe.cmd("GET").arg(key);
-            if tracked {
-                pipe.cmd("PTTL").arg(key);
-                2 + usize::from(caches)
-            } else {
+            Kind::Plain(c) => {
+                pipe.add_command(c);
                 1
             }
-        }
-        Op::GetTtl(key) => {
-            let caches = tracked && optin;
-            if caches {
-                caching(pipe);
+            Kind::Tracked(c) => {
+                if optin {
+                    caching(pipe);
+                }
+                pipe.add_command(c);
+                1 + usize::from(optin)
             }
-            pipe.cmd("GET").arg(key);
-            pipe.cmd("PTTL").arg(key);
-            2 + usize::from(caches)
         }
-        Op::Set { key, json, ttl_ms } => {
-            pipe.cmd("SET").arg(key).arg(json).arg("PX").arg(*ttl_ms);
-            1
+    }
+
+    /// Whether its replies on a node are a read's value and `PTTL`.
+    pub fn reads_pttl(&self) -> bool {
+        matches!(self.kind, Kind::Read { pttl: true, .. })
+    }
+
+    /// The one command that stands for the part on redis-rs' cluster
+    /// connection (whose node connections track every read): a read with its
+    /// `PTTL` is one `EVAL` of both, so a pipeline that redis-rs retries
+    /// whole after a redirect still reads both from one node.
+    pub fn routed(self) -> Cmd {
+        match self.kind {
+            Kind::Read { pttl: true, .. } => eval_on(READ_WITH_PTTL, self.key),
+            Kind::Read { pttl: false, .. } => of_key("GET", self.key),
+            Kind::Plain(c) | Kind::Tracked(c) => c,
         }
+    }
+}
+
+/// What a per-key `op` sends, one key at a time; `tracked`: it has L1
+/// tickets. A cluster sends exactly these; a single node sends them too,
+/// except that `mget` and `del` go as one multi-key command
+/// ([`add_commands`]).
+pub fn parts(op: &Op, tracked: bool) -> Vec<Part<'_>> {
+    fn part(key: &str, kind: Kind) -> Part<'_> {
+        Part { key, kind }
+    }
+    let read = |key, pttl| part(key, Kind::Read { pttl, tracked });
+    let plain = |key, c| part(key, Kind::Plain(c));
+    match op {
+        Op::Get(key) => vec![read(key, tracked)],
+        Op::GetTtl(key) => vec![read(key, true)],
+        Op::MGet(keys) => keys.iter().map(|k| read(k, tracked)).collect(),
+        Op::Set { key, json, ttl_ms } => vec![plain(key, set_px(key, json, *ttl_ms, false))],
+        Op::MSet { entries, ttl_ms } => entries
+            .iter()
+            .map(|(k, json)| plain(k, set_px(k, json, *ttl_ms, false)))
+            .collect(),
+        Op::Del(keys) => keys.iter().map(|k| plain(k, unlink(k))).collect(),
+        Op::Exists(key) => vec![plain(key, of_key("EXISTS", key))],
+        Op::Ttl(key) => vec![plain(key, of_key("TTL", key))],
+        Op::LockTake {
+            key,
+            token,
+            lease_ms,
+        } => vec![
+            plain(key, set_px(key, token, *lease_ms, true)),
+            part(key, Kind::Tracked(of_key("PTTL", key))),
+        ],
+        Op::LockRenew {
+            key,
+            token,
+            lease_ms,
+        } => {
+            let mut c = eval_on(RENEW_IF_OWNER, key);
+            c.arg(token).arg(*lease_ms);
+            vec![plain(key, c)]
+        }
+        Op::LockRelease { key, token } => {
+            let mut c = eval_on(RELEASE_IF_OWNER, key);
+            c.arg(token);
+            vec![plain(key, c)]
+        }
+        Op::StoreIf {
+            key,
+            json,
+            ttl_ms,
+            expect,
+        } => vec![plain(key, store_if(key, json, *ttl_ms, expect.as_deref()))],
+        Op::Ping | Op::Info | Op::Clear | Op::DelPattern(_) => Vec::new(),
+    }
+}
+
+/// What a whole-database op (`ping`, `getInfo`, `clear`) sends; a cluster
+/// sends each command to every primary and combines the replies.
+pub fn whole(op: &Op) -> Vec<Cmd> {
+    match op {
+        Op::Ping => vec![redis::cmd("PING")],
+        Op::Info => {
+            let mut info = redis::cmd("INFO");
+            info.arg("memory");
+            vec![redis::cmd("DBSIZE"), info]
+        }
+        Op::Clear => vec![redis::cmd("FLUSHDB")],
+        _ => Vec::new(),
+    }
+}
+
+/// Adds `op`'s commands for a single node to `pipe`; returns how many. A
+/// `tracked` read (one with L1 tickets) also asks for each key's `PTTL`, so
+/// L1 never outlives the key. `optin`: see [`Part::add_to`].
+pub fn add_commands(pipe: &mut redis::Pipeline, op: &Op, tracked: bool, optin: bool) -> usize {
+    match op {
         Op::Del(keys) if keys.is_empty() => 0,
         Op::Del(keys) => {
-            pipe.cmd("UNLINK").arg(keys);
+            pipe.add_command(unlink(keys));
             1
         }
         Op::MGet(keys) if keys.is_empty() => 0,
@@ -117,81 +237,28 @@ pub fn add_commands(pipe: &mut redis::Pipeline, op: &Op, tracked: bool, optin: b
                 1
             }
         }
-        Op::MSet { entries, ttl_ms } => {
-            for (key, json) in entries {
-                pipe.cmd("SET").arg(key).arg(json).arg("PX").arg(*ttl_ms);
-            }
-            entries.len()
-        }
-        Op::Exists(key) => {
-            pipe.cmd("EXISTS").arg(key);
-            1
-        }
-        Op::Ttl(key) => {
-            pipe.cmd("TTL").arg(key);
-            1
-        }
-        Op::Ping => {
-            pipe.cmd("PING");
-            1
-        }
-        Op::Info => {
-            pipe.cmd("DBSIZE");
-            pipe.cmd("INFO").arg("memory");
-            2
-        }
-        Op::Clear => {
-            pipe.cmd("FLUSHDB");
-            1
-        }
-        Op::LockTake {
-            key,
-            token,
-            lease_ms,
-        } => {
-            pipe.cmd("SET")
-                .arg(key)
-                .arg(token)
-                .arg("NX")
-                .arg("PX")
-                .arg(*lease_ms);
-            if optin {
-                caching(pipe);
-            }
-            pipe.cmd("PTTL").arg(key);
-            2 + usize::from(optin)
-        }
-        Op::LockRenew {
-            key,
-            token,
-            lease_ms,
-        } => {
-            pipe.cmd("EVAL")
-                .arg(RENEW_IF_OWNER)
-                .arg(1)
-                .arg(key)
-                .arg(token)
-                .arg(*lease_ms);
-            1
-        }
-        Op::LockRelease { key, token } => {
-            pipe.cmd("EVAL")
-                .arg(RELEASE_IF_OWNER)
-                .arg(1)
-                .arg(key)
-                .arg(token);
-            1
-        }
-        Op::StoreIf {
-            key,
-            json,
-            ttl_ms,
-            expect,
-        } => {
-            pipe.add_command(store_if(key, json, *ttl_ms, expect.as_deref()));
-            1
-        }
+        Op::Ping | Op::Info | Op::Clear => whole(op)
+            .into_iter()
+            .map(|c| {
+                pipe.add_command(c);
+                1
+            })
+            .sum(),
         Op::DelPattern(_) => unreachable!("runs on its own"),
+        _ => parts(op, tracked)
+            .into_iter()
+            .map(|p| p.add_to(pipe, optin))
+            .sum(),
+    }
+}
+
+/// Whether `StoreIf`'s reply says it stored: `OK` from `SET NX`, 1 from the script.
+fn stored(v: &Value) -> Result<bool, Failure> {
+    match v {
+        Value::Okay | Value::Int(1) => Ok(true),
+        Value::SimpleString(s) => Ok(s == "OK"),
+        Value::Nil | Value::Int(_) => Ok(false),
+        other => Err(unexpected(other)),
     }
 }
 
@@ -380,14 +447,66 @@ pub fn apply_reply(
     })
 }
 
+/// A missing key read inside a script comes back as RESP3 `false`.
+fn nil_if_false(v: Value) -> Value {
+    match v {
+        Value::Boolean(false) => Value::Nil,
+        v => v,
+    }
+}
+
+/// A read's `[value, pttl]`, from `EVAL`'s array or a plain `GET`.
+fn read_reply(v: Value, tracked: bool) -> (Value, Value) {
+    match v {
+        Value::Array(mut pair) if tracked && pair.len() == 2 => {
+            let pttl = pair.pop().unwrap_or(Value::Nil);
+            (nil_if_false(pair.pop().unwrap_or(Value::Nil)), pttl)
+        }
+        v if tracked => (v, Value::Nil),
+        v => (v, Value::Int(-2)),
+    }
+}
+
+/// The replies of `op`'s [`parts`], one per part as redis-rs answers its
+/// [`Part::routed`] command, shaped as a single node's replies to
+/// [`add_commands`] (without `OPTIN`), so [`apply_reply`] reads both alike.
+pub fn single_node_shape(op: &Op, tracked: bool, vals: Vec<Value>) -> Vec<Value> {
+    match op {
+        Op::Get(_) | Op::GetTtl(_) => {
+            let tracked = tracked || matches!(op, Op::GetTtl(_));
+            let (v, pttl) = read_reply(vals.into_iter().next().unwrap_or(Value::Nil), tracked);
+            vec![v, pttl]
+        }
+        Op::MGet(_) => {
+            let (values, pttls): (Vec<Value>, Vec<Value>) =
+                vals.into_iter().map(|v| read_reply(v, tracked)).unzip();
+            let mut out = vec![Value::Array(values)];
+            if tracked {
+                out.extend(pttls);
+            }
+            out
+        }
+        Op::Del(_) => {
+            if let Some(e) = vals.iter().find(|v| matches!(v, Value::ServerError(_))) {
+                return vec![e.clone()];
+            }
+            let n = vals
+                .iter()
+                .map(|v| if let Value::Int(n) = v { *n } else { 0 })
+                .sum();
+            vec![Value::Int(n)]
+        }
+        _ => vals,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::local::Local;
     use std::time::Duration;
 
-    #[test]
-    fn replies_of_get_fill_l1_and_count_hits() {
+    fn l1() -> (Arc<Counters>, Arc<Local>) {
         let counters = Arc::new(Counters::default());
         let local = Local::new(
             1 << 20,
@@ -395,6 +514,12 @@ mod tests {
             counters.clone(),
             crate::local::Group::new(),
         );
+        (counters, local)
+    }
+
+    #[test]
+    fn replies_of_get_fill_l1_and_count_hits() {
+        let (counters, local) = l1();
         let op = Op::Get("k".into());
         assert!(local.prepare(&op).is_empty(), "a first read fills nothing");
         let tickets = local.prepare(&op);
@@ -420,13 +545,7 @@ mod tests {
 
     #[test]
     fn a_read_the_server_did_not_track_fills_nothing() {
-        let counters = Arc::new(Counters::default());
-        let local = Local::new(
-            1 << 20,
-            Duration::from_secs(60),
-            counters.clone(),
-            crate::local::Group::new(),
-        );
+        let (counters, local) = l1();
         let op = Op::Get("k".into());
         local.prepare(&op);
         let tickets = local.prepare(&op);
@@ -458,5 +577,27 @@ mod tests {
             false,
         );
         assert_eq!(odd.unwrap_err().code, Code::Protocol);
+    }
+
+    #[test]
+    fn replies_reassemble_as_a_single_node_answers() {
+        let op = Op::MGet(vec!["a".into(), "b".into()]);
+        let vals = vec![
+            Value::Array(vec![Value::BulkString(b"1".to_vec()), Value::Int(900)]),
+            Value::Array(vec![Value::Boolean(false), Value::Int(-2)]),
+        ];
+        assert_eq!(
+            single_node_shape(&op, true, vals),
+            vec![
+                Value::Array(vec![Value::BulkString(b"1".to_vec()), Value::Nil]),
+                Value::Int(900),
+                Value::Int(-2)
+            ]
+        );
+        let del = Op::Del(vec!["a".into(), "b".into()]);
+        assert_eq!(
+            single_node_shape(&del, false, vec![Value::Int(1), Value::Int(0)]),
+            vec![Value::Int(1)]
+        );
     }
 }

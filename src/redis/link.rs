@@ -326,7 +326,7 @@ async fn heartbeat(
 ) {
     let every = Duration::from_millis(HEARTBEAT_INTERVAL_MS.into());
     let ping = redis::cmd(if role { "ROLE" } else { "PING" });
-    for beat in (0..crate::latency::PROBE_EVERY_BEATS).cycle() {
+    for beat in (0..super::latency::PROBE_EVERY_BEATS).cycle() {
         sleep(every).await;
         let Some(shared) = shared.upgrade() else {
             return;

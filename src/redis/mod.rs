@@ -12,7 +12,9 @@
 //! - `batch.rs`: a batch of calls as the executor takes and runs it;
 //! - `executor.rs`: the serial executor that turns each batch of calls into
 //!   one pipeline and keeps every call's deadline;
-//! - `commands.rs`: what each call sends and how its replies are read;
+//! - `commands.rs`: each operation defined once: what it sends per key on
+//!   every topology, and how its replies become its answer;
+//! - `latency.rs`: the invalidation latency probe;
 //! - `scan.rs`: `invalidatePattern`'s `SCAN` + `UNLINK` loop;
 //! - `sentinel.rs`: with Sentinel, the master's address for every connect,
 //!   its role checked, `+switch-master` followed.
@@ -29,6 +31,7 @@ mod batch;
 mod cluster;
 mod commands;
 mod executor;
+pub mod latency;
 mod link;
 mod scan;
 mod sentinel;
@@ -91,7 +94,7 @@ pub struct Shared {
     /// How to cut the current connection, when it is plain TCP (`severable.rs`).
     cut: Mutex<Option<(u64, severable::Cut)>>,
     /// Measures how long invalidations take to arrive (see `latency.rs`).
-    pub probe: Arc<crate::latency::Probe>,
+    pub probe: Arc<latency::Probe>,
     /// Test-only panics (see [`TestPanics`]); `None` in production.
     test_panics: Option<Box<TestPanics>>,
     /// What [`Shared::say_once`] has said.

@@ -6,6 +6,7 @@ use redis::aio::MultiplexedConnection;
 use redis::Value;
 use tokio::time::timeout;
 
+use super::commands::unlink;
 use super::Shared;
 use crate::error::{Code, Failure};
 use crate::glob;
@@ -23,9 +24,7 @@ pub async fn delete_pattern(
     loop {
         let (next, keys) = scan_reply(round_trip(shared, conn, &scan(cursor, pattern)).await?)?;
         if !keys.is_empty() {
-            let mut unlink = redis::cmd("UNLINK");
-            unlink.arg(&keys);
-            if let Value::ServerError(e) = round_trip(shared, conn, &unlink).await? {
+            if let Value::ServerError(e) = round_trip(shared, conn, &unlink(&keys)).await? {
                 return Err(Failure::reply(&e));
             }
         }

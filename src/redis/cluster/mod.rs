@@ -6,8 +6,8 @@
 //!   their pushes;
 //! - `slots.rs`: hash slots, `CLUSTER SLOTS`, which replies mean "not here";
 //! - `direct.rs`: our slot map and one connection per primary (cut when silent);
-//! - `encode.rs`: what each op sends per key, and its replies reshaped as a
-//!   single node's (an op's cluster encoding lives there);
+//! - `encode.rs`: an op's per-key parts (`commands::parts`) with their slots,
+//!   and a direct part's replies as redis-rs answers them;
 //! - `run.rs`: a segment of calls run over direct pipelines and redis-rs;
 //! - `connect.rs`: a cluster connection (redis-rs' and our direct one);
 //! - `primaries.rs`: a command on every primary (`PING`, `INFO`, ...);

@@ -17,14 +17,14 @@ use tokio::time::timeout;
 
 use super::connect::Cluster;
 use super::direct::tracks;
-use super::encode::{add_direct, direct_reply, single_node_shape, units, Direct1, Unit};
+use super::encode::{direct_reply, units, Unit};
 use super::nodes::{Routed, OPTIN};
 use super::primaries::{all_primaries, bounded, every_primary, primaries};
 use crate::error::{Code, Failure};
 use crate::human::bytes_to_human;
 use crate::ops::{Op, Replies};
 use crate::redis::batch::Planned;
-use crate::redis::commands::apply_reply;
+use crate::redis::commands::{apply_reply, single_node_shape, unlink, whole};
 use crate::redis::severable::{self, Round};
 use crate::redis::Shared;
 
@@ -106,13 +106,13 @@ async fn run_keyed(
                     unsent.push((total, Failure::new(Code::Unavailable, why)));
                 }
                 Some((r, n)) => {
-                    let read = matches!(u.direct, Direct1::Read { .. });
-                    let k = add_direct(&mut nodes[n].0, u, optin && r.nodes[n].tracks);
+                    let read = u.part.reads_pttl();
+                    let k = u.part.add_to(&mut nodes[n].0, optin && r.nodes[n].tracks);
                     nodes[n].1.push((total, k, read));
                 }
                 None => {
                     let (pipe, idx) = slots.entry(u.route()).or_default();
-                    pipe.push(u.cmd);
+                    pipe.push(u.part.routed());
                     idx.push(total);
                 }
             }
@@ -218,7 +218,7 @@ async fn run_keyed(
         for i in again {
             if let Some(u) = cmds.get_mut(i).and_then(Option::take) {
                 let (pipe, idx) = slots.entry(u.route()).or_default();
-                pipe.push(u.cmd);
+                pipe.push(u.part.routed());
                 idx.push(i);
             }
         }
@@ -329,21 +329,14 @@ async fn fan_out(shared: &Shared, cluster: &Cluster, op: &Op) -> Result<Vec<Valu
             Ok(vec![Value::SimpleString("PONG".into())])
         }
         Op::Clear => {
-            let v = bounded(
-                shared,
-                conn.route_command(redis::cmd("FLUSHDB"), all_primaries(all_ok)),
-            );
+            let [flush] = commands::<1>(op);
+            let v = bounded(shared, conn.route_command(flush, all_primaries(all_ok)));
             Ok(vec![v.await?])
         }
         Op::Info => {
+            let [dbsize, info] = commands::<2>(op);
             let sum = Some(ResponsePolicy::Aggregate(AggregateOp::Sum));
-            let keys = bounded(
-                shared,
-                conn.route_command(redis::cmd("DBSIZE"), all_primaries(sum)),
-            )
-            .await?;
-            let mut info = redis::cmd("INFO");
-            info.arg("memory");
+            let keys = bounded(shared, conn.route_command(dbsize, all_primaries(sum))).await?;
             let infos = bounded(shared, conn.route_command(info, all_primaries(None))).await?;
             let Value::Map(infos) = infos else {
                 return Err(Failure::new(
@@ -377,6 +370,13 @@ async fn fan_out(shared: &Shared, cluster: &Cluster, op: &Op) -> Result<Vec<Valu
     }
 }
 
+/// The `N` commands a whole-database `op` sends (`commands::whole`).
+fn commands<const N: usize>(op: &Op) -> [Cmd; N] {
+    whole(op)
+        .try_into()
+        .unwrap_or_else(|_| unreachable!("{op:?} sends {N} commands"))
+}
+
 /// `invalidatePattern` on a cluster: `SCAN` + `UNLINK` on every primary.
 pub async fn delete_pattern(shared: &Shared, conn: &Cluster, pattern: &str) -> Result<(), Failure> {
     crate::redis::scan::drop_local(shared, pattern);
@@ -402,11 +402,9 @@ pub async fn delete_pattern(shared: &Shared, conn: &Cluster, pattern: &str) -> R
                 bounded(shared, conn.route_command(scan, route)).await?,
             )?;
             if !keys.is_empty() {
-                let mut unlink = redis::cmd("UNLINK");
-                unlink.arg(&keys);
                 // Routed by redis-rs, split by slot (keys of one node can span slots).
                 if let Value::ServerError(e) =
-                    bounded(shared, conn.req_packed_command(&unlink)).await?
+                    bounded(shared, conn.req_packed_command(&unlink(&keys))).await?
                 {
                     return Err(Failure::new(Code::Server, e.to_string()));
                 }

@@ -29,6 +29,8 @@ use redis::{RedisResult, Value};
 use tokio::sync::Notify;
 use tokio::time::timeout;
 
+use super::tracking::caching;
+
 /// One probe per this many heartbeats (250 ms each): about one a second.
 pub const PROBE_EVERY_BEATS: u32 = 4;
 /// After the server refuses a probe (ACL, a read-only replica), skip this many beats (about a minute).
@@ -152,7 +154,7 @@ impl Probe {
     ) -> RedisResult<Option<String>> {
         // Tracking is OPTIN (link.rs): the read opts in right before it, in one pipeline.
         let mut track = redis::pipe();
-        track.cmd("CLIENT").arg("CACHING").arg("yes");
+        caching(&mut track);
         track.cmd("STRLEN").arg(&self.key);
         let tracked_reply = timeout(limit, tracked.send_packed_commands(&track, 0, 2)).await;
         drop(tracked);
