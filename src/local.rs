@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
@@ -195,8 +195,9 @@ enum Kind {
     /// tells it, when its reply is in, which pushes the read saw (`link`).
     Read,
     /// `getOrSet`'s write-back guard: spoiled by a write of the key made
-    /// after it was taken, or a push arriving after its read's reply (`link`:
-    /// pushes before that are about writes the read saw, our own included).
+    /// after it was taken, or a push (or flush) arriving after its read's
+    /// reply ([`Link`]: pushes before that are about writes the read saw, our
+    /// own included).
     Guard,
     /// A write in flight: reads of the key taken meanwhile fill nothing.
     Write,
@@ -216,11 +217,23 @@ pub struct Ticket {
     epoch: u64,
     version: u64,
     pushes: u64,
-    /// A guard's baseline (pushes of its key, its instance's epoch), shared
-    /// with its read (see [`Kind`]).
-    link: Option<Arc<[AtomicU64; 2]>>,
+    /// A guard's baseline, shared with its read (see [`Link`]).
+    link: Option<Arc<Link>>,
     /// Taken while a write of the key (or a sweep) was in flight: never fresh.
     tainted: bool,
+}
+
+/// What a guard is measured against, shared with the read it guards. Pushes
+/// and flushes share one ordered stream with that read's reply, so while the
+/// read is out they are about writes it will see: only those applied after
+/// its reply spoil the guard.
+struct Link {
+    /// Pushes of the key and the instance's epoch as of the read's reply
+    /// (as of the guard, before it).
+    pushes: AtomicU64,
+    epoch: AtomicU64,
+    /// Linked reads not answered yet.
+    reading: AtomicU32,
 }
 
 impl Group {
@@ -282,17 +295,20 @@ impl Group {
     pub fn guard(self: &Arc<Self>, origin: u64, local: Option<&Arc<Local>>, key: &str) -> Ticket {
         let mut t = self.ticket(origin, local, key);
         t.kind = Kind::Guard;
-        t.link = Some(Arc::new([
-            AtomicU64::new(t.pushes),
-            AtomicU64::new(t.epoch),
-        ]));
+        t.link = Some(Arc::new(Link {
+            pushes: AtomicU64::new(t.pushes),
+            epoch: AtomicU64::new(t.epoch),
+            reading: AtomicU32::new(0),
+        }));
         t
     }
 
     /// Links `reads` (a guarded read's tickets) to `guard`.
     pub fn link(guard: &Ticket, reads: &mut [Ticket]) {
+        let Some(link) = &guard.link else { return };
         for r in reads {
-            r.link = guard.link.clone();
+            link.reading.fetch_add(1, Ordering::AcqRel);
+            r.link = Some(link.clone());
         }
     }
 
@@ -567,17 +583,25 @@ impl Ticket {
     /// Whether nothing changed the key since the ticket was taken: no write
     /// or push of it, no flush of its instance, no clear or pattern delete.
     fn fresh_in(&self, state: &GroupState) -> bool {
-        let (pushes, epoch) = match (&self.kind, &self.link) {
-            (Kind::Guard, Some(b)) => (b[0].load(Ordering::Acquire), b[1].load(Ordering::Acquire)),
-            _ => (self.pushes, self.epoch),
+        let Some(slot) = state.slots.get(&self.key) else {
+            return false;
         };
-        !self.tainted
-            && state.epoch == self.group_epoch
-            && state
-                .slots
-                .get(&self.key)
-                .is_some_and(|s| s.version == self.version && s.pushes == pushes)
-            && self.local.as_ref().is_none_or(|l| l.own().epoch == epoch)
+        let unpushed = match (&self.kind, &self.link) {
+            // Its read is still out: what arrived so far, that read will see.
+            (Kind::Guard, Some(l)) if l.reading.load(Ordering::Acquire) > 0 => true,
+            (Kind::Guard, Some(l)) => self.unpushed(
+                slot,
+                l.pushes.load(Ordering::Acquire),
+                l.epoch.load(Ordering::Acquire),
+            ),
+            _ => self.unpushed(slot, self.pushes, self.epoch),
+        };
+        !self.tainted && state.epoch == self.group_epoch && slot.version == self.version && unpushed
+    }
+
+    /// Whether no push of the key and no flush of its instance came since `pushes` and `epoch`.
+    fn unpushed(&self, slot: &Slot, pushes: u64, epoch: u64) -> bool {
+        slot.pushes == pushes && self.local.as_ref().is_none_or(|l| l.own().epoch == epoch)
     }
 
     /// [`Ticket::fresh_in`], for `getOrSet`'s write-back guard.
@@ -615,12 +639,13 @@ impl Drop for Ticket {
             return;
         }
         if let Some(slot) = state.slots.get_mut(&self.key) {
-            if let (Kind::Read, Some(b)) = (&self.kind, &self.link) {
+            if let (Kind::Read, Some(link)) = (&self.kind, &self.link) {
                 // The guarded read's reply is in: pushes and flushes so far are about what it saw.
-                b[0].store(slot.pushes, Ordering::Release);
+                link.pushes.store(slot.pushes, Ordering::Release);
                 if let Some(l) = &self.local {
-                    b[1].store(l.own().epoch, Ordering::Release);
+                    link.epoch.store(l.own().epoch, Ordering::Release);
                 }
+                link.reading.fetch_sub(1, Ordering::AcqRel);
             }
             slot.holders -= 1;
             if let Kind::Write = self.kind {
@@ -882,6 +907,38 @@ mod tests {
         drop(sweep);
         b.close();
         assert!(a.ticket("x").fill(Arc::from("1"), -1, Instant::now()));
+    }
+
+    fn push(key: &str) -> Vec<Value> {
+        vec![Value::Array(vec![Value::BulkString(
+            key.as_bytes().to_vec(),
+        )])]
+    }
+
+    #[test]
+    fn what_arrives_while_the_guarded_read_is_out_is_what_it_will_see() {
+        let g = Group::new();
+        let l = member(&g);
+        let guard = g.guard(0, Some(&l), "k");
+        let mut read = g.prepare(0, Some(&l), &Op::GetTtl("k".into()));
+        Group::link(&guard, &mut read);
+        // The push of a write sent before the read, a clear's flush: ahead of its reply on the stream.
+        l.on_invalidate(push("k"));
+        l.on_invalidate(vec![Value::Nil]);
+        assert!(guard.fresh(), "spoiled before its read's reply");
+        drop(read);
+        assert!(guard.fresh());
+        l.flush();
+        assert!(!guard.fresh(), "a flush after the read's reply");
+
+        let guard = g.guard(0, Some(&l), "k");
+        let mut read = g.prepare(0, Some(&l), &Op::GetTtl("k".into()));
+        Group::link(&guard, &mut read);
+        drop(g.prepare(0, Some(&l), &Op::Del(vec!["k".into()])));
+        assert!(
+            !guard.fresh(),
+            "a write made after the guard, its read still out"
+        );
     }
 
     #[test]
