@@ -264,13 +264,19 @@ fn push(key: &str) -> Vec<Value> {
     )])]
 }
 
+/// `getOrSet`'s guard of `key` and its read, queued and not answered yet.
+fn guarded_read(g: &Arc<Group>, l: &Arc<Local>, key: &str) -> (Ticket, Vec<Ticket>) {
+    let guard = g.guard(0, Some(l), key);
+    let mut read = g.prepare(0, Some(l), &Op::GetTtl(key.into()));
+    Group::link(&guard, &mut read);
+    (guard, read)
+}
+
 #[test]
 fn what_arrives_while_the_guarded_read_is_out_is_what_it_will_see() {
     let g = Group::new();
     let l = member(&g);
-    let guard = g.guard(0, Some(&l), "k");
-    let mut read = g.prepare(0, Some(&l), &Op::GetTtl("k".into()));
-    Group::link(&guard, &mut read);
+    let (guard, read) = guarded_read(&g, &l, "k");
     // The push of a write sent before the read, a clear's flush: ahead of its reply on the stream.
     l.on_invalidate(push("k"));
     l.on_invalidate(vec![Value::Nil]);
@@ -280,9 +286,7 @@ fn what_arrives_while_the_guarded_read_is_out_is_what_it_will_see() {
     l.flush();
     assert!(!guard.fresh(), "a flush after the read's reply");
 
-    let guard = g.guard(0, Some(&l), "k");
-    let mut read = g.prepare(0, Some(&l), &Op::GetTtl("k".into()));
-    Group::link(&guard, &mut read);
+    let (guard, _read_out) = guarded_read(&g, &l, "k");
     drop(g.prepare(0, Some(&l), &Op::Del(vec!["k".into()])));
     assert!(
         !guard.fresh(),
@@ -294,10 +298,8 @@ fn what_arrives_while_the_guarded_read_is_out_is_what_it_will_see() {
 fn a_guard_is_spoiled_by_writes_pushes_and_sweeps_only() {
     let g = Group::new();
     let l = member(&g);
-    let guard = g.guard(0, Some(&l), "k");
-    let mut read = g.prepare(0, Some(&l), &Op::GetTtl("k".into()));
-    Group::link(&guard, &mut read);
-    l.on_invalidate(vec![Value::Array(vec![Value::BulkString(b"k".to_vec())])]);
+    let (guard, read) = guarded_read(&g, &l, "k");
+    l.on_invalidate(push("k"));
     drop(read);
     assert!(
         guard.fresh(),
@@ -313,7 +315,7 @@ fn a_guard_is_spoiled_by_writes_pushes_and_sweeps_only() {
         },
     );
     assert!(guard.fresh());
-    l.on_invalidate(vec![Value::Array(vec![Value::BulkString(b"k".to_vec())])]);
+    l.on_invalidate(push("k"));
     assert!(!guard.fresh(), "a push for the key");
     let guard = g.guard(0, None, "k");
     drop(g.prepare(0, None, &Op::Del(vec!["k".into()])));
