@@ -28,29 +28,26 @@ function parse(text) {
   }
 }
 
+/** A joiner's own copy of a run's result: parsed from its text, or the value itself when JSON had none. */
+const ownCopy = (r) => (typeof r.json === 'string' ? parse(r.json) : r.value)
+
 /** A promise with its resolve function, for "the factory has started". */
 function deferred() {
-  let resolve
-  const promise = new Promise((r) => {
-    resolve = r
-  })
-  return { promise, resolve }
+  const d = {}
+  d.promise = new Promise((resolve) => (d.resolve = resolve))
+  return d
 }
 
 class GetOrSet {
+  /** See the constructor; the hit path's two are kept apart. */
+  #host
   #native
-  #call
   #local
-  #log
-  #memory
-  #serialize
-  #closed
   /** getOrSet runs in flight, by key: concurrent callers join instead of running the factory again. */
   #inflight = new Map()
   /**
-   * Eager refreshes in flight, by key. Apart from #inflight: callers that can
-   * still read the current value must not wait for a refresh; only a caller
-   * that finds nothing joins it instead of running the factory again.
+   * Eager refreshes in flight, by key, apart from #inflight: only a caller that
+   * finds nothing joins one; callers that can read the current value do not wait.
    */
   #refreshing = new Map()
   /** Leases this instance holds (`lock: 'distributed'`). */
@@ -61,13 +58,9 @@ class GetOrSet {
    * `log(level, message, meta)`, `memory`, `serialize(value, k)`, `closed()`.
    */
   constructor(host) {
+    this.#host = host
     this.#native = host.native
-    this.#call = host.call
     this.#local = host.local
-    this.#log = host.log
-    this.#memory = host.memory
-    this.#serialize = host.serialize
-    this.#closed = host.closed
     this.#leases = new Leases(host.native, host.call, host.closed)
   }
 
@@ -100,8 +93,7 @@ class GetOrSet {
     if (run !== undefined) {
       native.note(Note.Coalesced, 1)
       answer = run.then((r) => {
-        // Each joiner gets its own copy: parsed from the stored text, or the value itself when JSON had none.
-        if (!r.stale) return typeof r.json === 'string' ? parse(r.json) : r.value
+        if (!r.stale) return ownCopy(r)
         // Redis was down and the run answered from the copy: not for a caller without grace.
         if (o.graceMs === 0) return this.#fill(k, factory, o, IDLE_PHASE, { guard: 0, seen: null }).then((own) => own.value)
         native.note(Note.Failsafe, 1)
@@ -148,25 +140,25 @@ class GetOrSet {
     // Taken before the read: a write of the key from here on wins over the factory's result.
     state.guard = native.guardKey(k)
     try {
-      if (!this.#memory) {
+      if (!this.#host.memory) {
         native.queueGetTtl(k, state.guard)
-        const read = await this.#call(asRead)
+        const read = await this.#host.call(asRead)
         state.seen = read.text
         const found = this.#found(k, read, o)
         if (found !== null) return found
         // Redis could not be read: the copy rather than the factory, when there is one.
-        const copy = read.ok ? NO_VALUE : this.#graceValue(k, o)
-        if (copy !== NO_VALUE) return this.#stale(k, copy, 'redis-unavailable')
+        const stale = read.ok ? null : this.#stale(k, o, 'redis-unavailable')
+        if (stale !== null) return stale
       }
       const refresh = this.#refreshing.get(k)
       if (refresh !== undefined) {
         native.note(Note.Coalesced, 1)
         phase.started()
-        const joined = refresh.then((r) => ({ json: r.json, value: typeof r.json === 'string' ? parse(r.json) : r.value }))
+        const joined = refresh.then((r) => ({ json: r.json, value: ownCopy(r) }))
         joined.then(phase.settled, phase.settled)
         return joined
       }
-      if (o.distributed && !this.#memory) return await this.#fillLocked(k, factory, o, phase, state)
+      if (o.distributed && !this.#host.memory) return await this.#fillLocked(k, factory, o, phase, state)
       return await this.#produce(k, factory, o, phase, state.guard, state.seen)
     } finally {
       // The latest guard (the lock's rounds take their own); a no-op once the write-back took it.
@@ -178,7 +170,7 @@ class GetOrSet {
   #found(k, read, o) {
     const value = parse(read.text)
     if (value === null) return null
-    if (o.track && !this.#closed()) this.#native.graceKeep(k, read.text, read.pttl, o.keepMs)
+    if (o.track && !this.#host.closed()) this.#native.graceKeep(k, read.text, read.pttl, o.keepMs)
     const refresh = o.refreshLeftMs >= 0 && read.pttl >= 0 && read.pttl <= o.refreshLeftMs
     return { json: read.text, value, refresh }
   }
@@ -208,7 +200,7 @@ class GetOrSet {
       const guard = (state.guard = native.guardKey(k))
       const take = this.#leases.take(lk, token)
       native.queueGetTtl(k, guard)
-      const read = await this.#call(asRead)
+      const read = await this.#host.call(asRead)
       state.seen = read.text
       const { ok, taken } = await take
       const found = this.#found(k, read, o)
@@ -218,13 +210,11 @@ class GetOrSet {
       }
       if (taken) return this.#produceLocked(k, factory, o, phase, lk, token, guard, read.text)
       let reason = null
-      if (!ok || !read.ok || this.#closed()) reason = 'redis-unavailable'
+      if (!ok || !read.ok || this.#host.closed()) reason = 'redis-unavailable'
       else if (Date.now() >= deadline) reason = 'lock-timeout'
       if (reason !== null) {
         // Redis failed mid-lock, or timeout.hard was spent waiting: the copy, else a run of this caller's own.
-        const copy = this.#graceValue(k, o)
-        if (copy !== NO_VALUE) return this.#stale(k, copy, reason)
-        return this.#produce(k, factory, o, phase, guard, read.text)
+        return this.#stale(k, o, reason) ?? this.#produce(k, factory, o, phase, guard, read.text)
       }
       if (!waited) {
         waited = true
@@ -272,16 +262,16 @@ class GetOrSet {
     } finally {
       phase.settled()
     }
-    const json = this.#serialize(value, k)
-    if (!this.#closed()) {
+    const json = this.#host.serialize(value, k)
+    if (!this.#host.closed()) {
       let written
       if (typeof json === 'string') {
         if (o.track) native.graceKeep(k, json, o.ttlMs, o.keepMs)
-        if (native.queueStoreIf(k, json, o.ttlMs, guard, expect)) written = this.#call(asUndefined)
+        if (native.queueStoreIf(k, json, o.ttlMs, guard, expect)) written = this.#host.call(asUndefined)
       } else if (json === undefined && native.guardFresh(guard)) {
         // JSON has no text for undefined, functions and symbols: the key goes, so get answers null.
         native.queueDel([k])
-        written = this.#call(asUndefined)
+        written = this.#host.call(asUndefined)
       }
       if (afterWrite !== undefined) afterWrite()
       await written
@@ -291,7 +281,7 @@ class GetOrSet {
 
   /** One background refresh of `k` (eagerRefresh), stored only while the key still holds `text`. */
   #refresh(k, factory, o, text) {
-    if (this.#closed() || this.#refreshing.has(k) || this.#inflight.has(k)) return
+    if (this.#host.closed() || this.#refreshing.has(k) || this.#inflight.has(k)) return
     const native = this.#native
     native.note(Note.EagerRefresh, 1)
     const guard = native.guardKey(k)
@@ -303,13 +293,13 @@ class GetOrSet {
     }
     run.then(done, (error) => {
       done()
-      this.#log('warn', `Cache eager refresh of ${shortKey(k)} failed; the current value stays`, { code: CODES.factory, key: k, error })
+      this.#host.log('warn', `Cache eager refresh of ${shortKey(k)} failed; the current value stays`, { code: CODES.factory, key: k, error })
     })
   }
 
   /** The fail-safe copy of `k`, parsed, or NO_VALUE. */
   #graceValue(k, o) {
-    if (o.graceMs === 0 || this.#closed()) return NO_VALUE
+    if (o.graceMs === 0 || this.#host.closed()) return NO_VALUE
     const value = parse(this.#native.graceGet(k))
     return value === null ? NO_VALUE : value
   }
@@ -317,17 +307,21 @@ class GetOrSet {
   #warnFailsafe(k, reason, error) {
     const meta = { code: CODES.failsafe, key: k, reason }
     if (error !== undefined) meta.error = error
-    this.#log('warn', `Cache getOrSet answered ${shortKey(k)} with its fail-safe copy (${reason})`, meta)
+    this.#host.log('warn', `Cache getOrSet answered ${shortKey(k)} with its fail-safe copy (${reason})`, meta)
   }
 
-  /** A run answered from the fail-safe copy (counted by its callers). */
-  #stale(k, value, reason) {
+  /** A run's result from the fail-safe copy (counted by its callers), or null when there is none. */
+  #stale(k, o, reason) {
+    const value = this.#graceValue(k, o)
+    if (value === NO_VALUE) return null
     this.#warnFailsafe(k, reason)
     return { json: JSON.stringify(value), value, stale: true }
   }
 
-  /** A caller answered from the fail-safe copy: counted, and said once per run. */
-  #failsafe(k, run, value, reason, error) {
+  /** A caller's answer from the fail-safe copy (counted, said once per run), or NO_VALUE when there is none. */
+  #failsafe(k, o, run, reason, error) {
+    const value = this.#graceValue(k, o)
+    if (value === NO_VALUE) return NO_VALUE
     this.#native.note(Note.Failsafe, 1)
     if (!run.failsafeLogged) {
       run.failsafeLogged = true
@@ -342,7 +336,6 @@ class GetOrSet {
    * goes on; past `timeout.hard` the copy or a TimeoutError.
    */
   #bounded(k, run, answer, o) {
-    const native = this.#native
     return new Promise((resolve, reject) => {
       let settled = false
       const timers = []
@@ -356,12 +349,12 @@ class GetOrSet {
         (value) => finish(resolve, value),
         (error) => {
           if (settled) {
-            this.#log('warn', `Cache getOrSet factory for ${shortKey(k)} failed after its callers were answered`, { code: CODES.factory, key: k, error })
+            this.#host.log('warn', `Cache getOrSet factory for ${shortKey(k)} failed after its callers were answered`, { code: CODES.factory, key: k, error })
             return
           }
-          const copy = this.#graceValue(k, o)
+          const copy = this.#failsafe(k, o, run, 'factory-error', error)
           if (copy === NO_VALUE) finish(reject, error)
-          else finish(resolve, this.#failsafe(k, run, copy, 'factory-error', error))
+          else finish(resolve, copy)
         },
       )
       if (o.soft === 0 && o.hard === 0) return
@@ -376,22 +369,22 @@ class GetOrSet {
         if (o.soft > 0) {
           timers.push(
             setTimeout(() => {
-              const copy = this.#graceValue(k, o)
+              const copy = this.#failsafe(k, o, run, 'soft-timeout')
               if (copy === NO_VALUE) return
-              native.note(Note.SoftTimeout, 1)
-              finish(resolve, this.#failsafe(k, run, copy, 'soft-timeout'))
+              this.#native.note(Note.SoftTimeout, 1)
+              finish(resolve, copy)
             }, o.soft),
           )
         }
         if (o.hard > 0) {
           timers.push(
             setTimeout(() => {
-              native.note(Note.HardTimeout, 1)
+              this.#native.note(Note.HardTimeout, 1)
               // Callers from now on start a run of their own rather than join this one.
               if (this.#inflight.get(k) === run) this.#inflight.delete(k)
-              const copy = this.#graceValue(k, o)
+              const copy = this.#failsafe(k, o, run, 'hard-timeout')
               if (copy === NO_VALUE) finish(reject, new TimeoutError(k, o.hard))
-              else finish(resolve, this.#failsafe(k, run, copy, 'hard-timeout'))
+              else finish(resolve, copy)
             }, o.hard),
           )
         }
