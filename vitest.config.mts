@@ -24,8 +24,11 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 60_000,
     // One pool serves every project (vitest 3.2 sizes it from the root config): two
-    // files at a time, where the default on two cores is one.
+    // files at a time, where the default on two cores is one. minWorkers too: with
+    // the default minimum (one), a worker that finishes a file is not replaced
+    // while the other still runs, and the queued files wait for that one.
     maxWorkers: 2,
+    minWorkers: 2,
     projects: [
       {
         extends: true,
