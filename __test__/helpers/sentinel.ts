@@ -9,6 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startRedis, stopRedis, freePort, eventually, redisServerBinary, canConnect, type RedisProcess } from './redis'
+import { startProxy, type TcpProxy } from './proxy'
 
 export const MASTER_NAME = 'mymaster'
 
@@ -28,6 +29,10 @@ export interface SentinelGroup {
   masterPort(i?: number): Promise<number>
   /** Waits until every sentinel names the same master, which says role master and has a synced replica. */
   settled(ms?: number): Promise<number>
+  /** With `proxied`: the proxy in front of the first master. */
+  readonly proxy?: TcpProxy
+  /** The port of the node behind `port` (the first master's for the proxy's, else `port`). */
+  nodePort(port: number): number
 }
 
 export interface GroupOptions {
@@ -41,6 +46,11 @@ export interface GroupOptions {
    * need it to stay master give a long one.
    */
   downAfterMs?: number
+  /**
+   * The sentinels and the replica reach the first master through a TCP proxy
+   * (monitored and replicated at the proxy's port), so its clients do too.
+   */
+  proxied?: boolean
 }
 
 async function startSentinel(dir: string, masterPort: number, o: GroupOptions): Promise<{ port: number; child: ChildProcess }> {
@@ -79,6 +89,8 @@ export function ownSentinelGroup(o: GroupOptions = {}): SentinelGroup {
   const sentinels: { port: number; child: ChildProcess }[] = []
   const raws = new Map<number, Redis>()
   const sentinelRaws: Redis[] = []
+  let proxy: TcpProxy | undefined
+  const nodePort = (port: number) => (proxy && port === proxy.port ? nodes[0].port : port)
 
   const raw = (port: number) => {
     let r = raws.get(port)
@@ -107,7 +119,7 @@ export function ownSentinelGroup(o: GroupOptions = {}): SentinelGroup {
           }
           const role = (await raw(port).call('ROLE')) as unknown[]
           if (role[0] !== 'master') return false
-          const replica = nodes.find((n) => n.port !== port)!
+          const replica = nodes.find((n) => n.port !== nodePort(port))!
           const info = (await raw(replica.port).info('replication')) as string
           return info.includes('role:slave') && info.includes(`master_port:${port}`) && info.includes('master_link_status:up')
         } catch {
@@ -126,8 +138,10 @@ export function ownSentinelGroup(o: GroupOptions = {}): SentinelGroup {
     const auth = o.masterPassword ? ['--requirepass', o.masterPassword, '--masterauth', o.masterPassword] : []
     const master = await startRedis(auth)
     nodes.push(master)
-    nodes.push(await startRedis([...auth, '--replicaof', '127.0.0.1', String(master.port)]))
-    for (let i = 0; i < 3; i++) sentinels.push(await startSentinel(dir, master.port, o))
+    if (o.proxied) proxy = await startProxy(master.port)
+    const monitored = proxy?.port ?? master.port
+    nodes.push(await startRedis([...auth, '--replicaof', '127.0.0.1', String(monitored)]))
+    for (let i = 0; i < 3; i++) sentinels.push(await startSentinel(dir, monitored, o))
     for (const s of sentinels) {
       sentinelRaws.push(new Redis({ port: s.port, host: '127.0.0.1', password: o.sentinelPassword }).on('error', () => {}))
     }
@@ -144,6 +158,7 @@ export function ownSentinelGroup(o: GroupOptions = {}): SentinelGroup {
       }
     }
     for (const n of nodes) await stopRedis(n)
+    await proxy?.close()
     if (dir) rmSync(dir, { recursive: true, force: true })
   })
 
@@ -164,6 +179,10 @@ export function ownSentinelGroup(o: GroupOptions = {}): SentinelGroup {
     },
     masterPort,
     settled,
+    get proxy() {
+      return proxy
+    },
+    nodePort,
   }
 }
 
