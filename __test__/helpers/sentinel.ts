@@ -135,7 +135,11 @@ export function ownSentinelGroup(o: GroupOptions = {}): SentinelGroup {
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'native-cache-sentinel-'))
-    const auth = o.masterPassword ? ['--requirepass', o.masterPassword, '--masterauth', o.masterPassword] : []
+    // No delay before a replica's sync (the default waits 5 s for more replicas).
+    const auth = [
+      '--repl-diskless-sync-delay', '0',
+      ...(o.masterPassword ? ['--requirepass', o.masterPassword, '--masterauth', o.masterPassword] : []),
+    ]
     const master = await startRedis(auth)
     nodes.push(master)
     if (o.proxied) proxy = await startProxy(master.port)
