@@ -202,20 +202,37 @@ export async function watchSwitch(addr: string, password?: string) {
   return watch
 }
 
-/** Times calls under load: `timed(p)` awaits `p`, counting it and keeping the slowest. */
-export function callTimer() {
-  const timer = {
+/**
+ * Load for a failover: `workers` loops each running `round(timed, w, i)` for
+ * i = 0, 1, … until stopped; `timed(p)` awaits `p`, counting it and keeping
+ * the slowest. `stop()` ends the loops and rethrows a loop's failure;
+ * `close()` (for after-hooks) ends them whatever happened.
+ */
+export function loadLoops(workers: number, round: (timed: <T>(p: Promise<T>) => Promise<T>, w: number, i: number) => Promise<unknown>) {
+  let running = true
+  const load = {
     slowest: 0,
     calls: 0,
-    timed: async <T>(p: Promise<T>) => {
-      const t = Date.now()
-      const v = await p
-      timer.slowest = Math.max(timer.slowest, Date.now() - t)
-      timer.calls++
-      return v
+    async stop() {
+      running = false
+      await Promise.all(loops)
+    },
+    async close() {
+      running = false
+      await Promise.allSettled(loops)
     },
   }
-  return timer
+  const timed = async <T>(p: Promise<T>) => {
+    const t = Date.now()
+    const v = await p
+    load.slowest = Math.max(load.slowest, Date.now() - t)
+    load.calls++
+    return v
+  }
+  const loops = Array.from({ length: workers }, async (_, w) => {
+    for (let i = 0; running; i++) await round(timed, w, i)
+  })
+  return load
 }
 
 /**
