@@ -1,20 +1,23 @@
 // Promises settle in the order their calls were made, as ioredis' do: a caller
-// that records "the last write that resolved" holds what Redis holds.
+// that records "the last write that resolved" holds what Redis holds. On every
+// topology (helpers/topologies.ts); on a Cluster the keys share a slot, so one
+// primary orders them as one server does.
 import { describe, it, expect } from 'vitest'
 import { CacheService } from '../index.js'
-import { ownRedis } from './helpers/own-redis'
+import { ownTopologies } from './helpers/topologies'
 
-const redis = ownRedis()
+const topologies = ownTopologies()
 const nextTurn = () => new Promise<void>((r) => setImmediate(r))
 
-describe('call order', () => {
+for (const t of topologies) describe(`${t.name}: call order`, () => {
   it('calls made in separate event-loop turns settle in call order, and the last to settle is what Redis holds', async () => {
-    const cache = new CacheService({ url: redis.server.url, commandTimeoutMs: 10_000 })
+    const K = t.key('order:k')
+    const cache = new CacheService({ ...t.address(), commandTimeoutMs: 10_000 })
     const calls = 5000
     const settled: number[] = []
     const pending: Promise<void>[] = []
     for (let n = 0; n < calls; n++) {
-      const call = n % 5 === 4 ? cache.del('order:k') : cache.set('order:k', n, 60)
+      const call = n % 5 === 4 ? cache.del(K) : cache.set(K, n, 60)
       pending.push(call.then(() => void settled.push(n)))
       // One batch per turn: many batches in flight, answered in bunches.
       await nextTurn()
@@ -24,12 +27,13 @@ describe('call order', () => {
     expect(outOfOrder, 'calls that settled after a later call').toEqual([])
     expect(settled).toHaveLength(calls)
     // The last call is a del; a set before it must not have landed after it.
-    expect(await redis.raw.get('order:k')).toBeNull()
+    expect(await t.server().get(K)).toBeNull()
     await cache.close()
   })
 
   it('many calls in one turn take effect and settle in call order: each read sees the write made just before it', async () => {
-    const cache = new CacheService({ url: redis.server.url, commandTimeoutMs: 10_000 })
+    const TURN = t.key('order:turn')
+    const cache = new CacheService({ ...t.address(), commandTimeoutMs: 10_000 })
     const settled: number[] = []
     const pending: Promise<void>[] = []
     const wrongReads: string[] = []
@@ -40,18 +44,18 @@ describe('call order', () => {
       for (let i = 0; i < 100; i++) {
         const n = round * 100 + i
         if (i % 7 === 3) {
-          pending.push(cache.del('order:turn').then(() => void settled.push(n)))
+          pending.push(cache.del(TURN).then(() => void settled.push(n)))
           last = null
         } else if (i % 7 === 5) {
           const expected = last
           pending.push(
-            cache.get('order:turn').then((v) => {
+            cache.get(TURN).then((v) => {
               settled.push(n)
               if (v !== expected) wrongReads.push(`read ${n}: ${String(v)}, expected ${String(expected)}`)
             }),
           )
         } else {
-          pending.push(cache.set('order:turn', n, 60).then(() => void settled.push(n)))
+          pending.push(cache.set(TURN, n, 60).then(() => void settled.push(n)))
           last = n
         }
       }
@@ -61,7 +65,7 @@ describe('call order', () => {
     const outOfOrder = settled.filter((n, i) => i > 0 && n < settled[i - 1])
     expect(outOfOrder, 'calls that settled after a later call').toEqual([])
     expect(wrongReads.slice(0, 5), `${wrongReads.length} reads saw another call's effect`).toEqual([])
-    expect(await redis.raw.get('order:turn')).toBe(String(last))
+    expect(await t.server().get(TURN)).toBe(String(last))
     await cache.close()
   })
 })

@@ -22,26 +22,28 @@ async function heldInL1(cache: CacheService, key: string, value: unknown): Promi
 
 for (const t of topologies) {
   describe(`${t.name}: L1 coherence`, () => {
-    it('a foreign write on the key\'s server is seen within 100 ms, also for a key served from L1', async () => {
+    /** Runs `body` on a new instance whose L1 serves `key` (named after `name`) with `value`. */
+    async function withKeyInL1(name: string, value: string, body: (cache: CacheService, key: string) => Promise<void>) {
       const cache = new CacheService({ ...t.address(), commandTimeoutMs: 300, logger: false })
       try {
-        const key = t.key('coherent')
-        await cache.set(key, 'mine', 60)
-        expect(await heldInL1(cache, key, 'mine'), 'the key is served from L1').toBe(true)
-        await t.server().set(key, '"theirs"', 'EX', 60)
-        const seen = await eventually(async () => (await cache.get(key)) === 'theirs', 100, 5)
-        expect(seen, 'the foreign write was not seen within 100 ms').toBe(true)
+        const key = t.key(name)
+        await cache.set(key, value, 60)
+        expect(await heldInL1(cache, key, value), 'the key is served from L1').toBe(true)
+        await body(cache, key)
       } finally {
         await cache.close()
       }
-    })
+    }
 
-    it('while the key\'s server is stopped, L1 serves for at most the lease; once it answers, a foreign write is seen', async () => {
-      const cache = new CacheService({ ...t.address(), commandTimeoutMs: 300, logger: false })
-      try {
-        const key = t.key('stopped')
-        await cache.set(key, 'before', 60)
-        expect(await heldInL1(cache, key, 'before'), 'the key is served from L1').toBe(true)
+    it('a foreign write on the key\'s server is seen within 100 ms, also for a key served from L1', () =>
+      withKeyInL1('coherent', 'mine', async (cache, key) => {
+        await t.server().set(key, '"theirs"', 'EX', 60)
+        const seen = await eventually(async () => (await cache.get(key)) === 'theirs', 100, 5)
+        expect(seen, 'the foreign write was not seen within 100 ms').toBe(true)
+      }))
+
+    it('while the key\'s server is stopped, L1 serves for at most the lease; once it answers, a foreign write is seen', () =>
+      withKeyInL1('stopped', 'before', async (cache, key) => {
         t.stop()
         const stopped = Date.now()
         let lastServed = 0
@@ -58,9 +60,6 @@ for (const t of topologies) {
         await t.server().set(key, '"after"', 'EX', 60)
         const seen = await eventually(async () => (await cache.get(key)) === 'after', 2000, 10)
         expect(seen, 'a foreign write after the server answered again was not seen within 2 s').toBe(true)
-      } finally {
-        await cache.close()
-      }
-    })
+      }))
   })
 }

@@ -77,6 +77,16 @@ function child(body: string, env: Record<string, string>): Promise<ChildResult> 
   })
 }
 
+/** A child's singleton sets `key` to `value` (JavaScript source), reads it back and closes: the read is its result. */
+const setAndGet = (key: string, value: string, env: Record<string, string>) =>
+  child(
+    `await cacheService.set('${key}', ${value})
+     const v = await cacheService.get('${key}')
+     await cacheService.close()
+     return v`,
+    env,
+  )
+
 const stderrLines = (s: string) => s.split('\n').filter((l) => l.trim() !== '')
 
 describe('REDIS_URL_FILE', () => {
@@ -84,13 +94,7 @@ describe('REDIS_URL_FILE', () => {
     const file = join(dir, 'redis-url')
     writeFileSync(file, `  redis://127.0.0.1:${server.port}/3\n`)
     await db3.del('cfg:file')
-    const r = await child(
-      `await cacheService.set('cfg:file', { via: 'REDIS_URL_FILE' })
-       const v = await cacheService.get('cfg:file')
-       await cacheService.close()
-       return v`,
-      { REDIS_URL_FILE: file },
-    )
+    const r = await setAndGet('cfg:file', `{ via: 'REDIS_URL_FILE' }`, { REDIS_URL_FILE: file })
     expect(r.result, r.stderr).toEqual({ via: 'REDIS_URL_FILE' })
     expect(await db3.get('cfg:file')).toBe('{"via":"REDIS_URL_FILE"}')
     expect(r.stderr).not.toMatch(/panicked/)
@@ -101,13 +105,7 @@ describe('REDIS_URL_FILE', () => {
     writeFileSync(file, `redis://127.0.0.1:${server.port}/3`)
     await db3.del('cfg:both')
     await db5.del('cfg:both')
-    const r = await child(
-      `await cacheService.set('cfg:both', 'from the file')
-       const v = await cacheService.get('cfg:both')
-       await cacheService.close()
-       return v`,
-      { REDIS_URL_FILE: file, REDIS_URL: `redis://127.0.0.1:${server.port}/5` },
-    )
+    const r = await setAndGet('cfg:both', `'from the file'`, { REDIS_URL_FILE: file, REDIS_URL: `redis://127.0.0.1:${server.port}/5` })
     expect(r.result, r.stderr).toBe('from the file')
     expect(await db3.get('cfg:both')).toBe('"from the file"')
     expect(await db5.exists('cfg:both')).toBe(0)
@@ -115,13 +113,7 @@ describe('REDIS_URL_FILE', () => {
 
   it('a REDIS_URL_FILE naming no file falls back to REDIS_URL', async () => {
     await db5.del('cfg:fallback')
-    const r = await child(
-      `await cacheService.set('cfg:fallback', 'from REDIS_URL')
-       const v = await cacheService.get('cfg:fallback')
-       await cacheService.close()
-       return v`,
-      { REDIS_URL_FILE: join(dir, 'no-such-file'), REDIS_URL: `redis://127.0.0.1:${server.port}/5` },
-    )
+    const r = await setAndGet('cfg:fallback', `'from REDIS_URL'`, { REDIS_URL_FILE: join(dir, 'no-such-file'), REDIS_URL: `redis://127.0.0.1:${server.port}/5` })
     expect(r.result, r.stderr).toBe('from REDIS_URL')
     expect(await db5.get('cfg:fallback')).toBe('"from REDIS_URL"')
   })

@@ -22,6 +22,17 @@ afterEach(async () => {
   }
 })
 
+/** A factory that counts its runs (`runs()`), takes `ms`, then resolves to `value(runs so far)`. */
+function slowCounted<T>(ms: number, value: (runs: number) => T) {
+  let runs = 0
+  const factory = async () => {
+    runs += 1
+    await sleep(ms)
+    return value(runs)
+  }
+  return Object.assign(factory, { runs: () => runs })
+}
+
 const setups = [
   ['memory', 'memory', undefined],
   ['redis with L1', 'redis', undefined],
@@ -31,18 +42,13 @@ const setups = [
 describe.each(setups)('%s', (_name, mode, local) => {
   it('a hit past the fraction starts exactly one refresh for many concurrent callers, which all get the cached value at once', async () => {
     const c = instance(mode, local)
-    let gen = 0
-    const factory = async () => {
-      gen += 1
-      await sleep(50)
-      return { gen }
-    }
+    const factory = slowCounted(50, (gen) => ({ gen }))
     const opts = { ttl: 1, eagerRefresh: 0.5 }
     expect(await c.getOrSet('hot', factory, opts)).toEqual({ gen: 1 })
     // Warm the read path (Redis read, then L1) before the refresh point.
     expect(await c.getOrSet('hot', factory, opts)).toEqual({ gen: 1 })
     expect(await c.getOrSet('hot', factory, opts)).toEqual({ gen: 1 })
-    expect(gen).toBe(1)
+    expect(factory.runs()).toBe(1)
     expect(c.stats().eagerRefreshes).toBe(0)
     await sleep(600)
     const started = performance.now()
@@ -51,19 +57,14 @@ describe.each(setups)('%s', (_name, mode, local) => {
     expect(performance.now() - started).toBeLessThan(45)
     expect(results.every((r) => r.gen === 1)).toBe(true)
     expect(await eventually(async () => (await c.get<{ gen: number }>('hot'))?.gen === 2, 1000)).toBe(true)
-    expect(gen).toBe(2)
+    expect(factory.runs()).toBe(2)
     expect(c.stats().eagerRefreshes).toBe(1)
     expect(await c.ttl('hot')).toBe(1)
   })
 
   it('a hot key never expires under traffic: every call for 3 ttls is answered without waiting for the factory', async () => {
     const c = instance(mode, local)
-    let runs = 0
-    const factory = async () => {
-      runs += 1
-      await sleep(150)
-      return runs
-    }
+    const factory = slowCounted(150, (runs) => runs)
     const opts = { ttl: 0.5, eagerRefresh: 0.5 }
     await c.getOrSet('hot', factory, opts)
     let slowest = 0
@@ -76,7 +77,7 @@ describe.each(setups)('%s', (_name, mode, local) => {
     }
     // A miss, or a caller waiting on the refresh, would have waited 150 ms for the factory.
     expect(slowest).toBeLessThan(100)
-    expect(runs).toBeGreaterThanOrEqual(3)
+    expect(factory.runs()).toBeGreaterThanOrEqual(3)
   })
 
   it('a refresh that fails is logged with ERR_CACHE_FACTORY and the current value stays', async () => {

@@ -2,40 +2,29 @@
 // getOrSet answers when the factory fails or Redis cannot be read; it survives
 // invalidation by any writer, and it never answers over a value Redis holds.
 // A private redis-server: these tests kill and pause it.
-import { describe, it, expect, beforeAll, afterAll, afterEach } from 'vitest'
-import Redis from 'ioredis'
+import { describe, it, expect, afterEach } from 'vitest'
 import { CacheService } from '../index.js'
-import { startRedis, stopRedis, sleep, type RedisProcess } from './helpers/redis'
+import { sleep } from './helpers/redis'
+import { ownRedis, closedAfterEach } from './helpers/own-redis'
 
 const TIMEOUT = 300
 const MARGIN = 400
 
-let server: RedisProcess
-let raw: Redis
-const rawClient = () => new Redis(server.port, '127.0.0.1').on('error', () => {})
-beforeAll(async () => {
-  server = await startRedis()
-  raw = rawClient()
-})
-afterAll(async () => {
-  raw.disconnect()
-  await stopRedis(server)
-})
+const redis = ownRedis()
 
 type Warn = { message: string; meta: { code?: string; reason?: string; key?: string } }
-const open: CacheService[] = []
-function instance(mode: 'redis' | 'memory', opts: ConstructorParameters<typeof CacheService>[0] = {}) {
+// The server back up and empty after each test; registered first, so it runs after
+// the instances are closed (vitest runs after-hooks last-registered first).
+afterEach(async () => {
+  redis.server.signal('SIGCONT')
+  await redis.server.start()
+  await redis.raw.flushall().catch(() => {})
+})
+const instance = closedAfterEach((mode: 'redis' | 'memory', opts: ConstructorParameters<typeof CacheService>[0] = {}) => {
   const warns: Warn[] = []
   const logger = { error: () => {}, warn: (message: string, meta: Warn['meta']) => warns.push({ message, meta }) }
-  const c = new CacheService({ mode, url: server.url, commandTimeoutMs: TIMEOUT, logger, ...opts })
-  open.push(c)
+  const c = new CacheService({ mode, url: redis.server.url, commandTimeoutMs: TIMEOUT, logger, ...opts })
   return { c, warns }
-}
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((c) => c.close()))
-  server.signal('SIGCONT')
-  await server.start()
-  await raw.flushall().catch(() => {})
 })
 
 const failing = (err: unknown) => () => Promise.reject(err)
@@ -108,7 +97,7 @@ describe('redis mode: never over a value Redis holds; invalidation keeps the cop
     const { c } = instance('redis')
     await c.getOrSet('k', () => 'old', { ttl: 60, grace: 60 })
     expect(await c.get('k')).toBe('old') // cached in L1
-    await raw.set('k', JSON.stringify('new'))
+    await redis.raw.set('k', JSON.stringify('new'))
     let ran = 0
     const factory = () => ((ran += 1), Promise.reject(new Error('down')))
     // Until the invalidation lands L1 may answer 'old' (as any read may); then 'new' only.
@@ -121,7 +110,7 @@ describe('redis mode: never over a value Redis holds; invalidation keeps the cop
     const { c } = instance('redis')
     await c.getOrSet('k', () => 'old', { ttl: 60, grace: 60 })
     expect(await c.get('k')).toBe('old')
-    await raw.del('k')
+    await redis.raw.del('k')
     await sleep(50)
     expect(await c.getOrSet('k', failing(new Error('down')), { ttl: 60, grace: 60 })).toBe('old')
   })
@@ -129,7 +118,7 @@ describe('redis mode: never over a value Redis holds; invalidation keeps the cop
   it('Redis killed: the copy answers within the bound and the factory does not run', async () => {
     const { c, warns } = instance('redis')
     await c.getOrSet('k', () => 'last known', { ttl: 60, grace: 60 })
-    server.signal('SIGKILL')
+    redis.server.signal('SIGKILL')
     await sleep(50)
     let ran = 0
     const started = performance.now()
@@ -148,7 +137,7 @@ describe('redis mode: never over a value Redis holds; invalidation keeps the cop
     let ran = 0
     const started = performance.now()
     const call = c.getOrSet('k', () => ((ran += 1), 'fresh'), { ttl: 60, grace: 60 })
-    server.signal('SIGKILL')
+    redis.server.signal('SIGKILL')
     expect(await call).toBe('last known')
     expect(performance.now() - started).toBeLessThan(TIMEOUT + MARGIN)
     expect(ran).toBe(0)
@@ -157,7 +146,7 @@ describe('redis mode: never over a value Redis holds; invalidation keeps the cop
   it('Redis killed: a caller without grace joining a run answered from the copy runs its own factory', async () => {
     const { c } = instance('redis')
     await c.getOrSet('k', () => 'last known', { ttl: 60, grace: 60 })
-    server.signal('SIGKILL')
+    redis.server.signal('SIGKILL')
     await sleep(50)
     const [withGrace, plain, noGrace] = await Promise.all([
       c.getOrSet('k', () => 'fresh', { ttl: 60, grace: 60 }),
@@ -170,7 +159,7 @@ describe('redis mode: never over a value Redis holds; invalidation keeps the cop
   it('Redis hung mid-call (SIGSTOP): the read times out at commandTimeoutMs and the copy answers', async () => {
     const { c, warns } = instance('redis')
     await c.getOrSet('k', () => 'last known', { ttl: 60, grace: 60 })
-    server.signal('SIGSTOP')
+    redis.server.signal('SIGSTOP')
     const started = performance.now()
     expect(await c.getOrSet('k', () => 'fresh', { ttl: 60, grace: 60 })).toBe('last known')
     expect(performance.now() - started).toBeLessThan(TIMEOUT + MARGIN)
@@ -182,7 +171,7 @@ describe('redis mode: never over a value Redis holds; invalidation keeps the cop
     await c.getOrSet('k', () => 'last known', { ttl: 0.2, grace: 60 })
     await sleep(300)
     const factory = async () => {
-      server.signal('SIGKILL')
+      redis.server.signal('SIGKILL')
       throw new Error('upstream down too')
     }
     expect(await c.getOrSet('k', factory, { ttl: 0.2, grace: 60 })).toBe('last known')
@@ -192,10 +181,10 @@ describe('redis mode: never over a value Redis holds; invalidation keeps the cop
     const { c } = instance('redis')
     const value = { id: 1, name: 'plex', when: '2026-11-25' }
     await c.getOrSet('k', () => value, { ttl: 30, grace: 600 })
-    expect(await raw.get('k')).toBe(JSON.stringify(value))
-    const pttl = await raw.pttl('k')
+    expect(await redis.raw.get('k')).toBe(JSON.stringify(value))
+    const pttl = await redis.raw.pttl('k')
     expect(pttl).toBeGreaterThan(29_000)
     expect(pttl).toBeLessThanOrEqual(30_000)
-    expect(await raw.dbsize()).toBe(1)
+    expect(await redis.raw.dbsize()).toBe(1)
   })
 })

@@ -121,40 +121,38 @@ describe('faults under load', () => {
     expect(await c.get('after')).toBe('fine')
   }
 
-  it('SIGKILL and restart mid-load', async () => {
+  /** A fresh instance under load: 200 ms in, `fault()`; `settleMs` after it, the load stops and must have held. */
+  async function faultUnderLoad(fault: () => Promise<unknown>, settleMs: number) {
     const c = fresh()
     const l = load(c)
     await sleep(200)
-    server.signal('SIGKILL')
-    await sleep(300)
-    await server.start()
-    await sleep(300)
+    await fault()
+    await sleep(settleMs)
     const r = await l.stop()
     await held(r, c)
+    return r
+  }
+
+  it('SIGKILL and restart mid-load', async () => {
+    const r = await faultUnderLoad(async () => {
+      server.signal('SIGKILL')
+      await sleep(300)
+      await server.start()
+    }, 300)
     expect(r.calls).toBeGreaterThan(100)
   })
 
   it('SIGSTOP mid-load, then SIGCONT', async () => {
-    const c = fresh()
-    const l = load(c)
-    await sleep(200)
     // Hangs last well past TIMEOUT + MARGIN, so a call that waits them out fails the test.
-    server.signal('SIGSTOP')
-    await sleep(1500)
-    server.signal('SIGCONT')
-    await sleep(300)
-    const r = await l.stop()
-    await held(r, c)
+    await faultUnderLoad(async () => {
+      server.signal('SIGSTOP')
+      await sleep(1500)
+      server.signal('SIGCONT')
+    }, 300)
   })
 
   it('CLIENT PAUSE ALL longer than the bound', async () => {
-    const c = fresh()
-    const l = load(c)
-    await sleep(200)
-    await raw.call('CLIENT', 'PAUSE', '1500', 'ALL')
-    await sleep(1800)
-    const r = await l.stop()
-    await held(r, c)
+    await faultUnderLoad(() => raw.call('CLIENT', 'PAUSE', '1500', 'ALL'), 1800)
   })
 
   it('DEBUG SLEEP mid-load', async () => {

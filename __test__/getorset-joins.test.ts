@@ -90,23 +90,15 @@ describe.each<[string, Extra]>([
     expect(await within(hung, 50)).toBe('still pending')
   })
 
-  it('after del(k) resolves, getOrSet(k) runs its own factory and stores its value', async () => {
+  it.each([
+    ['del(k)', 'del', (c: CacheService, k: string) => c.del(k)],
+    ['clear()', 'clear', (c: CacheService) => c.clear()],
+  ] as const)('after %s resolves, getOrSet(k) runs its own factory and stores its value', async (_name, tag, write) => {
     const c = await fresh()
-    const k = `gj:del:${extra.local === false ? 'nol1' : 'l1'}`
+    const k = `gj:${tag}:${extra.local === false ? 'nol1' : 'l1'}`
     await raw.del(k)
     const { hung } = await hungRun(c, k)
-    await c.del(k)
-    const result = await within(c.getOrSet(k, async () => ({ from: 'f2' }), 60))
-    expect(result).toEqual({ from: 'f2' })
-    expect(await raw.get(k)).toBe('{"from":"f2"}')
-    expect(await within(hung, 50)).toBe('still pending')
-  })
-
-  it('after clear() resolves, getOrSet(k) runs its own factory and stores its value', async () => {
-    const c = await fresh()
-    const k = `gj:clear:${extra.local === false ? 'nol1' : 'l1'}`
-    const { hung } = await hungRun(c, k)
-    await c.clear()
+    await write(c, k)
     const result = await within(c.getOrSet(k, async () => ({ from: 'f2' }), 60))
     expect(result).toEqual({ from: 'f2' })
     expect(await raw.get(k)).toBe('{"from":"f2"}')

@@ -3,6 +3,7 @@
 import { describe, it, expect, beforeAll, afterAll, beforeEach, inject } from 'vitest'
 import Redis from 'ioredis'
 import { CacheService } from '../index.js'
+import { nestedArrays } from './helpers/values'
 
 const port = inject('redisPort')
 const DB = 5
@@ -148,13 +149,7 @@ describe.each(['redis', 'memory'] as const)('%s mode: bad input', (mode) => {
 
   const cycle: Record<string, unknown> = { a: 1 }
   cycle.self = cycle
-  const deep: unknown[] = []
-  let cur = deep
-  for (let i = 0; i < 1e6; i++) {
-    const next: unknown[] = []
-    cur.push(next)
-    cur = next
-  }
+  const deep = nestedArrays(1e6)
 
   it.each([
     ['a BigInt', { n: 10n }],

@@ -1,36 +1,20 @@
 // SPEC.md "The local tier (L1)": each numbered guarantee, against a private
 // redis-server. maxTtl is an hour everywhere it is not under test, so only
 // invalidation can explain a pass.
-import { describe, it, expect, beforeAll, afterAll, beforeEach, afterEach } from 'vitest'
+import { describe, it, expect, beforeEach } from 'vitest'
 import Redis from 'ioredis'
 import { CacheService } from '../index.js'
-import { startRedis, stopRedis, eventually, sleep, type RedisProcess } from './helpers/redis'
+import { eventually, sleep } from './helpers/redis'
+import { ownRedis, closedAfterEach } from './helpers/own-redis'
 
 const HOUR = 3600
 const COHERENT_WITHIN_MS = 100
 
-let server: RedisProcess
-let raw: Redis
-// Restarts are part of the tests: a raw client's reconnect errors are expected.
-const rawClient = () => new Redis(server.port, '127.0.0.1').on('error', () => {})
-beforeAll(async () => {
-  server = await startRedis(['--enable-debug-command', 'local'])
-  raw = rawClient()
-})
-afterAll(async () => {
-  raw.disconnect()
-  await stopRedis(server)
-})
-
-const open: CacheService[] = []
-function instance(opts: ConstructorParameters<typeof CacheService>[0] = {}) {
-  const c = new CacheService({ url: server.url, local: { maxTtl: HOUR }, logger: false, ...opts })
-  open.push(c)
-  return c
-}
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((c) => c.close()))
-})
+const redis = ownRedis(['--enable-debug-command', 'local'])
+const instance = closedAfterEach(
+  (opts: ConstructorParameters<typeof CacheService>[0] = {}) =>
+    new CacheService({ url: redis.server.url, local: { maxTtl: HOUR }, logger: false, ...opts }),
+)
 
 /**
  * Reads `key` until B answers from L1 (a local hit), so the test starts from a
@@ -57,7 +41,7 @@ describe('3. coherent: any writer, and B stops serving the old value within 100 
   let a: CacheService
   let b: CacheService
   beforeEach(async () => {
-    await raw.flushall()
+    await redis.raw.flushall()
     a = instance()
     b = instance()
     await a.set('k', 'old', HOUR)
@@ -70,10 +54,10 @@ describe('3. coherent: any writer, and B stops serving the old value within 100 
     ['A.invalidatePattern', () => a.invalidatePattern('k*'), null],
     ['A.clear', () => a.clear(), null],
     ['A.mset', () => a.mset({ k: 'new', other: 1 }), 'new'],
-    ['raw SET', () => raw.set('k', JSON.stringify('new')), 'new'],
-    ['raw DEL', () => raw.del('k'), null],
-    ['raw EXPIRE', () => raw.pexpire('k', 1), null],
-    ['raw FLUSHALL', () => raw.flushall(), null],
+    ['raw SET', () => redis.raw.set('k', JSON.stringify('new')), 'new'],
+    ['raw DEL', () => redis.raw.del('k'), null],
+    ['raw EXPIRE', () => redis.raw.pexpire('k', 1), null],
+    ['raw FLUSHALL', () => redis.raw.flushall(), null],
   ]
   it.each(writers)('%s', async (_name, write, expected) => {
     await write()
@@ -83,23 +67,22 @@ describe('3. coherent: any writer, and B stops serving the old value within 100 
   it('TTL expiry: an entry never outlives the key in Redis', async () => {
     // At hz 1 the server's expiry push can come a second late: only L1's own
     // deadline (taken from PTTL) keeps it coherent.
-    await raw.config('SET', 'hz', '1')
+    await redis.raw.config('SET', 'hz', '1')
     try {
-      await raw.set('short', JSON.stringify('brief'), 'PX', 150)
+      await redis.raw.set('short', JSON.stringify('brief'), 'PX', 150)
       await cachedIn(b, 'short', 'brief')
       await sleep(150)
       await coherent(b, 'short', null)
     } finally {
-      await raw.config('SET', 'hz', '10')
+      await redis.raw.config('SET', 'hz', '10')
     }
   })
 
   it('a Redis restart that loses the data', async () => {
-    server.signal('SIGKILL')
-    await server.start()
+    redis.server.signal('SIGKILL')
+    await redis.server.start()
     await coherent(b, 'k', null)
-    raw.disconnect()
-    raw = rawClient()
+    redis.renewRaw()
   })
 })
 
@@ -165,8 +148,8 @@ describe('4. read your writes, and no stale fill from a read in flight', () => {
   ]
   it.each(invalidators)('%s racing a read in flight', async (_n, invalidate) => {
     const c = instance()
-    const admin = new Redis(server.port, '127.0.0.1')
-    await raw.set('race', JSON.stringify('old'))
+    const admin = new Redis(redis.server.port, '127.0.0.1')
+    await redis.raw.set('race', JSON.stringify('old'))
     const sleeping = admin.call('DEBUG', 'SLEEP', '0.2')
     await sleep(30)
     const reading = c.get('race')
@@ -177,7 +160,7 @@ describe('4. read your writes, and no stale fill from a read in flight', () => {
     await sleeping
     admin.disconnect()
     expect(await c.get('race')).toBeNull()
-    expect(await raw.exists('race')).toBe(0)
+    expect(await redis.raw.exists('race')).toBe(0)
   })
 })
 
@@ -187,7 +170,7 @@ describe('5. disconnect empties L1, which refills after reconnecting', () => {
     await c.set('d', 1)
     await cachedIn(c, 'd', 1)
     expect(c.stats().local.entries).toBeGreaterThan(0)
-    await raw.client('KILL', 'TYPE', 'normal', 'SKIPME', 'yes')
+    await redis.raw.client('KILL', 'TYPE', 'normal', 'SKIPME', 'yes')
     expect(await eventually(() => c.stats().local.entries === 0, 1000, 2)).toBe(true)
     expect(await eventually(async () => (await c.get('d')) === 1, 3000, 20)).toBe(true)
     await cachedIn(c, 'd', 1)
@@ -245,7 +228,7 @@ describe('7. stampede: concurrent getOrSet for one missing key', () => {
     )
     expect(runs).toBe(1)
     expect(settled.every((s) => s.status === 'rejected' && s.reason === err)).toBe(true)
-    expect(await raw.exists('fails')).toBe(0)
+    expect(await redis.raw.exists('fails')).toBe(0)
     expect(await c.getOrSet('fails', () => 'recovered')).toBe('recovered')
   })
 })
@@ -256,7 +239,7 @@ describe('the hit path', () => {
     await c.set('hot', { v: 1 })
     await cachedIn(c, 'hot', { v: 1 })
     const gets = async () => {
-      const stats = await raw.info('commandstats')
+      const stats = await redis.raw.info('commandstats')
       return Number(/cmdstat_get:calls=(\d+)/.exec(stats)?.[1] ?? 0) + Number(/cmdstat_mget:calls=(\d+)/.exec(stats)?.[1] ?? 0)
     }
     const before = await gets()
@@ -271,10 +254,10 @@ describe('the hit path', () => {
     await c.mset({ h1: 1, h2: 2, m1: 3 })
     await cachedIn(c, 'h1', 1)
     await cachedIn(c, 'h2', 2)
-    await raw.config('RESETSTAT')
+    await redis.raw.config('RESETSTAT')
     expect(c.stats().local.entries).toBe(2)
     expect(await c.mget(['h1', 'm1', 'h2', 'nope'])).toEqual([1, 3, 2, null])
-    const stats = await raw.info('commandstats')
+    const stats = await redis.raw.info('commandstats')
     expect(/cmdstat_mget:calls=(\d+)/.exec(stats)?.[1]).toBe('1')
     expect(/cmdstat_get:calls=/.test(stats)).toBe(false)
   })
@@ -282,12 +265,12 @@ describe('the hit path', () => {
   it('a key read once is not cached and costs Redis a plain GET: no PTTL, no tracking', async () => {
     const c = instance()
     await c.mset(Object.fromEntries(Array.from({ length: 100 }, (_, i) => [`once:${i}`, i])))
-    await raw.config('RESETSTAT')
-    const tracked = async () => Number(/tracking_total_keys:(\d+)/.exec(await raw.info('stats'))?.[1])
+    await redis.raw.config('RESETSTAT')
+    const tracked = async () => Number(/tracking_total_keys:(\d+)/.exec(await redis.raw.info('stats'))?.[1])
     const before = await tracked()
     for (let i = 0; i < 100; i++) expect(await c.get(`once:${i}`)).toBe(i)
     expect(c.stats().local.entries).toBe(0)
-    const stats = await raw.info('commandstats')
+    const stats = await redis.raw.info('commandstats')
     expect(/cmdstat_get:calls=(\d+)/.exec(stats)?.[1]).toBe('100')
     expect(/cmdstat_pttl:calls=/.test(stats)).toBe(false)
     expect(await tracked()).toBe(before)
@@ -326,17 +309,17 @@ describe('the hit path', () => {
 
 describe('servers that cannot track', () => {
   it('tracking refused: runs without L1, correct results, and says so once', async () => {
-    await raw.call('ACL', 'SETUSER', 'notrack', 'on', '>pw', '~*', '&*', '+@all', '-client|tracking')
+    await redis.raw.call('ACL', 'SETUSER', 'notrack', 'on', '>pw', '~*', '&*', '+@all', '-client|tracking')
     const warnings: string[] = []
     const logger = { error: (m: string) => warnings.push(m), warn: (m: string) => warnings.push(m), info: () => {}, debug: () => {} }
-    const c = instance({ url: `redis://notrack:pw@127.0.0.1:${server.port}`, logger })
+    const c = instance({ url: `redis://notrack:pw@127.0.0.1:${redis.server.port}`, logger })
     await c.set('nt', 1)
     expect(await c.get('nt')).toBe(1)
     expect(await c.get('nt')).toBe(1)
     const s = c.stats()
     expect(s.local.enabled).toBe(false)
     expect(s.local.hits).toBe(0)
-    await raw.set('nt', '2')
+    await redis.raw.set('nt', '2')
     expect(await c.get('nt')).toBe(2)
     expect(warnings.filter((w) => /tracking/.test(w))).toHaveLength(1)
   })

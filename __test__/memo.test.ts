@@ -4,33 +4,18 @@
 // checks the copy is not served after it: the key's version (another
 // writer's push, this instance's own write), the store's epoch (FLUSHDB),
 // the entry's deadline, the lease (partition.test.ts), and a pattern delete.
-import { describe, it, expect, beforeAll, afterAll, afterEach } from 'vitest'
-import Redis from 'ioredis'
+import { describe, it, expect } from 'vitest'
 import { CacheService } from '../index.js'
-import { startRedis, stopRedis, eventually, sleep, type RedisProcess } from './helpers/redis'
+import { eventually, sleep } from './helpers/redis'
+import { ownRedis, closedAfterEach } from './helpers/own-redis'
 
 const HOUR = 3600
 
-let server: RedisProcess
-let raw: Redis
-beforeAll(async () => {
-  server = await startRedis()
-  raw = new Redis(server.port, '127.0.0.1').on('error', () => {})
-})
-afterAll(async () => {
-  raw.disconnect()
-  await stopRedis(server)
-})
-
-const open: CacheService[] = []
-function instance(opts: ConstructorParameters<typeof CacheService>[0] = {}) {
-  const c = new CacheService({ url: server.url, local: { maxTtl: HOUR }, logger: false, ...opts })
-  open.push(c)
-  return c
-}
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((c) => c.close()))
-})
+const redis = ownRedis()
+const instance = closedAfterEach(
+  (opts: ConstructorParameters<typeof CacheService>[0] = {}) =>
+    new CacheService({ url: redis.server.url, local: { maxTtl: HOUR }, logger: false, ...opts }),
+)
 
 /** Reads `key` until the memo answers it: L1 fills on the second read, the third is a native hit that the memo keeps. */
 async function memoized(c: CacheService, key: string, expected: unknown) {
@@ -49,17 +34,17 @@ async function answers(c: CacheService, key: string, expected: unknown, ms = 100
 describe('the memo never serves a copy after its key changed', () => {
   it('another writer: the tracking push moves the key version', async () => {
     const c = instance()
-    await raw.set('m:foreign', JSON.stringify({ v: 1 }))
+    await redis.raw.set('m:foreign', JSON.stringify({ v: 1 }))
     await memoized(c, 'm:foreign', { v: 1 })
-    await raw.set('m:foreign', JSON.stringify({ v: 2 }))
+    await redis.raw.set('m:foreign', JSON.stringify({ v: 2 }))
     await answers(c, 'm:foreign', { v: 2 })
     // And mget sees it too, also for a key mget itself memoized.
-    await raw.set('m:foreign2', JSON.stringify({ v: 1 }))
+    await redis.raw.set('m:foreign2', JSON.stringify({ v: 1 }))
     for (let i = 0; i < 4; i++) expect(await c.mget(['m:foreign', 'm:foreign2'])).toEqual([{ v: 2 }, { v: 1 }])
     const before = c.stats().local.memoHits
     expect(await c.mget(['m:foreign', 'm:foreign2'])).toEqual([{ v: 2 }, { v: 1 }])
     expect(c.stats().local.memoHits).toBe(before + 2)
-    await raw.set('m:foreign2', JSON.stringify({ v: 3 }))
+    await redis.raw.set('m:foreign2', JSON.stringify({ v: 3 }))
     const ok = await eventually(async () => JSON.stringify(await c.mget(['m:foreign', 'm:foreign2'])) === '[{"v":2},{"v":3}]', 1000, 1)
     expect(ok, 'mget kept serving the old copy').toBe(true)
   })
@@ -79,25 +64,25 @@ describe('the memo never serves a copy after its key changed', () => {
 
   it('FLUSHDB from another client: the epoch moves for every copy', async () => {
     const c = instance()
-    await raw.set('m:flush:a', '"a"')
-    await raw.set('m:flush:b', '"b"')
+    await redis.raw.set('m:flush:a', '"a"')
+    await redis.raw.set('m:flush:b', '"b"')
     await memoized(c, 'm:flush:a', 'a')
     await memoized(c, 'm:flush:b', 'b')
-    await raw.flushdb()
+    await redis.raw.flushdb()
     await answers(c, 'm:flush:a', null)
     await answers(c, 'm:flush:b', null)
   })
 
   it('clear() and invalidatePattern() on this instance', async () => {
     const c = instance()
-    await raw.set('m:pat:1', '1')
-    await raw.set('m:other', '2')
+    await redis.raw.set('m:pat:1', '1')
+    await redis.raw.set('m:other', '2')
     await memoized(c, 'm:pat:1', 1)
     await memoized(c, 'm:other', 2)
     await c.invalidatePattern('m:pat:*')
     expect(await c.get('m:pat:1')).toBeNull()
     expect(await c.get('m:other')).toBe(2)
-    await raw.set('m:other', '3')
+    await redis.raw.set('m:other', '3')
     await answers(c, 'm:other', 3)
     await memoized(c, 'm:other', 3)
     await c.clear()
@@ -130,8 +115,8 @@ describe('the memo never serves a copy after its key changed', () => {
   it('keeps no copy past its share of maxBytes (a sixteenth): a value too large is read through Rust every time', async () => {
     // 64 KiB of L1: the memo may hold 4 KiB, 2 KiB a generation, counted at two bytes a character plus a copy's bookkeeping.
     const c = instance({ local: { maxBytes: 64 * 1024, maxTtl: HOUR } })
-    await raw.set('m:big', JSON.stringify('x'.repeat(3000)))
-    await raw.set('m:small', JSON.stringify('x'.repeat(800)))
+    await redis.raw.set('m:big', JSON.stringify('x'.repeat(3000)))
+    await redis.raw.set('m:small', JSON.stringify('x'.repeat(800)))
     for (let i = 0; i < 6; i++) {
       expect(await c.get('m:big')).toHaveLength(3000)
       expect(await c.get('m:small')).toHaveLength(800)
@@ -144,7 +129,7 @@ describe('the memo never serves a copy after its key changed', () => {
 
   it('a closed instance serves nothing', async () => {
     const c = instance()
-    await raw.set('m:closed', '1')
+    await redis.raw.set('m:closed', '1')
     await memoized(c, 'm:closed', 1)
     await c.close()
     await expect(c.get('m:closed')).rejects.toThrow()

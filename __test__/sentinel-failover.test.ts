@@ -8,7 +8,7 @@
 // The recovery time is printed (the README quotes it).
 import { describe, it, expect, afterEach } from 'vitest'
 import { CacheService } from '../index.js'
-import { ownSentinelGroup, watchSwitch, callTimer, writesReachNewMaster } from './helpers/sentinel'
+import { ownSentinelGroup, watchSwitch, loadLoops, writesReachNewMaster } from './helpers/sentinel'
 import { eventually, sleep } from './helpers/redis'
 
 const TIMEOUT = 1000
@@ -58,22 +58,12 @@ describe('SENTINEL FAILOVER under load', () => {
     open.push(sw)
 
     // Load: 4 loops of set + get + mget, each call timed.
-    let stop = false
-    const load = callTimer()
-    const timed = load.timed
-    const loops = [0, 1, 2, 3].map(async (w) => {
-      for (let i = 0; !stop; i++) {
-        await timed(c.set(`load:${w}:${i % 50}`, { w, i }))
-        await timed(c.get(`load:${w}:${(i * 7) % 50}`))
-        await timed(c.mget([`load:${w}:1`, `load:${w}:2`]))
-      }
+    const load = loadLoops(4, async (timed, w, i) => {
+      await timed(c.set(`load:${w}:${i % 50}`, { w, i }))
+      await timed(c.get(`load:${w}:${(i * 7) % 50}`))
+      await timed(c.mget([`load:${w}:1`, `load:${w}:2`]))
     })
-    open.push({
-      close: async () => {
-        stop = true
-        await Promise.allSettled(loops)
-      },
-    })
+    open.push(load)
     await sleep(200)
 
     const failedOverAt = Date.now()
@@ -101,8 +91,7 @@ describe('SENTINEL FAILOVER under load', () => {
     expect(await eventually(async () => (await execs()) > execsBefore, 3000, 100), 'no probe reached the new master').toBe(true)
 
     await sleep(300)
-    stop = true
-    await Promise.all(loops)
+    await load.stop()
     const loadAfter = await c.get('load:0:1')
     expect(loadAfter === null || typeof loadAfter === 'object').toBe(true)
 

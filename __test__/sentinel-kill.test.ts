@@ -6,7 +6,7 @@
 // authenticates to the sentinels, the top-level `password` to the master.
 import { describe, it, expect, afterEach } from 'vitest'
 import { CacheService } from '../index.js'
-import { ownSentinelGroup, watchSwitch, callTimer, writesReachNewMaster } from './helpers/sentinel'
+import { ownSentinelGroup, watchSwitch, loadLoops, writesReachNewMaster } from './helpers/sentinel'
 import { eventually, sleep } from './helpers/redis'
 
 const TIMEOUT = 1000
@@ -69,23 +69,13 @@ describe('the master killed under load', () => {
     const sw = await watchSwitch(group.sentinels[0], SENTINEL_PASSWORD)
     open.push(sw)
 
-    let stop = false
-    const load = callTimer()
-    const timed = load.timed
-    const loops = [0, 1, 2, 3].map(async (w) => {
-      for (let i = 0; !stop; i++) {
-        await timed(c.set(`kl:${w}:${i % 50}`, i))
-        await timed(c.get(`kl:${w}:${(i * 7) % 50}`))
-        // Calls failing fast must not spin the event loop.
-        await sleep(1)
-      }
+    const load = loadLoops(4, async (timed, w, i) => {
+      await timed(c.set(`kl:${w}:${i % 50}`, i))
+      await timed(c.get(`kl:${w}:${(i * 7) % 50}`))
+      // Calls failing fast must not spin the event loop.
+      await sleep(1)
     })
-    open.push({
-      close: async () => {
-        stop = true
-        await Promise.allSettled(loops)
-      },
-    })
+    open.push(load)
     await sleep(200)
 
     const killedAt = Date.now()
@@ -101,8 +91,7 @@ describe('the master killed under load', () => {
     expect(await eventually(async () => (await c.get('kill:l1')) === 'after', 100, 5)).toBe(true)
 
     await sleep(300)
-    stop = true
-    await Promise.all(loops)
+    await load.stop()
     console.log(
       `master killed: writes land on the new master ${recoveredAt - killedAt} ms after SIGKILL, ` +
         `${recoveredAt - sw.at} ms after +switch-master (announced ${sw.at - killedAt} ms after SIGKILL); ` +

@@ -3,17 +3,12 @@
 import { describe, it, expect, beforeAll, afterAll, inject } from 'vitest'
 import Redis from 'ioredis'
 import { CacheService } from '../index.js'
+import { nestedArrays } from './helpers/values'
 
 const port = inject('redisPort')
 const DB = 4
 
-const deep: unknown[] = []
-let cur = deep
-for (let i = 0; i < 200; i++) {
-  const next: unknown[] = []
-  cur.push(next)
-  cur = next
-}
+const deep = nestedArrays(200)
 
 const values: Record<string, unknown> = {
   record: { id: 'svc-1', status: 'up', uptime: 99.95, checkedAt: new Date(0), checks: [{ ok: true }] },

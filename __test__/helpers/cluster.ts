@@ -7,6 +7,7 @@ import { createServer } from 'node:net'
 import { promisify } from 'node:util'
 import Redis, { Cluster } from 'ioredis'
 import { freePort, startRedis, stopRedis, sleep, type RedisProcess } from './redis'
+import { startProxy, type TcpProxy } from './proxy'
 
 const run = promisify(execFile)
 
@@ -37,7 +38,7 @@ async function clusterPort(taken: Set<number>): Promise<number> {
 
 export interface TestCluster {
   nodes: RedisProcess[]
-  /** `host:port` of every node, for `cluster: { nodes }`. */
+  /** `host:port` of every node (but a proxied one, reached only as it announces itself), for `cluster: { nodes }`. */
   seeds: string[]
   /** A cluster-aware raw client (ioredis' Redis.Cluster), as the original would use. */
   raw: Cluster
@@ -70,9 +71,18 @@ export interface ClusterOptions {
    * primary and need it to stay primary give a long one.
    */
   nodeTimeoutMs?: number
+  /**
+   * The first primary (slots 0-5460) announces a TCP proxy in front of it
+   * (`cluster-announce-port`; its bus port stays its own): clients and its
+   * replica reach it through `proxy`, the other nodes' cluster bus directly.
+   * The helper's methods still name it by its own port.
+   */
+  proxied?: boolean
 }
 
-export async function startCluster(options: ClusterOptions = {}): Promise<TestCluster & { stop(): Promise<void> }> {
+export async function startCluster(
+  options: ClusterOptions = {},
+): Promise<TestCluster & { proxy?: TcpProxy; stop(): Promise<void> }> {
   const taken = new Set<number>()
   const ports: number[] = []
   for (let i = 0; i < 6; i++) ports.push(await clusterPort(taken))
@@ -80,8 +90,15 @@ export async function startCluster(options: ClusterOptions = {}): Promise<TestCl
     '--cluster-enabled', 'yes',
     '--cluster-config-file', 'nodes.conf',
     '--cluster-node-timeout', String(options.nodeTimeoutMs ?? NODE_TIMEOUT_MS),
+    // A replica's first sync starts at once, not 5 s later (the default delay
+    // waits for more replicas to share one transfer): the cluster settles sooner.
+    '--repl-diskless-sync-delay', '0',
   ]
-  const nodes = await Promise.all(ports.map((p) => startRedis(args, p)))
+  const proxy = options.proxied ? await startProxy(ports[0]) : undefined
+  const announce = (i: number) => (proxy && i === 0 ? ['--cluster-announce-port', String(proxy.port)] : [])
+  const nodes = await Promise.all(ports.map((p, i) => startRedis([...args, ...announce(i)], p)))
+  /** A node's own port for the port it announces. */
+  const own = (port: number) => (proxy && port === proxy.port ? ports[0] : port)
   const clients = new Map<number, Redis>()
   const node = (port: number) => {
     let c = clients.get(port)
@@ -93,15 +110,16 @@ export async function startCluster(options: ClusterOptions = {}): Promise<TestCl
     return c
   }
   const down = new Set<number>()
-  const seeds = ports.map((p) => `127.0.0.1:${p}`)
-  await run('redis-cli', ['--cluster', 'create', ...seeds, '--cluster-replicas', '1', '--cluster-yes'], { timeout: 30_000 })
+  const addresses = ports.map((p) => `127.0.0.1:${p}`)
+  await run('redis-cli', ['--cluster', 'create', ...addresses, '--cluster-replicas', '1', '--cluster-yes'], { timeout: 30_000 })
+  const seeds = addresses.slice(proxy ? 1 : 0)
 
   async function primaries() {
     for (const p of ports.filter((p) => !down.has(p))) {
       try {
         const shards = (await node(p).call('CLUSTER', 'SLOTS')) as [number, number, [string, number, string]][]
         const byPort = new Map<number, [number, number][]>()
-        for (const [from, to, [, port]] of shards) byPort.set(port, [...(byPort.get(port) ?? []), [from, to]])
+        for (const [from, to, [, port]] of shards) byPort.set(own(port), [...(byPort.get(own(port)) ?? []), [from, to]])
         return [...byPort].map(([port, slots]) => ({ port, slots }))
       } catch {
         // a stopped node: ask the next one
@@ -129,8 +147,9 @@ export async function startCluster(options: ClusterOptions = {}): Promise<TestCl
     }
   }
   await settled()
+  if (proxy && !(await primaries()).some((p) => p.port === ports[0])) throw new Error('the proxied node is not a primary')
 
-  const raw = new Redis.Cluster(seeds.map((s) => ({ host: '127.0.0.1', port: Number(s.split(':')[1]) })), {
+  const raw = new Redis.Cluster(addresses.map((s) => ({ host: '127.0.0.1', port: Number(s.split(':')[1]) })), {
     redisOptions: { maxRetriesPerRequest: 3 },
   })
   raw.on('error', () => {})
@@ -138,6 +157,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<TestCl
   return {
     nodes,
     seeds,
+    proxy,
     raw,
     node,
     primaries,
@@ -170,23 +190,24 @@ export async function startCluster(options: ClusterOptions = {}): Promise<TestCl
       raw.disconnect()
       for (const c of clients.values()) c.disconnect()
       await Promise.all(nodes.map((n) => stopRedis(n)))
+      await proxy?.close()
     },
   }
 }
 
 /** One cluster for the calling test file, started before its tests and stopped after them. */
-export function ownCluster(options: ClusterOptions = {}): TestCluster {
-  let cluster: (TestCluster & { stop(): Promise<void> }) | undefined
+export function ownCluster(options: ClusterOptions = {}): TestCluster & { readonly proxy?: TcpProxy } {
+  let cluster: (TestCluster & { proxy?: TcpProxy; stop(): Promise<void> }) | undefined
   beforeAll(async () => {
     cluster = await startCluster(options)
   }, 90_000)
   afterAll(async () => {
     await cluster?.stop()
   })
-  return new Proxy({} as TestCluster, {
+  return new Proxy({} as TestCluster & { proxy?: TcpProxy }, {
     get(_, prop) {
       if (!cluster) throw new Error('ownCluster: used outside the tests of its file')
-      return cluster[prop as keyof TestCluster]
+      return cluster[prop as keyof typeof cluster]
     },
   })
 }

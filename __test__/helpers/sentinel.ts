@@ -9,6 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startRedis, stopRedis, freePort, eventually, redisServerBinary, canConnect, type RedisProcess } from './redis'
+import { startProxy, type TcpProxy } from './proxy'
 
 export const MASTER_NAME = 'mymaster'
 
@@ -28,6 +29,10 @@ export interface SentinelGroup {
   masterPort(i?: number): Promise<number>
   /** Waits until every sentinel names the same master, which says role master and has a synced replica. */
   settled(ms?: number): Promise<number>
+  /** With `proxied`: the proxy in front of the first master. */
+  readonly proxy?: TcpProxy
+  /** The port of the node behind `port` (the first master's for the proxy's, else `port`). */
+  nodePort(port: number): number
 }
 
 export interface GroupOptions {
@@ -41,6 +46,11 @@ export interface GroupOptions {
    * need it to stay master give a long one.
    */
   downAfterMs?: number
+  /**
+   * The sentinels and the replica reach the first master through a TCP proxy
+   * (monitored and replicated at the proxy's port), so its clients do too.
+   */
+  proxied?: boolean
 }
 
 async function startSentinel(dir: string, masterPort: number, o: GroupOptions): Promise<{ port: number; child: ChildProcess }> {
@@ -79,6 +89,8 @@ export function ownSentinelGroup(o: GroupOptions = {}): SentinelGroup {
   const sentinels: { port: number; child: ChildProcess }[] = []
   const raws = new Map<number, Redis>()
   const sentinelRaws: Redis[] = []
+  let proxy: TcpProxy | undefined
+  const nodePort = (port: number) => (proxy && port === proxy.port ? nodes[0].port : port)
 
   const raw = (port: number) => {
     let r = raws.get(port)
@@ -107,7 +119,7 @@ export function ownSentinelGroup(o: GroupOptions = {}): SentinelGroup {
           }
           const role = (await raw(port).call('ROLE')) as unknown[]
           if (role[0] !== 'master') return false
-          const replica = nodes.find((n) => n.port !== port)!
+          const replica = nodes.find((n) => n.port !== nodePort(port))!
           const info = (await raw(replica.port).info('replication')) as string
           return info.includes('role:slave') && info.includes(`master_port:${port}`) && info.includes('master_link_status:up')
         } catch {
@@ -123,11 +135,17 @@ export function ownSentinelGroup(o: GroupOptions = {}): SentinelGroup {
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'native-cache-sentinel-'))
-    const auth = o.masterPassword ? ['--requirepass', o.masterPassword, '--masterauth', o.masterPassword] : []
+    // No delay before a replica's sync (the default waits 5 s for more replicas).
+    const auth = [
+      '--repl-diskless-sync-delay', '0',
+      ...(o.masterPassword ? ['--requirepass', o.masterPassword, '--masterauth', o.masterPassword] : []),
+    ]
     const master = await startRedis(auth)
     nodes.push(master)
-    nodes.push(await startRedis([...auth, '--replicaof', '127.0.0.1', String(master.port)]))
-    for (let i = 0; i < 3; i++) sentinels.push(await startSentinel(dir, master.port, o))
+    if (o.proxied) proxy = await startProxy(master.port)
+    const monitored = proxy?.port ?? master.port
+    nodes.push(await startRedis([...auth, '--replicaof', '127.0.0.1', String(monitored)]))
+    for (let i = 0; i < 3; i++) sentinels.push(await startSentinel(dir, monitored, o))
     for (const s of sentinels) {
       sentinelRaws.push(new Redis({ port: s.port, host: '127.0.0.1', password: o.sentinelPassword }).on('error', () => {}))
     }
@@ -144,6 +162,7 @@ export function ownSentinelGroup(o: GroupOptions = {}): SentinelGroup {
       }
     }
     for (const n of nodes) await stopRedis(n)
+    await proxy?.close()
     if (dir) rmSync(dir, { recursive: true, force: true })
   })
 
@@ -164,6 +183,10 @@ export function ownSentinelGroup(o: GroupOptions = {}): SentinelGroup {
     },
     masterPort,
     settled,
+    get proxy() {
+      return proxy
+    },
+    nodePort,
   }
 }
 
@@ -179,20 +202,37 @@ export async function watchSwitch(addr: string, password?: string) {
   return watch
 }
 
-/** Times calls under load: `timed(p)` awaits `p`, counting it and keeping the slowest. */
-export function callTimer() {
-  const timer = {
+/**
+ * Load for a failover: `workers` loops each running `round(timed, w, i)` for
+ * i = 0, 1, … until stopped; `timed(p)` awaits `p`, counting it and keeping
+ * the slowest. `stop()` ends the loops and rethrows a loop's failure;
+ * `close()` (for after-hooks) ends them whatever happened.
+ */
+export function loadLoops(workers: number, round: (timed: <T>(p: Promise<T>) => Promise<T>, w: number, i: number) => Promise<unknown>) {
+  let running = true
+  const load = {
     slowest: 0,
     calls: 0,
-    timed: async <T>(p: Promise<T>) => {
-      const t = Date.now()
-      const v = await p
-      timer.slowest = Math.max(timer.slowest, Date.now() - t)
-      timer.calls++
-      return v
+    async stop() {
+      running = false
+      await Promise.all(loops)
+    },
+    async close() {
+      running = false
+      await Promise.allSettled(loops)
     },
   }
-  return timer
+  const timed = async <T>(p: Promise<T>) => {
+    const t = Date.now()
+    const v = await p
+    load.slowest = Math.max(load.slowest, Date.now() - t)
+    load.calls++
+    return v
+  }
+  const loops = Array.from({ length: workers }, async (_, w) => {
+    for (let i = 0; running; i++) await round(timed, w, i)
+  })
+  return load
 }
 
 /**
