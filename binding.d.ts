@@ -16,6 +16,8 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
  * async) or `runSync` (`'memory'` mode).
  */
 export declare class NativeCache {
+  /** The instance's health (see `health.rs`); synchronous, no Redis round trip. */
+  health(): CacheHealth
   constructor(options: NativeOptions)
   /** Bytes the JavaScript memo may hold (`board::memo_bytes`; 0 with L1 off). */
   get memoBytes(): number
@@ -127,6 +129,12 @@ export interface BoardLayout {
   epoch: number
   versions: number
   slots: number
+}
+
+export interface CacheHealth {
+  status: 'ok' | 'degraded' | 'down'
+  redis: RedisHealth
+  local: LocalHealth
 }
 
 export interface CacheStats {
@@ -264,6 +272,13 @@ export declare function localGet(handle: number, key: string): string | null
  */
 export declare function localGetOrQueue(handle: number, key: string): string | null
 
+export interface LocalHealth {
+  /** Whether hits are answered from this process now. */
+  serving: boolean
+  /** Why not, when not serving. */
+  reason?: 'disabled' | 'tracking-refused' | 'lease-lapsed' | 'closed'
+}
+
 /** `localGet` for many keys; `null` where this process has nothing. */
 export declare function localMget(handle: number, keys: Array<string>): Array<string | null>
 
@@ -356,12 +371,29 @@ export declare const enum Note {
   LockWait = 7,
 }
 
+export interface PrimaryHealth {
+  /** `host:port`, as `CLUSTER SLOTS` names it. */
+  address: string
+  /** Our connection to it serves: it answered when the slot map was built and has not timed out since. */
+  reachable: boolean
+}
+
 /**
  * `text` with every URL's userinfo and every occurrence of `secrets`
  * (passwords the instance was given) replaced, for any message that may
  * leave the process: errors, log lines.
  */
 export declare function redact(text: string, secrets: Array<string>): string
+
+export interface RedisHealth {
+  /** Whether the connection is up (a Cluster: to the cluster, whatever each primary does). */
+  connected: boolean
+  topology: 'single' | 'sentinel' | 'cluster' | 'memory'
+  /** Cluster: every primary of the slot map; absent while no map is built. */
+  primaries?: Array<PrimaryHealth>
+  /** Sentinel: the master (`host:port`) the current connection was confirmed on. */
+  master?: string
+}
 
 export interface RedisStats {
   connected: boolean

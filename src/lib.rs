@@ -7,6 +7,7 @@ mod error;
 mod gate;
 mod glob;
 mod grace;
+mod health;
 mod hits;
 mod human;
 mod latency;
