@@ -297,7 +297,7 @@ export declare class CacheService {
    * For a readiness probe, from state the instance holds (no Redis round trip): `'down'`
    * without a Redis connection; `'degraded'` while L1 is configured but not serving
    * (`local.reason`: tracking refused, the liveness lease lapsed) or a Cluster primary is
-   * unreachable; else `'ok'` (always in `'memory'` mode). Throws `CacheClosedError` once closed.
+   * unreachable; else `'ok'` (always in `'memory'` mode). Once closed: `'down'` (`local.reason` `'closed'`).
    */
   health(): CacheHealth
   /**

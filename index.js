@@ -453,7 +453,9 @@ class CacheService {
    * instance holds (no Redis round trip): for a readiness probe; synchronous.
    */
   health() {
-    return this.#report().health()
+    const h = this.#report().health()
+    // Closed ('memory' mode keeps no such state in Rust): nothing is served any more.
+    return this.#closed ? { ...h, status: 'down', local: { serving: false, reason: 'closed' } } : h
   }
 
   /** Counters of both tiers and the L1 size; synchronous. */
