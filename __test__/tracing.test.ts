@@ -2,7 +2,7 @@
 // sees every cache operation with its context and, by end (a hit) or asyncEnd,
 // the tier that answered, the failure code of a failure result, and
 // `cached: false` for a getOrSet value that was not stored.
-import { describe, it, expect, afterEach, beforeAll, afterAll } from 'vitest'
+import { describe, it, expect, afterEach } from 'vitest'
 import { tracingChannel } from 'node:diagnostics_channel'
 import { execFileSync } from 'node:child_process'
 import { join } from 'node:path'
