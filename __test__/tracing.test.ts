@@ -203,4 +203,14 @@ describe('tracing channel native-cache:operation', () => {
     expect(seen).toEqual([])
     expect(channel.hasSubscribers).toBe(false)
   })
+
+  it('examples/otel-spans.js: one OpenTelemetry span per call, a child of the request span, with its outcome', () => {
+    const out = execFileSync(process.execPath, [join(__dirname, '..', 'examples', 'otel-spans.js')], { encoding: 'utf8' })
+    expect(JSON.parse(out)).toEqual([
+      { name: 'cache set', key: 'status:1', outcome: 'ok', child: true },
+      { name: 'cache get', key: 'status:1', outcome: 'l1', child: true },
+      { name: 'cache get', key: 'status:2', outcome: 'miss', child: true },
+      { name: 'cache getOrSet', key: 'status:3', outcome: 'miss', child: true },
+    ])
+  })
 })
