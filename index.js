@@ -12,6 +12,7 @@ const { Log, redactText } = require('./lib/logging.js')
 const { Memo } = require('./lib/memo.js')
 const { Batcher } = require('./lib/batch.js')
 const { GetOrSet, parse } = require('./lib/getorset.js')
+const { asUndefined, asValue, asBool, asTtl, asInfo, queueExists, queueTtl, queuePing, queueInfo, queueClear, checkName } = require('./lib/calls.js')
 const { registerMetrics } = require('./lib/metrics-bridge.js')
 const { registerOpenTelemetry } = require('./lib/otel.js')
 const tracing = require('./lib/tracing.js')
@@ -20,25 +21,6 @@ const { channel, trace, observe, settled, notStored } = tracing
 
 const LAZY = Symbol('lazy')
 const NO_VALUE = Symbol('no value')
-
-// How each op's replies become the value its promise resolves to:
-// (ok, num, texts, t) where texts[t] is the op's first text (Rust says where).
-const asUndefined = () => undefined
-const asValue = (ok, num, texts, t) => parse(texts[t])
-const asBool = (ok, num) => ok && num === 1
-const asTtl = (ok, num) => (ok ? num : -1)
-const asInfo = (ok, num, texts, t) =>
-  ok ? { keyCount: num, memoryUsage: texts[t] ?? 'unknown' } : { keyCount: 0, memoryUsage: 'unknown' }
-
-// What the one-op methods queue: (native, argument, the getOrSet engine).
-const queueExists = (native, key) => native.queueExists(toKey(key, 'key'))
-const queueTtl = (native, key) => native.queueTtl(toKey(key, 'key'))
-const queuePing = (native) => native.queuePing()
-const queueInfo = (native) => native.queueInfo()
-const queueClear = (native, _, getOrSet) => {
-  native.queueClear()
-  getOrSet.forgetAll()
-}
 
 class CacheService {
   #native = null
@@ -462,18 +444,6 @@ class CacheService {
   stats() {
     return this.#report().stats()
   }
-}
-
-/** `options.name` of a metrics registration, checked; default `'default'`. */
-function checkName(method, options) {
-  if (options !== undefined && (options === null || typeof options !== 'object')) {
-    throw new TypeError(`${method}: options must be an object`)
-  }
-  const name = options?.name ?? 'default'
-  if (typeof name !== 'string' || name === '') {
-    throw new TypeError(`${method}: options.name must be a non-empty string`)
-  }
-  return name
 }
 
 /** The lazily connected, environment-configured instance the backend imports. */
