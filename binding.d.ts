@@ -18,6 +18,8 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
 export declare class NativeCache {
   /** The instance's health (see `health.rs`); synchronous, no Redis round trip. */
   health(): CacheHealth
+  /** Invalidation-latency samples taken after the first `seen` (see [`LatencySamples`]). */
+  invalidationSamples(seen: number): LatencySamples
   constructor(options: NativeOptions)
   /** Bytes the JavaScript memo may hold (`board::memo_bytes`; 0 with L1 off). */
   get memoBytes(): number
@@ -248,6 +250,16 @@ export interface InvalidationLatency {
   lastMs: number | null
   /** Samples taken since the instance started. */
   samples: number
+}
+
+export interface LatencySamples {
+  /** Samples taken since the instance started (pass it back as `seen`). */
+  count: number
+  /**
+   * The samples taken after the first `seen`, in seconds, oldest first; at
+   * most the latest 64 (`latency.rs`' window): older ones are gone.
+   */
+  seconds: Array<number>
 }
 
 /**

@@ -225,6 +225,9 @@ export interface CacheOperationContext {
 export interface OtelMeter {
   createObservableCounter(name: string, options?: { description?: string; unit?: string }): unknown
   createObservableGauge(name: string, options?: { description?: string; unit?: string }): unknown
+  createHistogram(name: string, options?: { description?: string; unit?: string; advice?: { explicitBucketBoundaries?: number[] } }): {
+    record(value: number, attributes?: Record<string, string>): void
+  }
   addBatchObservableCallback(callback: (result: any) => void, observables: any[]): void
   removeBatchObservableCallback(callback: (result: any) => void, observables: any[]): void
 }
@@ -289,7 +292,8 @@ export declare class CacheService {
    * Reports this instance's metrics (the families of `metrics()`) through an OpenTelemetry
    * `Meter` (default: the global MeterProvider's, which needs the optional peer dependency
    * `@opentelemetry/api`): counters as observable counters, gauges as observable gauges; L1's
-   * under node-redis' `redis.client.csc.*` names, the rest `native_cache.*`; every point carries
+   * under node-redis' `redis.client.csc.*` names, the rest `native_cache.*`, and each invalidation-latency
+   * sample in the histogram `native_cache.invalidation.duration` (seconds); every point carries
    * `cache.name` = `options.name` (default `'default'`). Returns a function that stops it.
    */
   registerOpenTelemetry(meter?: OtelMeter | null, options?: { name?: string }): () => void

@@ -423,11 +423,17 @@ class CacheService {
   registerOpenTelemetry(meter, options) {
     const name = checkName('registerOpenTelemetry', options)
     this.#cache()
-    return registerOpenTelemetry(meter, name, () => {
-      if (this.#closed) return null
-      this.#countMemoHits()
-      return this.#native.metricFamilies()
-    })
+    const live = () => !this.#closed
+    return registerOpenTelemetry(
+      meter,
+      name,
+      () => {
+        if (!live()) return null
+        this.#countMemoHits()
+        return this.#native.metricFamilies()
+      },
+      (seen) => (live() ? this.#native.invalidationSamples(seen) : null),
+    )
   }
 
   /**

@@ -6,6 +6,7 @@ import { describe, it, expect, afterEach } from 'vitest'
 import { CacheService } from '../index.js'
 import { ownRedis } from './helpers/own-redis'
 import { ownCluster } from './helpers/cluster'
+import { ownSentinelGroup } from './helpers/sentinel'
 import { eventually, sleep } from './helpers/redis'
 
 const redis = ownRedis()
@@ -131,4 +132,20 @@ describe('health(): Redis Cluster', () => {
     expect(await eventually(() => c.health().status === 'ok', 15000, 100), JSON.stringify(c.health())).toBe(true)
     await sleep(0)
   }, 60_000)
+})
+
+describe('health(): Sentinel', () => {
+  const group = ownSentinelGroup()
+
+  it('names the master the connection was confirmed on', async () => {
+    const c = new CacheService({ sentinel: { sentinels: group.sentinels, name: group.name }, logger: quiet })
+    open.push(c)
+    expect(await eventually(() => c.ping(), 10_000, 50)).toBe(true)
+    expect(await eventually(() => c.health().status === 'ok', 5000, 50)).toBe(true)
+    const port = await group.masterPort()
+    const h = c.health()
+    expect(h.redis).toMatchObject({ connected: true, topology: 'sentinel' })
+    expect(h.redis.master).toMatch(new RegExp(`:${port}$`))
+    expect(h.redis.primaries).toBeUndefined()
+  }, 30_000)
 })

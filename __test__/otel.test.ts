@@ -34,6 +34,7 @@ function sdk() {
     exporter.reset()
     await reader.forceFlush()
     const points = new Map<string, number>()
+    const histograms = new Map<string, { count: number; sum: number; max: number }>()
     const types = new Map<string, DataPointType>()
     for (const rm of exporter.getMetrics()) {
       for (const sm of rm.scopeMetrics) {
@@ -44,12 +45,17 @@ function sdk() {
               .sort(([a], [b]) => a.localeCompare(b))
               .map(([k, v]) => `${k}=${String(v)}`)
               .join(',')
-            points.set(`${m.descriptor.name}{${attrs}}`, p.value as number)
+            const id = `${m.descriptor.name}{${attrs}}`
+            if (m.dataPointType === DataPointType.HISTOGRAM) {
+              const h = p.value as { count: number; sum: number; max: number }
+              histograms.set(id, { count: h.count, sum: h.sum, max: h.max })
+              points.set(id, h.count)
+            } else points.set(id, p.value as number)
           }
         }
       }
     }
-    return { points, types }
+    return { points, types, histograms }
   }
   return { meter: provider.getMeter('test'), collect }
 }
@@ -71,7 +77,7 @@ describe('registerOpenTelemetry', () => {
     await eventually(() => c.stats().redis.invalidationLatency.samples > 0, 3000, 50)
     const { meter, collect } = sdk()
     c.registerOpenTelemetry(meter, { name: 'sessions' })
-    const { points, types } = await collect()
+    const { points, types, histograms } = await collect()
     const s = c.stats()
     const at = (name: string, attrs = '') => points.get(`${name}{cache.name=sessions${attrs}}`)
     expect(at('redis.client.csc.requests', ',redis.client.csc.result=hit')).toBe(s.local.hits)
@@ -92,9 +98,19 @@ describe('registerOpenTelemetry', () => {
     // Counters are sums (monotonic), gauges gauges.
     expect(types.get('redis.client.csc.requests')).toBe(DataPointType.SUM)
     expect(types.get('native_cache.l1_bytes')).toBe(DataPointType.GAUGE)
-    // Every sample of metrics() is somewhere (its count of points per family).
+    // Every sample of metrics() is somewhere (its count of points per family), and the histogram.
     const families = c.metrics().split('\n').filter((l) => /^native_cache_\S+ /.test(l)).length
-    expect(points.size).toBe(families)
+    expect(points.size).toBe(families + 1)
+    // The histogram: each probe one recording, as many as stats() counts.
+    expect(types.get('native_cache.invalidation.duration')).toBe(DataPointType.HISTOGRAM)
+    const histogram = histograms.get('native_cache.invalidation.duration{cache.name=sessions}')!
+    expect(histogram.count).toBe(s.redis.invalidationLatency.samples)
+    expect(histogram.sum).toBeCloseTo(at('native_cache.invalidation_latency.sum')!, 6)
+    const more = s.redis.invalidationLatency.samples + 1
+    expect(await eventually(() => c.stats().redis.invalidationLatency.samples >= more, 4000, 50)).toBe(true)
+    const again = await collect()
+    const count = c.stats().redis.invalidationLatency.samples
+    expect(again.histograms.get('native_cache.invalidation.duration{cache.name=sessions}')!.count).toBe(count)
   })
 
   it('two instances under their names in one meter; the returned function stops one', async () => {

@@ -9,7 +9,8 @@
 // `native_cache.<family>` (the Prometheus name with its prefix turned into a
 // namespace and `_total` dropped, as OpenTelemetry names counters).
 // node-redis' `redis.client.csc.network_saved` (bytes not fetched) is not
-// counted here, so it is not reported.
+// counted here, so it is not reported. Invalidation-latency samples also go
+// to a histogram, one recording per sample, read at each collection.
 
 /** Families reported under node-redis' names: [instrument, attributes added]. */
 const CSC = {
@@ -19,6 +20,9 @@ const CSC = {
   native_cache_invalidations_total: ['redis.client.csc.evictions', { 'redis.client.csc.reason': 'invalidation' }],
   native_cache_l1_entries: ['redis.client.csc.items', {}],
 }
+const HISTOGRAM = 'native_cache.invalidation.duration'
+/** Latencies run from under a millisecond (same host) to seconds (a stalled link). */
+const HISTOGRAM_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]
 const UNITS = {
   'redis.client.csc.requests': '{request}',
   'redis.client.csc.evictions': '{eviction}',
@@ -55,11 +59,16 @@ function meterOrGlobal(meter) {
 /**
  * Registers instruments for every family `families()` (the instance's
  * `metricFamilies()`, or null once it is closed) reports, each point carrying
- * `cache.name` = `name`. Returns a function that stops the reporting.
+ * `cache.name` = `name`, and the latency histogram fed by `samples(seen)`
+ * (`invalidationSamples`, or null once closed). Returns a function that stops the reporting.
  */
-function registerOpenTelemetry(meter, name, families) {
+function registerOpenTelemetry(meter, name, families, samples) {
   meter = meterOrGlobal(meter)
-  if (typeof meter.addBatchObservableCallback !== 'function' || typeof meter.createObservableCounter !== 'function') {
+  if (
+    typeof meter.addBatchObservableCallback !== 'function' ||
+    typeof meter.createObservableCounter !== 'function' ||
+    typeof meter.createHistogram !== 'function'
+  ) {
     throw new TypeError('registerOpenTelemetry: meter must be an OpenTelemetry Meter (@opentelemetry/api 1.3 or later)')
   }
   const first = families()
@@ -76,16 +85,29 @@ function registerOpenTelemetry(meter, name, families) {
     }
   }
   const observables = [...instruments.values()]
+  const histogram = meter.createHistogram(HISTOGRAM, {
+    description: 'Time from sending a write to a key this instance tracks to its invalidation push being applied (one probe about a second).',
+    unit: 's',
+    advice: { explicitBucketBoundaries: HISTOGRAM_BUCKETS },
+  })
+  const own = { 'cache.name': name }
+  let seen = 0
   const callback = (result) => {
     const snapshot = families()
     if (snapshot === null) return
+    // Samples since the last collection, recorded now (the window keeps the latest 64: about a minute).
+    const latest = samples(seen)
+    if (latest !== null) {
+      for (const s of latest.seconds) histogram.record(s, own)
+      seen = latest.count
+    }
     for (const f of snapshot) {
       for (const s of f.samples) {
         // NaN: no sample yet (a summary before its first probe): nothing to report.
         if (Number.isNaN(s.value)) continue
         const { name: id, attributes } = instrumentOf(s.name)
         const instrument = instruments.get(id)
-        if (instrument !== undefined) result.observe(instrument, s.value, { 'cache.name': name, ...attributes, ...s.labels })
+        if (instrument !== undefined) result.observe(instrument, s.value, { ...own, ...attributes, ...s.labels })
       }
     }
   }
@@ -93,4 +115,4 @@ function registerOpenTelemetry(meter, name, families) {
   return () => meter.removeBatchObservableCallback(callback, observables)
 }
 
-module.exports = { registerOpenTelemetry, instrumentOf }
+module.exports = { registerOpenTelemetry, instrumentOf, HISTOGRAM }

@@ -15,6 +15,7 @@ mod local;
 mod logs;
 mod memory;
 mod metrics;
+mod observe;
 mod ops;
 mod options;
 mod queue;
