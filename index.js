@@ -112,9 +112,13 @@ class CacheService {
     return this.#memo === null ? localMget(this.#handle, list) : this.#memo.many(list)
   }
 
-  /** The tier a hit came from, given the memo's hit count before the lookup (traced calls only). */
-  #tier(memoHitsBefore) {
-    return this.#memo !== null && this.#memo.hits > memoHitsBefore ? 'memo' : 'l1'
+  /** Runs a traced read's `body`: a hit it reports as `'l1'` was the memo's when the memo counted it. */
+  #memoOrL1(ctx, body) {
+    const memo = this.#memo
+    const seen = memo === null ? 0 : memo.hits
+    const answer = body()
+    if (ctx.outcome === 'l1' && memo !== null && memo.hits > seen) ctx.outcome = 'memo'
+    return answer
   }
 
   /** Hits the memo served, handed to the native counters before they are read. */
@@ -124,24 +128,25 @@ class CacheService {
 
   /** @template T @param {string|number} key @returns {Promise<T|null>} */
   get(key) {
-    return channel.hasSubscribers ? trace({ method: 'get', key }, (ctx) => this.#get(key, ctx)) : this.#get(key, undefined)
+    return channel.hasSubscribers
+      ? trace({ method: 'get', key }, (ctx) => this.#memoOrL1(ctx, () => this.#get(key, ctx)))
+      : this.#get(key, undefined)
   }
 
   /** `get`; `ctx`: the traced call's context (lib/tracing.js), undefined when untraced. */
   #get(key, ctx) {
     return this.#guard(() => {
       const k = toKey(key, 'key')
-      const memo = this.#memo
-      const seen = ctx === undefined || memo === null ? 0 : memo.hits
       if (this.#memory) {
         const text = this.#local(k)
-        if (ctx !== undefined) ctx.outcome = text === null ? 'miss' : this.#tier(seen)
+        if (ctx !== undefined) ctx.outcome = text === null ? 'miss' : 'l1'
         return Promise.resolve(text === null ? null : parse(text))
       }
       // One crossing: L1's copy, or the Redis read queued.
+      const memo = this.#memo
       const text = memo === null ? localGetOrQueue(this.#handle, k) : memo.get(k, localGetOrQueue)
       if (text !== null) {
-        if (ctx !== undefined) ctx.outcome = this.#tier(seen)
+        if (ctx !== undefined) ctx.outcome = 'l1'
         return Promise.resolve(parse(text))
       }
       return this.#call(ctx === undefined ? asValue : observe(ctx, asValue, true))
@@ -215,11 +220,9 @@ class CacheService {
     })
   }
 
-  /** A traced getOrSet: its outcome from the run that answered it (lib/getorset.js sets it), the memo told from L1 here. */
+  /** A traced getOrSet: its outcome from the run that answered it (lib/getorset.js sets it). */
   #getOrSetTraced(key, factory, ttlOrOptions, ctx) {
-    const seen = this.#memo === null ? 0 : this.#memo.hits
-    const answer = this.#getOrSetCall(key, factory, ttlOrOptions, ctx)
-    if (ctx.outcome === 'l1') ctx.outcome = this.#tier(seen)
+    const answer = this.#memoOrL1(ctx, () => this.#getOrSetCall(key, factory, ttlOrOptions, ctx))
     return answer.then((value) => {
       // Answered before any run said how: a timeout or a factory failure answered the fail-safe copy.
       if (ctx.outcome === undefined) tracing.failsafe(ctx)
