@@ -71,6 +71,10 @@ export declare class NativeCache {
    * which starts an eager refresh.
    */
   onHit(key: string, keepMs: number, refreshWhenLeftMs: number): boolean
+  /** The instance's health (see `health.rs`); synchronous, no Redis round trip. */
+  health(): CacheHealth
+  /** Invalidation-latency samples taken after the first `seen` (see [`LatencySamples`]). */
+  invalidationSamples(seen: number): LatencySamples
   /** Counts `n` events JavaScript saw (see [`Note`]). */
   note(what: Note, n: number): void
   /** `stats()` in the Prometheus text exposition format. */
@@ -127,6 +131,12 @@ export interface BoardLayout {
   epoch: number
   versions: number
   slots: number
+}
+
+export interface CacheHealth {
+  status: 'ok' | 'degraded' | 'down'
+  redis: RedisHealth
+  local: LocalHealth
 }
 
 export interface CacheStats {
@@ -239,6 +249,16 @@ export interface InvalidationLatency {
   samples: number
 }
 
+export interface LatencySamples {
+  /** Samples taken since the instance started (pass it back as `seen`). */
+  count: number
+  /**
+   * The samples taken after the first `seen`, in seconds, oldest first; at
+   * most the latest 64 (`latency.rs`' window): older ones are gone.
+   */
+  seconds: Array<number>
+}
+
 /**
  * How long after the last proof of the link L1 keeps serving, in milliseconds:
  * the bound on staleness during a silent partition.
@@ -251,6 +271,13 @@ export declare const LIVENESS_LEASE_MS: number
  * buffers, where the memo must stay off: a copy would never change).
  */
 export declare function localBoard(handle: number): ArrayBuffer | null
+
+export interface LocalHealth {
+  /** Whether hits are answered from this process now. */
+  serving: boolean
+  /** Why not, when not serving. */
+  reason?: 'disabled' | 'tracking-refused' | 'lease-lapsed' | 'closed'
+}
 
 export interface LocalStats {
   /** Whether L1 is serving (configured, and the server tracks keys for it). */
@@ -341,12 +368,29 @@ export declare const enum Note {
   LockWait = 7,
 }
 
+export interface PrimaryHealth {
+  /** `host:port`, as `CLUSTER SLOTS` names it. */
+  address: string
+  /** Our connection to it serves: it answered when the slot map was built and has not timed out since. */
+  reachable: boolean
+}
+
 /**
  * `text` with every URL's userinfo and every occurrence of `secrets`
  * (passwords the instance was given) replaced, for any message that may
  * leave the process: errors, log lines.
  */
 export declare function redact(text: string, secrets: Array<string>): string
+
+export interface RedisHealth {
+  /** Whether the connection is up (a Cluster: to the cluster, whatever each primary does). */
+  connected: boolean
+  topology: 'single' | 'sentinel' | 'cluster' | 'memory'
+  /** Cluster: every primary of the slot map; absent while no map is built. */
+  primaries?: Array<PrimaryHealth>
+  /** Sentinel: the master (`host:port`) the current connection was confirmed on. */
+  master?: string
+}
 
 export interface RedisStats {
   connected: boolean

@@ -100,8 +100,20 @@ export interface CacheInfo {
 }
 
 // The counters' types are generated from Rust (src/lib.rs), documented there.
-import type { CacheStats, LocalStats, RedisStats, ErrorCounts, TimeoutCounts, GraceStats, InvalidationLatency } from './binding'
-export type { CacheStats, ErrorCounts, TimeoutCounts, GraceStats, InvalidationLatency }
+import type {
+  CacheStats,
+  LocalStats,
+  RedisStats,
+  ErrorCounts,
+  TimeoutCounts,
+  GraceStats,
+  InvalidationLatency,
+  CacheHealth,
+  RedisHealth,
+  LocalHealth,
+  PrimaryHealth,
+} from './binding'
+export type { CacheStats, ErrorCounts, TimeoutCounts, GraceStats, InvalidationLatency, CacheHealth, RedisHealth, LocalHealth, PrimaryHealth }
 export type LocalTierStats = LocalStats
 export type RedisTierStats = RedisStats
 
@@ -163,6 +175,63 @@ export declare class CacheClosedError extends Error {
   readonly code: 'ERR_CACHE_CLOSED'
 }
 
+/** The cache operations published on the `native-cache:operation` tracing channel. */
+export type CacheOperation =
+  | 'get'
+  | 'set'
+  | 'del'
+  | 'getOrSet'
+  | 'invalidatePattern'
+  | 'exists'
+  | 'ttl'
+  | 'ping'
+  | 'mget'
+  | 'mset'
+  | 'getInfo'
+  | 'clear'
+  | 'close'
+
+/**
+ * The context of `diagnostics_channel.tracingChannel('native-cache:operation')`'s events
+ * (start, end, asyncStart, asyncEnd, error). `outcome` is set by `end` when known at once
+ * (a hit), else by `asyncEnd`.
+ */
+export interface CacheOperationContext {
+  method: CacheOperation
+  /** The key argument, as given (`get`, `set`, `del` of one key, `getOrSet`, `exists`, `ttl`). */
+  key?: string | number
+  /** `mget`, `mset` (the record's keys), `del` of an array. */
+  keys?: Array<string | number>
+  /** `invalidatePattern`. */
+  pattern?: string
+  /**
+   * Reads (`get`, `mget`, `getOrSet`): the tier that answered: `'memo'` (a copy in JavaScript),
+   * `'l1'` (this process's tier), `'redis'`, `'miss'` (nothing cached: `null`, or the factory's
+   * value); other calls `'ok'`. `'error'`: the call took its failure result (`code` says which,
+   * `ERR_CACHE_FAILSAFE` for a getOrSet answered with its fail-safe copy) or rejected (`error`).
+   */
+  outcome?: 'memo' | 'l1' | 'redis' | 'miss' | 'ok' | 'error'
+  code?: CacheErrorCode | 'ERR_CACHE_FACTORY_TIMEOUT'
+  /** getOrSet: `false` when the factory's value was returned but not stored (a write won, see `superseded`). */
+  cached?: false
+  /** getOrSet: the caller joined a run already in flight. */
+  coalesced?: true
+  /** Set by the channel: the resolved value, or the rejection. */
+  result?: unknown
+  error?: unknown
+}
+
+/** What `registerOpenTelemetry` needs of an OpenTelemetry `Meter` (typed here so `@opentelemetry/api` stays optional). */
+export interface OtelMeter {
+  createObservableCounter(name: string, options?: { description?: string; unit?: string }): unknown
+  createObservableGauge(name: string, options?: { description?: string; unit?: string }): unknown
+  createHistogram(name: string, options?: { description?: string; unit?: string; advice?: { explicitBucketBoundaries?: number[] } }): {
+    record(value: number, attributes?: Record<string, string>): void
+  }
+  addBatchObservableCallback(callback: (result: any) => void, observables: any[]): void
+  removeBatchObservableCallback(callback: (result: any) => void, observables: any[]): void
+}
+
 /** What `registerMetrics` needs of a prom-client `Registry` (typed here so prom-client stays optional). */
 export interface PromRegistry {
   registerMetric(metric: unknown): void
@@ -219,6 +288,22 @@ export declare class CacheService {
    * need distinct names in one registry. Needs the optional peer dependency `prom-client`.
    */
   registerMetrics(registry?: PromRegistry, options?: { name?: string }): void
+  /**
+   * Reports this instance's metrics (the families of `metrics()`) through an OpenTelemetry
+   * `Meter` (default: the global MeterProvider's, which needs the optional peer dependency
+   * `@opentelemetry/api`): counters as observable counters, gauges as observable gauges; L1's
+   * under node-redis' `redis.client.csc.*` names, the rest `native_cache.*`, and each invalidation-latency
+   * sample in the histogram `native_cache.invalidation.duration` (seconds); every point carries
+   * `cache.name` = `options.name` (default `'default'`). Returns a function that stops it.
+   */
+  registerOpenTelemetry(meter?: OtelMeter | null, options?: { name?: string }): () => void
+  /**
+   * For a readiness probe, from state the instance holds (no Redis round trip): `'down'`
+   * without a Redis connection; `'degraded'` while L1 is configured but not serving
+   * (`local.reason`: tracking refused, the liveness lease lapsed) or a Cluster primary is
+   * unreachable; else `'ok'` (always in `'memory'` mode). Once closed: `'down'` (`local.reason` `'closed'`).
+   */
+  health(): CacheHealth
   /**
    * Where swallowed failures go from now on: a logger, `false` for nowhere, `null` for the
    * default (rate-limited warnings on stderr). Gives the lazy `cacheService` the application's

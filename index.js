@@ -12,19 +12,15 @@ const { Log, redactText } = require('./lib/logging.js')
 const { Memo } = require('./lib/memo.js')
 const { Batcher } = require('./lib/batch.js')
 const { GetOrSet, parse } = require('./lib/getorset.js')
+const { asUndefined, asValue, asBool, asTtl, asInfo, queueExists, queueTtl, queuePing, queueInfo, queueClear, checkName } = require('./lib/calls.js')
 const { registerMetrics } = require('./lib/metrics-bridge.js')
+const { registerOpenTelemetry } = require('./lib/otel.js')
+const tracing = require('./lib/tracing.js')
+
+const { channel, trace, observe, settled, notStored } = tracing
 
 const LAZY = Symbol('lazy')
 const NO_VALUE = Symbol('no value')
-
-// How each op's replies become the value its promise resolves to:
-// (ok, num, texts, t) where texts[t] is the op's first text (Rust says where).
-const asUndefined = () => undefined
-const asValue = (ok, num, texts, t) => parse(texts[t])
-const asBool = (ok, num) => ok && num === 1
-const asTtl = (ok, num) => (ok ? num : -1)
-const asInfo = (ok, num, texts, t) =>
-  ok ? { keyCount: num, memoryUsage: texts[t] ?? 'unknown' } : { keyCount: 0, memoryUsage: 'unknown' }
 
 class CacheService {
   #native = null
@@ -116,6 +112,15 @@ class CacheService {
     return this.#memo === null ? localMget(this.#handle, list) : this.#memo.many(list)
   }
 
+  /** Runs a traced read's `body`: a hit it reports as `'l1'` was the memo's when the memo counted it. */
+  #memoOrL1(ctx, body) {
+    const memo = this.#memo
+    const seen = memo === null ? 0 : memo.hits
+    const answer = body()
+    if (ctx.outcome === 'l1' && memo !== null && memo.hits > seen) ctx.outcome = 'memo'
+    return answer
+  }
+
   /** Hits the memo served, handed to the native counters before they are read. */
   #countMemoHits() {
     if (this.#memo !== null && this.#memo.hits > 0) this.#native.note(Note.MemoHits, this.#memo.takeHits())
@@ -123,44 +128,73 @@ class CacheService {
 
   /** @template T @param {string|number} key @returns {Promise<T|null>} */
   get(key) {
+    return channel.hasSubscribers
+      ? trace({ method: 'get', key }, (ctx) => this.#memoOrL1(ctx, () => this.#get(key, ctx)))
+      : this.#get(key, undefined)
+  }
+
+  /** `get`; `ctx`: the traced call's context (lib/tracing.js), undefined when untraced. */
+  #get(key, ctx) {
     return this.#guard(() => {
       const k = toKey(key, 'key')
       if (this.#memory) {
         const text = this.#local(k)
+        if (ctx !== undefined) ctx.outcome = text === null ? 'miss' : 'l1'
         return Promise.resolve(text === null ? null : parse(text))
       }
       // One crossing: L1's copy, or the Redis read queued.
       const memo = this.#memo
       const text = memo === null ? localGetOrQueue(this.#handle, k) : memo.get(k, localGetOrQueue)
-      if (text !== null) return Promise.resolve(parse(text))
-      return this.#call(asValue)
+      if (text !== null) {
+        if (ctx !== undefined) ctx.outcome = 'l1'
+        return Promise.resolve(parse(text))
+      }
+      return this.#call(ctx === undefined ? asValue : observe(ctx, asValue, true))
     })
   }
 
-  #setJson(k, json, ttlMs) {
-    if (json === NO_VALUE) return Promise.resolve(undefined)
+  #setJson(k, json, ttlMs, ctx) {
+    if (json === NO_VALUE) {
+      if (ctx !== undefined) notStored(ctx)
+      return Promise.resolve(undefined)
+    }
     this.#getOrSet.forget(k)
     // JSON has no text for undefined, functions and symbols: the key goes, so get answers null.
     if (json === undefined) this.#native.queueDel([k])
     else this.#native.queueSet(k, json, ttlMs)
-    return this.#call(asUndefined)
+    return this.#call(settled(asUndefined, ctx))
   }
 
   set(key, value, ttl) {
+    return channel.hasSubscribers
+      ? trace({ method: 'set', key }, (ctx) => this.#set(key, value, ttl, ctx))
+      : this.#set(key, value, ttl, undefined)
+  }
+
+  #set(key, value, ttl, ctx) {
     return this.#guard(() => {
       const k = toKey(key, 'key')
       const ttlMs = toTtlMs(ttl, this.#defaultTtlMs)
-      return this.#setJson(k, this.#serialize(value, k), ttlMs)
+      return this.#setJson(k, this.#serialize(value, k), ttlMs, ctx)
     })
   }
 
   del(keys) {
+    return channel.hasSubscribers
+      ? trace(Array.isArray(keys) ? { method: 'del', keys } : { method: 'del', key: keys }, (ctx) => this.#del(keys, ctx))
+      : this.#del(keys, undefined)
+  }
+
+  #del(keys, ctx) {
     return this.#guard((native) => {
       const list = Array.isArray(keys) ? toKeys(keys, 'keys') : [toKey(keys, 'keys')]
-      if (list.length === 0) return Promise.resolve(undefined)
+      if (list.length === 0) {
+        if (ctx !== undefined) ctx.outcome = 'ok'
+        return Promise.resolve(undefined)
+      }
       for (const k of list) this.#getOrSet.forget(k)
       native.queueDel(list)
-      return this.#call(asUndefined)
+      return this.#call(settled(asUndefined, ctx))
     })
   }
 
@@ -170,17 +204,39 @@ class CacheService {
    * `{ ttl, grace, timeout: { soft, hard }, eagerRefresh, lock }`.
    */
   getOrSet(key, factory, ttlOrOptions) {
+    return channel.hasSubscribers
+      ? trace({ method: 'getOrSet', key }, (ctx) => this.#getOrSetTraced(key, factory, ttlOrOptions, ctx))
+      : this.#getOrSetCall(key, factory, ttlOrOptions, undefined)
+  }
+
+  #getOrSetCall(key, factory, ttlOrOptions, ctx) {
     return this.#guard(() => {
       const k = toKey(key, 'key')
       const o = getOrSetPolicy(ttlOrOptions, this.#defaultTtlMs)
       if (typeof factory !== 'function') {
         throw new TypeError(`factory must be a function, got ${describe(factory)}`)
       }
-      return this.#getOrSet.get(k, factory, o)
+      return this.#getOrSet.get(k, factory, o, ctx)
+    })
+  }
+
+  /** A traced getOrSet: its outcome from the run that answered it (lib/getorset.js sets it). */
+  #getOrSetTraced(key, factory, ttlOrOptions, ctx) {
+    const answer = this.#memoOrL1(ctx, () => this.#getOrSetCall(key, factory, ttlOrOptions, ctx))
+    return answer.then((value) => {
+      // Answered before any run said how: a timeout or a factory failure answered the fail-safe copy.
+      if (ctx.outcome === undefined) tracing.failsafe(ctx)
+      return value
     })
   }
 
   invalidatePattern(pattern) {
+    return channel.hasSubscribers
+      ? trace({ method: 'invalidatePattern', pattern }, (ctx) => this.#invalidatePattern(pattern, ctx))
+      : this.#invalidatePattern(pattern, undefined)
+  }
+
+  #invalidatePattern(pattern, ctx) {
     return this.#guard((native) => {
       const p = toKey(pattern, 'pattern')
       // Alone in its batch: its SCAN rounds may take far longer than
@@ -189,55 +245,80 @@ class CacheService {
       native.queueDelPattern(p)
       // New getOrSet calls must not join a run that started before this write.
       this.#getOrSet.forgetAll()
-      const done = this.#call(asUndefined)
+      const done = this.#call(settled(asUndefined, ctx))
       this.#batch.flush()
       return done
     })
   }
 
   exists(key) {
-    return this.#guard((native) => {
-      native.queueExists(toKey(key, 'key'))
-      return this.#call(asBool)
-    })
+    return this.#simple('exists', key, queueExists, asBool)
   }
 
   ttl(key) {
-    return this.#guard((native) => {
-      native.queueTtl(toKey(key, 'key'))
-      return this.#call(asTtl)
-    })
+    return this.#simple('ttl', key, queueTtl, asTtl)
   }
 
   ping() {
+    return this.#simple('ping', undefined, queuePing, asBool)
+  }
+
+  /** A call of one native op (`queue(native, arg, getOrSet)`, its reply mapped by `settle`), traced when subscribed. */
+  #simple(method, arg, queue, settle) {
+    if (!channel.hasSubscribers) return this.#one(arg, queue, settle, undefined)
+    return trace(arg === undefined ? { method } : { method, key: arg }, (ctx) => this.#one(arg, queue, settle, ctx))
+  }
+
+  #one(arg, queue, settle, ctx) {
     return this.#guard((native) => {
-      native.queuePing()
-      return this.#call(asBool)
+      queue(native, arg, this.#getOrSet)
+      return this.#call(settled(settle, ctx))
     })
   }
 
   mget(keys) {
+    return channel.hasSubscribers ? trace({ method: 'mget', keys }, (ctx) => this.#mget(keys, ctx)) : this.#mget(keys, undefined)
+  }
+
+  #mget(keys, ctx) {
     return this.#guard((native) => {
       const list = toKeys(keys, 'keys')
-      if (list.length === 0) return Promise.resolve([])
+      if (list.length === 0) {
+        if (ctx !== undefined) ctx.outcome = 'miss'
+        return Promise.resolve([])
+      }
+      const seen = ctx === undefined || this.#memo === null ? 0 : this.#memo.hits
       const local = this.#localMany(list)
       const missing = []
       for (let i = 0; i < local.length; i++) if (local[i] === null) missing.push(i)
       if (missing.length === 0 || this.#memory) {
+        // Every key from this process: the memo's when it served them all.
+        if (ctx !== undefined) {
+          ctx.outcome = missing.length === list.length ? 'miss' : this.#memo !== null && this.#memo.hits - seen === list.length ? 'memo' : 'l1'
+        }
         for (let i = 0; i < local.length; i++) local[i] = parse(local[i])
         return Promise.resolve(local)
       }
       const keysToFetch = missing.length === list.length ? list : missing.map((i) => list[i])
       native.queueMget(keysToFetch)
-      return this.#call((ok, num, texts, t) => {
+      const settle = (ok, num, texts, t) => {
         if (!ok) return []
         for (let j = 0; j < missing.length; j++) local[missing[j]] = texts[t + j]
         return local.map(parse)
-      })
+      }
+      return this.#call(ctx === undefined ? settle : observe(ctx, settle, true))
     })
   }
 
   mset(record, ttl) {
+    return channel.hasSubscribers
+      ? trace({ method: 'mset', keys: record !== null && typeof record === 'object' ? Object.keys(record) : [] }, (ctx) =>
+          this.#mset(record, ttl, ctx),
+        )
+      : this.#mset(record, ttl, undefined)
+  }
+
+  #mset(record, ttl, ctx) {
     return this.#guard((native) => {
       if (typeof record !== 'object' || record === null) {
         throw new TypeError(`record must be an object of key/value pairs, got ${describe(record)}`)
@@ -255,29 +336,23 @@ class CacheService {
       const calls = []
       if (strs.length > 0) {
         native.queueMset(strs, ttlMs)
-        calls.push(this.#call(asUndefined))
+        calls.push(this.#call(settled(asUndefined, ctx)))
       }
       if (gone.length > 0) {
         native.queueDel(gone)
-        calls.push(this.#call(asUndefined))
+        calls.push(this.#call(settled(asUndefined, ctx)))
       }
+      if (ctx !== undefined && calls.length === 0) ctx.outcome = 'ok'
       return Promise.all(calls).then(asUndefined)
     })
   }
 
   getInfo() {
-    return this.#guard((native) => {
-      native.queueInfo()
-      return this.#call(asInfo)
-    })
+    return this.#simple('getInfo', undefined, queueInfo, asInfo)
   }
 
   clear() {
-    return this.#guard((native) => {
-      native.queueClear()
-      this.#getOrSet.forgetAll()
-      return this.#call(asUndefined)
-    })
+    return this.#simple('clear', undefined, queueClear, asUndefined)
   }
 
   /**
@@ -291,6 +366,11 @@ class CacheService {
 
   /** Releases the connection and background work (and any distributed lease held). Later calls reject with a CacheClosedError. */
   close() {
+    return channel.hasSubscribers ? trace({ method: 'close' }, (ctx) => this.#close(ctx)) : this.#close(undefined)
+  }
+
+  #close(ctx) {
+    if (ctx !== undefined) ctx.outcome = 'ok'
     if (!this.#closed) {
       if (this.#native !== null) {
         this.#getOrSet.releaseLeases()
@@ -322,13 +402,7 @@ class CacheService {
    * label `cache` = `options.name` (default `'default'`).
    */
   registerMetrics(registry, options) {
-    if (options !== undefined && (options === null || typeof options !== 'object')) {
-      throw new TypeError('registerMetrics: options must be an object')
-    }
-    const name = options?.name ?? 'default'
-    if (typeof name !== 'string' || name === '') {
-      throw new TypeError('registerMetrics: options.name must be a non-empty string')
-    }
+    const name = checkName('registerMetrics', options)
     this.#cache()
     // One snapshot per scrape: every family's collect runs in the same turn.
     let snapshot = null
@@ -342,6 +416,37 @@ class CacheService {
       return snapshot
     }
     registerMetrics(registry, name, this.#families)
+  }
+
+  /**
+   * Adds this instance's metrics (those of `metrics()`) to an OpenTelemetry
+   * `Meter` as instruments whose points carry `cache.name` = `options.name`
+   * (default `'default'`); returns a function that removes them.
+   */
+  registerOpenTelemetry(meter, options) {
+    const name = checkName('registerOpenTelemetry', options)
+    this.#cache()
+    const live = () => !this.#closed
+    return registerOpenTelemetry(
+      meter,
+      name,
+      () => {
+        if (!live()) return null
+        this.#countMemoHits()
+        return this.#native.metricFamilies()
+      },
+      (seen) => (live() ? this.#native.invalidationSamples(seen) : null),
+    )
+  }
+
+  /**
+   * `{ status: 'ok' | 'degraded' | 'down', redis, local }` from state the
+   * instance holds (no Redis round trip): for a readiness probe; synchronous.
+   */
+  health() {
+    const h = this.#report().health()
+    // Closed ('memory' mode keeps no such state in Rust): nothing is served any more.
+    return this.#closed ? { ...h, status: 'down', local: { serving: false, reason: 'closed' } } : h
   }
 
   /** Counters of both tiers and the L1 size; synchronous. */

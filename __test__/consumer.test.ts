@@ -1,7 +1,8 @@
 // The swap proof: the packed package, installed into a fresh project that
-// stands in for the backend, type-checks strictly (with the backend's node10
-// resolution too) and runs its own vitest suite under the backend's pool
-// settings (threads, one, isolate: false) and under forks: the swapped
+// stands in for the backend, type-checks strictly (moduleResolution nodenext,
+// node16, bundler, and the backend's node10, every public type imported), is
+// imported from plain ESM (.mjs), and runs its own vitest suite under the
+// backend's pool settings (threads, one, isolate: false) and under forks: the swapped
 // singleton, a controller test on `testCacheModule`, the backend's replacement
 // cache test (examples/backend, the contract in both modes), and a broken
 // service that must fail the contract.
@@ -67,10 +68,24 @@ describe('swap into a TypeScript backend', () => {
     expect(binaries).toContain(`native-cache.${platform}.node`)
   })
 
-  it.each(['tsconfig.json', 'tsconfig.node10.json'])('type-checks with tsc --noEmit --strict (%s)', (config) => {
+  // tsconfig.json is NodeNext; node16, bundler and the backend's node10 beside it.
+  it.each(['tsconfig.json', 'tsconfig.node16.json', 'tsconfig.bundler.json', 'tsconfig.node10.json'])('type-checks with tsc --noEmit --strict (%s)', (config) => {
     const tsc = spawnSync(process.execPath, [bin('typescript', 'bin/tsc'), '-p', config], { cwd: join(work, 'app'), encoding: 'utf8' })
     expect(tsc.status, tsc.stdout + tsc.stderr).toBe(0)
   }, 120_000)
+
+  it('imports the named exports from an .mjs file and runs them', () => {
+    const out = run(process.execPath, ['src/esm.mjs'], join(work, 'app'))
+    expect(JSON.parse(out)).toEqual({
+      got: { ok: true },
+      made: 42,
+      status: 'ok',
+      closed: true,
+      singleton: true,
+      timeoutError: true,
+      defaultHasClass: true,
+    })
+  })
 
   for (const pool of ['threads', 'forks']) {
     it(`its vitest suite under pool: '${pool}': all passes but the broken service's one contract check`, () => {

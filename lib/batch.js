@@ -38,7 +38,7 @@ class Batcher {
   call(settle) {
     if (this.#memory) {
       const r = this.#native.runSync()
-      return Promise.resolve(settle(r.ok[0], r.nums[0], r.texts, r.starts[0]))
+      return Promise.resolve(settle(r.ok[0], r.nums[0], r.texts, r.starts[0], r.errors[0]?.code))
     }
     let waiters = this.#pending
     if (waiters === null) {
@@ -92,16 +92,18 @@ class Batcher {
   #dispatch(waiters, r) {
     for (const e of r.errors) this.#log('error', e.message, { code: e.code })
     this.drainLogs()
-    const { ok, nums, texts, starts } = r
+    const { ok, nums, texts, starts, errors } = r
     for (let i = 0; i < waiters.length; i++) {
       const w = waiters[i]
-      w.resolve(w.settle(ok[i], nums[i], texts, starts[i]))
+      // A failed call's code, for the tracing channel (lib/tracing.js).
+      const code = ok[i] ? undefined : errors.find((e) => e.op === i)?.code
+      w.resolve(w.settle(ok[i], nums[i], texts, starts[i], code))
     }
   }
 
   #fail(waiters, err) {
     this.#log('error', 'Cache error: native call failed', { error: err, code: CODES.protocol })
-    for (const w of waiters) w.resolve(w.settle(false, 0, EMPTY, 0))
+    for (const w of waiters) w.resolve(w.settle(false, 0, EMPTY, 0, CODES.protocol))
   }
 
   /** Messages Rust kept for the logger (connects, failovers). */

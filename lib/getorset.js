@@ -10,6 +10,7 @@ const { randomUUID } = require('node:crypto')
 const { Note } = require('../native.js')
 const { CODES, TimeoutError, shortKey } = require('./errors.js')
 const { Leases, lockKey } = require('./lease.js')
+const { runOutcome } = require('./tracing.js')
 
 /** A lock waiter re-checks at least this often (doubling from LOCK_POLL_MIN_MS), woken or not. */
 const LOCK_POLL_MIN_MS = 50
@@ -18,6 +19,7 @@ const NO_VALUE = Symbol('no value')
 const IDLE_PHASE = { started() {}, settled() {} }
 const asUndefined = () => undefined
 const asRead = (ok, num, texts, t) => ({ ok, text: texts[t] ?? null, pttl: num })
+const asStored = (ok, num) => ok && num === 1
 
 function parse(text) {
   if (!text) return null
@@ -75,13 +77,14 @@ class GetOrSet {
     this.#refreshing.clear()
   }
 
-  /** One caller's getOrSet of `k` under policy `o` (lib/args.js). */
-  get(k, factory, o) {
+  /** One caller's getOrSet of `k` under policy `o` (lib/args.js); `trace`: a traced call's context (lib/tracing.js). */
+  get(k, factory, o, trace) {
     const native = this.#native
     const text = this.#local(k)
     if (text !== null) {
       const value = parse(text)
       if (value !== null) {
+        if (trace !== undefined) trace.outcome = 'l1'
         if (o.track && native.onHit(k, o.keepMs, o.refreshLeftMs)) this.#refresh(k, factory, o, text)
         return Promise.resolve(value)
       }
@@ -93,6 +96,7 @@ class GetOrSet {
     if (run !== undefined) {
       native.note(Note.Coalesced, 1)
       answer = run.then((r) => {
+        if (trace !== undefined) runOutcome(trace, r, true)
         if (!r.stale) return ownCopy(r)
         // Redis was down and the run answered from the copy: not for a caller without grace.
         if (o.graceMs === 0) return this.#fill(k, factory, o, IDLE_PHASE, { guard: 0, seen: null }).then((own) => own.value)
@@ -104,6 +108,7 @@ class GetOrSet {
       const state = { guard: 0, seen: text }
       run = this.#start(k, state, (phase) => this.#fill(k, factory, o, phase, state))
       answer = run.then((r) => {
+        if (trace !== undefined) runOutcome(trace, r, false)
         if (r.stale) native.note(Note.Failsafe, 1)
         if (r.refresh) this.#refresh(k, factory, o, r.json)
         // The caller that ran the factory gets its value itself, as with the original.
@@ -172,7 +177,7 @@ class GetOrSet {
     if (value === null) return null
     if (o.track && !this.#host.closed()) this.#native.graceKeep(k, read.text, read.pttl, o.keepMs)
     const refresh = o.refreshLeftMs >= 0 && read.pttl >= 0 && read.pttl <= o.refreshLeftMs
-    return { json: read.text, value, refresh }
+    return { json: read.text, value, refresh, from: 'redis' }
   }
 
   /**
@@ -267,16 +272,16 @@ class GetOrSet {
       let written
       if (typeof json === 'string') {
         if (o.track) native.graceKeep(k, json, o.ttlMs, o.keepMs)
-        if (native.queueStoreIf(k, json, o.ttlMs, guard, expect)) written = this.#host.call(asUndefined)
+        if (native.queueStoreIf(k, json, o.ttlMs, guard, expect)) written = this.#host.call(asStored)
       } else if (json === undefined && native.guardFresh(guard)) {
         // JSON has no text for undefined, functions and symbols: the key goes, so get answers null.
         native.queueDel([k])
         written = this.#host.call(asUndefined)
       }
       if (afterWrite !== undefined) afterWrite()
-      await written
+      return { value, json, stored: (await written) === true }
     }
-    return { value, json }
+    return { value, json, stored: false }
   }
 
   /** One background refresh of `k` (eagerRefresh), stored only while the key still holds `text`. */

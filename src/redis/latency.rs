@@ -259,6 +259,18 @@ impl Probe {
         }
     }
 
+    /// The samples taken after the first `seen` (at most the window's
+    /// latest, oldest first), and how many were taken in all.
+    pub fn samples_since(&self, seen: u64) -> (u64, Vec<Duration>) {
+        let inner = self.lock();
+        let held = inner.window.len();
+        let new = usize::try_from(inner.count.saturating_sub(seen)).map_or(held, |n| n.min(held));
+        (
+            inner.count,
+            inner.window.iter().skip(held - new).copied().collect(),
+        )
+    }
+
     pub fn summary(&self) -> Option<Summary> {
         let inner = self.lock();
         let last = *inner.window.back()?;

@@ -31,6 +31,7 @@ mod batch;
 mod cluster;
 mod commands;
 mod executor;
+pub mod health;
 pub mod latency;
 mod link;
 mod scan;
@@ -99,6 +100,9 @@ pub struct Shared {
     test_panics: Option<Box<TestPanics>>,
     /// What [`Shared::say_once`] has said.
     said: Mutex<std::collections::HashSet<String>>,
+    topology: health::Topology,
+    /// Sentinel: the link (by generation) and the master it was confirmed on.
+    master: Mutex<Option<(u64, String)>>,
 }
 
 pub struct RedisTier {
@@ -134,6 +138,8 @@ impl RedisTier {
             probe: Default::default(),
             test_panics: TestPanics::from_env(),
             said: Mutex::default(),
+            topology: health::Topology::of(&target),
+            master: Mutex::default(),
         });
         let (tx, rx) = mpsc::unbounded_channel();
         link::start(shared.clone(), target);

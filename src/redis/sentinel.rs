@@ -198,6 +198,7 @@ impl Sentinels {
             )));
         }
         self.state().linked = Some((gen, located.addr.clone()));
+        shared.confirmed_master(gen, &located.addr);
         Ok(())
     }
 

@@ -35,6 +35,7 @@
 mod connect;
 mod direct;
 mod encode;
+mod health;
 mod liveness;
 mod nodes;
 mod primaries;
@@ -42,5 +43,6 @@ mod run;
 mod slots;
 
 pub use connect::{connect, Cluster};
+pub use health::primaries_health;
 pub use liveness::heartbeat;
 pub use run::{delete_pattern, run};

@@ -1,0 +1,40 @@
+'use strict'
+
+// The pieces index.js's methods are made of that hold no state: how each
+// op's reply becomes the value its promise resolves to, what the one-op
+// methods queue, and the registration methods' name check.
+const { parse } = require('./getorset.js')
+const { toKey } = require('./args.js')
+
+// How each op's replies become the value its promise resolves to:
+// (ok, num, texts, t) where texts[t] is the op's first text (Rust says where).
+const asUndefined = () => undefined
+const asValue = (ok, num, texts, t) => parse(texts[t])
+const asBool = (ok, num) => ok && num === 1
+const asTtl = (ok, num) => (ok ? num : -1)
+const asInfo = (ok, num, texts, t) =>
+  ok ? { keyCount: num, memoryUsage: texts[t] ?? 'unknown' } : { keyCount: 0, memoryUsage: 'unknown' }
+
+// What the one-op methods queue: (native, argument, the getOrSet engine).
+const queueExists = (native, key) => native.queueExists(toKey(key, 'key'))
+const queueTtl = (native, key) => native.queueTtl(toKey(key, 'key'))
+const queuePing = (native) => native.queuePing()
+const queueInfo = (native) => native.queueInfo()
+const queueClear = (native, _, getOrSet) => {
+  native.queueClear()
+  getOrSet.forgetAll()
+}
+
+/** `options.name` of a metrics registration, checked; default `'default'`. */
+function checkName(method, options) {
+  if (options !== undefined && (options === null || typeof options !== 'object')) {
+    throw new TypeError(`${method}: options must be an object`)
+  }
+  const name = options?.name ?? 'default'
+  if (typeof name !== 'string' || name === '') {
+    throw new TypeError(`${method}: options.name must be a non-empty string`)
+  }
+  return name
+}
+
+module.exports = { asUndefined, asValue, asBool, asTtl, asInfo, queueExists, queueTtl, queuePing, queueInfo, queueClear, checkName }
