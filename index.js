@@ -11,16 +11,15 @@ const { resolveOptions, DEFAULT_TTL } = require('./lib/options.js')
 const { Log, redactText } = require('./lib/logging.js')
 const { Memo } = require('./lib/memo.js')
 const { Batcher } = require('./lib/batch.js')
-const { GetOrSet, parse } = require('./lib/getorset.js')
-const { asUndefined, asValue, asBool, asTtl, asInfo, queueExists, queueTtl, queuePing, queueInfo, queueClear, checkName } = require('./lib/calls.js')
-const { registerMetrics } = require('./lib/metrics-bridge.js')
+const { GetOrSet } = require('./lib/getorset.js')
+const { parse, asUndefined, asValue, asBool, asTtl, asInfo, queueExists, queueTtl, queuePing, queueInfo, queueClear, checkName, recordTexts, NO_VALUE } = require('./lib/calls.js')
+const { registerMetrics, snapshotPerTurn } = require('./lib/metrics-bridge.js')
 const { registerOpenTelemetry } = require('./lib/otel.js')
 const tracing = require('./lib/tracing.js')
 
-const { channel, trace, observe, settled, notStored } = tracing
+const { channel, trace, maybeTrace, memoOrL1, observe, settled, notStored } = tracing
 
 const LAZY = Symbol('lazy')
-const NO_VALUE = Symbol('no value')
 
 class CacheService {
   #native = null
@@ -112,15 +111,6 @@ class CacheService {
     return this.#memo === null ? localMget(this.#handle, list) : this.#memo.many(list)
   }
 
-  /** Runs a traced read's `body`: a hit it reports as `'l1'` was the memo's when the memo counted it. */
-  #memoOrL1(ctx, body) {
-    const memo = this.#memo
-    const seen = memo === null ? 0 : memo.hits
-    const answer = body()
-    if (ctx.outcome === 'l1' && memo !== null && memo.hits > seen) ctx.outcome = 'memo'
-    return answer
-  }
-
   /** Hits the memo served, handed to the native counters before they are read. */
   #countMemoHits() {
     if (this.#memo !== null && this.#memo.hits > 0) this.#native.note(Note.MemoHits, this.#memo.takeHits())
@@ -129,7 +119,7 @@ class CacheService {
   /** @template T @param {string|number} key @returns {Promise<T|null>} */
   get(key) {
     return channel.hasSubscribers
-      ? trace({ method: 'get', key }, (ctx) => this.#memoOrL1(ctx, () => this.#get(key, ctx)))
+      ? trace({ method: 'get', key }, (ctx) => memoOrL1(ctx, this.#memo, () => this.#get(key, ctx)))
       : this.#get(key, undefined)
   }
 
@@ -166,9 +156,7 @@ class CacheService {
   }
 
   set(key, value, ttl) {
-    return channel.hasSubscribers
-      ? trace({ method: 'set', key }, (ctx) => this.#set(key, value, ttl, ctx))
-      : this.#set(key, value, ttl, undefined)
+    return maybeTrace(() => ({ method: 'set', key }), (ctx) => this.#set(key, value, ttl, ctx))
   }
 
   #set(key, value, ttl, ctx) {
@@ -180,9 +168,7 @@ class CacheService {
   }
 
   del(keys) {
-    return channel.hasSubscribers
-      ? trace(Array.isArray(keys) ? { method: 'del', keys } : { method: 'del', key: keys }, (ctx) => this.#del(keys, ctx))
-      : this.#del(keys, undefined)
+    return maybeTrace(() => (Array.isArray(keys) ? { method: 'del', keys } : { method: 'del', key: keys }), (ctx) => this.#del(keys, ctx))
   }
 
   #del(keys, ctx) {
@@ -222,7 +208,7 @@ class CacheService {
 
   /** A traced getOrSet: its outcome from the run that answered it (lib/getorset.js sets it). */
   #getOrSetTraced(key, factory, ttlOrOptions, ctx) {
-    const answer = this.#memoOrL1(ctx, () => this.#getOrSetCall(key, factory, ttlOrOptions, ctx))
+    const answer = memoOrL1(ctx, this.#memo, () => this.#getOrSetCall(key, factory, ttlOrOptions, ctx))
     return answer.then((value) => {
       // Answered before any run said how: a timeout or a factory failure answered the fail-safe copy.
       if (ctx.outcome === undefined) tracing.failsafe(ctx)
@@ -231,9 +217,7 @@ class CacheService {
   }
 
   invalidatePattern(pattern) {
-    return channel.hasSubscribers
-      ? trace({ method: 'invalidatePattern', pattern }, (ctx) => this.#invalidatePattern(pattern, ctx))
-      : this.#invalidatePattern(pattern, undefined)
+    return maybeTrace(() => ({ method: 'invalidatePattern', pattern }), (ctx) => this.#invalidatePattern(pattern, ctx))
   }
 
   #invalidatePattern(pattern, ctx) {
@@ -265,19 +249,14 @@ class CacheService {
 
   /** A call of one native op (`queue(native, arg, getOrSet)`, its reply mapped by `settle`), traced when subscribed. */
   #simple(method, arg, queue, settle) {
-    if (!channel.hasSubscribers) return this.#one(arg, queue, settle, undefined)
-    return trace(arg === undefined ? { method } : { method, key: arg }, (ctx) => this.#one(arg, queue, settle, ctx))
-  }
-
-  #one(arg, queue, settle, ctx) {
-    return this.#guard((native) => {
-      queue(native, arg, this.#getOrSet)
-      return this.#call(settled(settle, ctx))
-    })
+    return maybeTrace(
+      () => (arg === undefined ? { method } : { method, key: arg }),
+      (ctx) => this.#guard((native) => (queue(native, arg, this.#getOrSet), this.#call(settled(settle, ctx)))),
+    )
   }
 
   mget(keys) {
-    return channel.hasSubscribers ? trace({ method: 'mget', keys }, (ctx) => this.#mget(keys, ctx)) : this.#mget(keys, undefined)
+    return maybeTrace(() => ({ method: 'mget', keys }), (ctx) => this.#mget(keys, ctx))
   }
 
   #mget(keys, ctx) {
@@ -311,11 +290,8 @@ class CacheService {
   }
 
   mset(record, ttl) {
-    return channel.hasSubscribers
-      ? trace({ method: 'mset', keys: record !== null && typeof record === 'object' ? Object.keys(record) : [] }, (ctx) =>
-          this.#mset(record, ttl, ctx),
-        )
-      : this.#mset(record, ttl, undefined)
+    const keys = () => (record !== null && typeof record === 'object' ? Object.keys(record) : [])
+    return maybeTrace(() => ({ method: 'mset', keys: keys() }), (ctx) => this.#mset(record, ttl, ctx))
   }
 
   #mset(record, ttl, ctx) {
@@ -324,15 +300,7 @@ class CacheService {
         throw new TypeError(`record must be an object of key/value pairs, got ${describe(record)}`)
       }
       const ttlMs = toTtlMs(ttl, this.#defaultTtlMs)
-      const strs = []
-      const gone = []
-      for (const [k, value] of Object.entries(record)) {
-        const json = this.#serialize(value, k)
-        if (json === NO_VALUE) continue
-        this.#getOrSet.forget(k)
-        if (json === undefined) gone.push(k)
-        else strs.push(k, json)
-      }
+      const { strs, gone } = recordTexts(record, (value, k) => this.#serialize(value, k), (k) => this.#getOrSet.forget(k))
       const calls = []
       if (strs.length > 0) {
         native.queueMset(strs, ttlMs)
@@ -366,7 +334,7 @@ class CacheService {
 
   /** Releases the connection and background work (and any distributed lease held). Later calls reject with a CacheClosedError. */
   close() {
-    return channel.hasSubscribers ? trace({ method: 'close' }, (ctx) => this.#close(ctx)) : this.#close(undefined)
+    return maybeTrace(() => ({ method: 'close' }), (ctx) => this.#close(ctx))
   }
 
   #close(ctx) {
@@ -396,6 +364,13 @@ class CacheService {
     return this.#report().metrics()
   }
 
+  /** This instance's metric families now (the memo's hits counted first), or null once closed. */
+  #familiesNow() {
+    if (this.#closed) return null
+    this.#countMemoHits()
+    return this.#native.metricFamilies()
+  }
+
   /**
    * Adds this instance's metrics (those of `metrics()`) to a prom-client
    * registry, default prom-client's global `register`; its samples carry the
@@ -404,17 +379,7 @@ class CacheService {
   registerMetrics(registry, options) {
     const name = checkName('registerMetrics', options)
     this.#cache()
-    // One snapshot per scrape: every family's collect runs in the same turn.
-    let snapshot = null
-    this.#families ??= () => {
-      if (this.#closed) return null
-      if (snapshot === null) {
-        this.#countMemoHits()
-        snapshot = new Map(this.#native.metricFamilies().map((f) => [f.name, f]))
-        queueMicrotask(() => (snapshot = null))
-      }
-      return snapshot
-    }
+    this.#families ??= snapshotPerTurn(() => this.#familiesNow())
     registerMetrics(registry, name, this.#families)
   }
 
@@ -426,17 +391,8 @@ class CacheService {
   registerOpenTelemetry(meter, options) {
     const name = checkName('registerOpenTelemetry', options)
     this.#cache()
-    const live = () => !this.#closed
-    return registerOpenTelemetry(
-      meter,
-      name,
-      () => {
-        if (!live()) return null
-        this.#countMemoHits()
-        return this.#native.metricFamilies()
-      },
-      (seen) => (live() ? this.#native.invalidationSamples(seen) : null),
-    )
+    const samples = (seen) => (this.#closed ? null : this.#native.invalidationSamples(seen))
+    return registerOpenTelemetry(meter, name, () => this.#familiesNow(), samples)
   }
 
   /**

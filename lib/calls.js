@@ -1,10 +1,19 @@
 'use strict'
 
-// The pieces index.js's methods are made of that hold no state: how each
+// The pieces index.js's methods are made of that hold no state: JSON parsing, how each
 // op's reply becomes the value its promise resolves to, what the one-op
 // methods queue, and the registration methods' name check.
-const { parse } = require('./getorset.js')
 const { toKey } = require('./args.js')
+
+/** JSON text parsed; null for no text or text that is not JSON (as the original's safeJsonParse). */
+function parse(text) {
+  if (!text) return null
+  try {
+    return JSON.parse(text)
+  } catch {
+    return null
+  }
+}
 
 // How each op's replies become the value its promise resolves to:
 // (ok, num, texts, t) where texts[t] is the op's first text (Rust says where).
@@ -25,6 +34,27 @@ const queueClear = (native, _, getOrSet) => {
   getOrSet.forgetAll()
 }
 
+/** What `#serialize` answers when `JSON.stringify` throws. */
+const NO_VALUE = Symbol('no value')
+
+/**
+ * mset's record as `strs` (key, JSON, key, JSON, …) and `gone` (keys whose value
+ * JSON has no text for: deleted); values that cannot be serialized are left out.
+ * `forget(k)` for each key written.
+ */
+function recordTexts(record, serialize, forget) {
+  const strs = []
+  const gone = []
+  for (const [k, value] of Object.entries(record)) {
+    const json = serialize(value, k)
+    if (json === NO_VALUE) continue
+    forget(k)
+    if (json === undefined) gone.push(k)
+    else strs.push(k, json)
+  }
+  return { strs, gone }
+}
+
 /** `options.name` of a metrics registration, checked; default `'default'`. */
 function checkName(method, options) {
   if (options !== undefined && (options === null || typeof options !== 'object')) {
@@ -37,4 +67,4 @@ function checkName(method, options) {
   return name
 }
 
-module.exports = { asUndefined, asValue, asBool, asTtl, asInfo, queueExists, queueTtl, queuePing, queueInfo, queueClear, checkName }
+module.exports = { parse, asUndefined, asValue, asBool, asTtl, asInfo, queueExists, queueTtl, queuePing, queueInfo, queueClear, checkName, recordTexts, NO_VALUE }

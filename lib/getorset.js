@@ -11,24 +11,14 @@ const { Note } = require('../native.js')
 const { CODES, TimeoutError, shortKey } = require('./errors.js')
 const { Leases, lockKey } = require('./lease.js')
 const { runOutcome } = require('./tracing.js')
+const { parse, asUndefined, asBool } = require('./calls.js')
 
 /** A lock waiter re-checks at least this often (doubling from LOCK_POLL_MIN_MS), woken or not. */
 const LOCK_POLL_MIN_MS = 50
 const LOCK_POLL_MAX_MS = 500
 const NO_VALUE = Symbol('no value')
 const IDLE_PHASE = { started() {}, settled() {} }
-const asUndefined = () => undefined
 const asRead = (ok, num, texts, t) => ({ ok, text: texts[t] ?? null, pttl: num })
-const asStored = (ok, num) => ok && num === 1
-
-function parse(text) {
-  if (!text) return null
-  try {
-    return JSON.parse(text)
-  } catch {
-    return null
-  }
-}
 
 /** A joiner's own copy of a run's result: parsed from its text, or the value itself when JSON had none. */
 const ownCopy = (r) => (typeof r.json === 'string' ? parse(r.json) : r.value)
@@ -272,7 +262,7 @@ class GetOrSet {
       let written
       if (typeof json === 'string') {
         if (o.track) native.graceKeep(k, json, o.ttlMs, o.keepMs)
-        if (native.queueStoreIf(k, json, o.ttlMs, guard, expect)) written = this.#host.call(asStored)
+        if (native.queueStoreIf(k, json, o.ttlMs, guard, expect)) written = this.#host.call(asBool)
       } else if (json === undefined && native.guardFresh(guard)) {
         // JSON has no text for undefined, functions and symbols: the key goes, so get answers null.
         native.queueDel([k])
@@ -398,4 +388,4 @@ class GetOrSet {
   }
 }
 
-module.exports = { GetOrSet, parse }
+module.exports = { GetOrSet }

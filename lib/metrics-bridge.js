@@ -17,6 +17,20 @@ function promClient() {
   }
 }
 
+/** `families()` (a list, or null once closed) as a Map by name, taken once per turn: every family's collect of one scrape runs in the same turn. */
+function snapshotPerTurn(families) {
+  let snapshot = null
+  return () => {
+    if (snapshot === null) {
+      const list = families()
+      if (list === null) return null
+      snapshot = new Map(list.map((f) => [f.name, f]))
+      queueMicrotask(() => (snapshot = null))
+    }
+    return snapshot
+  }
+}
+
 /** `collect` of one family: each live instance's samples with its label (snapshots shared within one scrape). */
 function collector(caches, family) {
   return function collect() {
@@ -90,4 +104,4 @@ function registerMetrics(registry, name, families) {
   caches.set(name, families)
 }
 
-module.exports = { registerMetrics }
+module.exports = { registerMetrics, snapshotPerTurn }

@@ -32,6 +32,19 @@ function trace(ctx, body) {
   return channel.tracePromise(run, ctx, undefined, ctx, body)
 }
 
+/** `body(ctx)` traced when anyone subscribes, else `body(undefined)`; `fields()` builds the context only then. */
+function maybeTrace(fields, body) {
+  return channel.hasSubscribers ? trace(fields(), body) : body(undefined)
+}
+
+/** Runs a traced read's `body`: a hit it reports as `'l1'` was the memo's when the memo counted it. */
+function memoOrL1(ctx, memo, body) {
+  const seen = memo === null ? 0 : memo.hits
+  const answer = body()
+  if (ctx.outcome === 'l1' && memo !== null && memo.hits > seen) ctx.outcome = 'memo'
+  return answer
+}
+
 function run(ctx, body) {
   return body(ctx).then(undefined, (error) => {
     ctx.outcome = 'error'
@@ -91,4 +104,4 @@ function failsafe(ctx) {
   ctx.code = CODES.failsafe
 }
 
-module.exports = { channel, trace, observe, settled, notStored, runOutcome, failsafe, CHANNEL }
+module.exports = { channel, trace, maybeTrace, memoOrL1, observe, settled, notStored, runOutcome, failsafe, CHANNEL }
