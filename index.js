@@ -7,7 +7,7 @@
 const { NativeCache, Note, localGet, localGetOrQueue, localMget } = require('./native.js')
 const { CODES, CacheClosedError, TimeoutError, describe } = require('./lib/errors.js')
 const { toKey, toKeys, toTtlMs, getOrSetPolicy } = require('./lib/args.js')
-const { resolveOptions, DEFAULT_TTL } = require('./lib/options.js')
+const { resolveOptions, closedUnused, DEFAULT_TTL } = require('./lib/options.js')
 const { Log, redactText } = require('./lib/logging.js')
 const { Memo } = require('./lib/memo.js')
 const { Batcher } = require('./lib/batch.js')
@@ -36,6 +36,8 @@ class CacheService {
   #getOrSet = null
   /** This instance's metric families for the prom-client bridge; null once closed. */
   #families = null
+  /** What removes each OpenTelemetry registration, run by close() so the meter keeps no closed instance. */
+  #otelOff = []
 
   /**
    * @param {import('./index').CacheServiceOptions} [options]
@@ -345,6 +347,7 @@ class CacheService {
         this.#batch.flush()
       }
       this.#closed = true
+      for (const off of this.#otelOff.splice(0)) off()
       this.#memo?.clear()
       if (this.#native !== null) this.#native.close()
     }
@@ -392,7 +395,9 @@ class CacheService {
     const name = checkName('registerOpenTelemetry', options)
     this.#cache()
     const samples = (seen) => (this.#closed ? null : this.#native.invalidationSamples(seen))
-    return registerOpenTelemetry(meter, name, () => this.#familiesNow(), samples)
+    const off = registerOpenTelemetry(meter, name, () => this.#familiesNow(), samples)
+    this.#otelOff.push(off)
+    return off
   }
 
   /**
@@ -400,6 +405,7 @@ class CacheService {
    * instance holds (no Redis round trip): for a readiness probe; synchronous.
    */
   health() {
+    if (this.#native === null && this.#closed) return closedUnused(process.env)
     const h = this.#report().health()
     // Closed ('memory' mode keeps no such state in Rust): nothing is served any more.
     return this.#closed ? { ...h, status: 'down', local: { serving: false, reason: 'closed' } } : h

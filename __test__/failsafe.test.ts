@@ -3,6 +3,7 @@
 // invalidation by any writer, and it never answers over a value Redis holds.
 // A private redis-server: these tests kill and pause it.
 import { describe, it, expect, afterEach } from 'vitest'
+import { tracingChannel } from 'node:diagnostics_channel'
 import { CacheService } from '../index.js'
 import { sleep } from './helpers/redis'
 import { ownRedis, closedAfterEach } from './helpers/own-redis'
@@ -129,6 +130,38 @@ describe('redis mode: never over a value Redis holds; invalidation keeps the cop
     expect(c.stats().failsafe).toBe(1)
     // A caller without grace runs its factory, as before.
     expect(await c.getOrSet('k', () => 'fresh', 60)).toBe('fresh')
+  })
+
+  it('Redis killed: a caller without grace that joined the fail-safe run is traced by the run it made itself', async () => {
+    const { c } = instance('redis')
+    await c.getOrSet('k', () => 'last known', { ttl: 60, grace: 60 })
+    redis.server.signal('SIGKILL')
+    await sleep(50)
+    const seen: Array<[unknown, unknown]> = []
+    const handlers = {
+      start() {},
+      end() {},
+      asyncStart() {},
+      error() {},
+      asyncEnd: (message: object) => {
+        const ctx = message as { outcome?: string; code?: string }
+        seen.push([ctx.outcome, ctx.code])
+      },
+    }
+    const channel = tracingChannel('native-cache:operation')
+    channel.subscribe(handlers)
+    try {
+      const withGrace = c.getOrSet('k', () => 'fresh', { ttl: 60, grace: 60 })
+      const without = c.getOrSet('k', () => 'mine', 60)
+      expect(await withGrace).toBe('last known')
+      expect(await without).toBe('mine')
+    } finally {
+      channel.unsubscribe(handlers)
+    }
+    expect(seen).toEqual([
+      ['error', 'ERR_CACHE_FAILSAFE'],
+      ['miss', undefined],
+    ])
   })
 
   it('Redis killed mid-call (in the same tick as the call): the copy answers within the bound', async () => {

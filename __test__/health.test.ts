@@ -101,6 +101,12 @@ describe('health(): one server', () => {
     await r.close()
     expect(r.health()).toMatchObject({ status: 'down', redis: { connected: false }, local: { serving: false, reason: 'closed' } })
   })
+
+  it("the lazy singleton closed before its first use is 'down', not a throw", async () => {
+    const { cacheService } = await import('../index.js')
+    await cacheService.close()
+    expect(cacheService.health()).toEqual({ status: 'down', redis: { connected: false, topology: 'single' }, local: { serving: false, reason: 'closed' } })
+  })
 })
 
 describe('health(): Redis Cluster', () => {

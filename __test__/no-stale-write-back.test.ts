@@ -131,6 +131,22 @@ describe.each(topologies)('$name', (t) => {
       expect(await t.raw().hget(k, 'field')).toBe('kept')
     })
 
+    it(`a factory answering undefined on a miss deletes nothing: a raw SET during it survives (${l1})`, async () => {
+      const c = t.cache(local)
+      const k = fresh('undefined')
+      const answer = await c.getOrSet(
+        k,
+        async () => {
+          await t.raw().set(k, '"foreign"', 'EX', 30)
+          await sleep(20)
+          return undefined
+        },
+        60,
+      )
+      expect(answer).toBeUndefined()
+      expect(await t.raw().get(k)).toBe('"foreign"')
+    })
+
     it(`plain getOrSet: a raw SET, or SET then DEL, during the factory wins; the callers still get the result (${l1})`, async () => {
       const c = t.cache(local)
       const before = c.stats().superseded

@@ -150,9 +150,14 @@ describe('registerOpenTelemetry', () => {
 
   it('a closed instance reports nothing; bad arguments are TypeErrors', async () => {
     const { meter, collect } = sdk()
+    // close() takes its callback off the meter, so the meter does not keep the closed instance.
+    const remove = meter.removeBatchObservableCallback.bind(meter)
+    let removed = 0
+    meter.removeBatchObservableCallback = (...args: Parameters<typeof remove>) => (removed++, remove(...args))
     const c = new CacheService({ mode: 'memory', logger: quiet })
     c.registerOpenTelemetry(meter, { name: 'gone' })
     await c.close()
+    expect(removed).toBe(1)
     expect((await collect()).points.size).toBe(0)
     const d = new CacheService({ mode: 'memory', logger: quiet })
     open.push(d)

@@ -86,10 +86,15 @@ class GetOrSet {
     if (run !== undefined) {
       native.note(Note.Coalesced, 1)
       answer = run.then((r) => {
+        // Redis was down and the run answered from the copy: not for a caller without grace, which runs its own.
+        if (r.stale && o.graceMs === 0) {
+          return this.#fill(k, factory, o, IDLE_PHASE, { guard: 0, seen: null }).then((mine) => {
+            if (trace !== undefined) runOutcome(trace, mine, false)
+            return mine.value
+          })
+        }
         if (trace !== undefined) runOutcome(trace, r, true)
         if (!r.stale) return ownCopy(r)
-        // Redis was down and the run answered from the copy: not for a caller without grace.
-        if (o.graceMs === 0) return this.#fill(k, factory, o, IDLE_PHASE, { guard: 0, seen: null }).then((own) => own.value)
         native.note(Note.Failsafe, 1)
         return parse(r.json)
       })
@@ -149,7 +154,7 @@ class GetOrSet {
       if (refresh !== undefined) {
         native.note(Note.Coalesced, 1)
         phase.started()
-        const joined = refresh.then((r) => ({ json: r.json, value: ownCopy(r) }))
+        const joined = refresh.then((r) => ({ json: r.json, value: ownCopy(r), stored: r.stored }))
         joined.then(phase.settled, phase.settled)
         return joined
       }
@@ -263,8 +268,9 @@ class GetOrSet {
       if (typeof json === 'string') {
         if (o.track) native.graceKeep(k, json, o.ttlMs, o.keepMs)
         if (native.queueStoreIf(k, json, o.ttlMs, guard, expect)) written = this.#host.call(asBool)
-      } else if (json === undefined && native.guardFresh(guard)) {
-        // JSON has no text for undefined, functions and symbols: the key goes, so get answers null.
+      } else if (json === undefined && expect !== null && native.guardFresh(guard)) {
+        // JSON has no text for undefined, functions and symbols: the text read goes, so get answers null.
+        // After a miss that found nothing there is nothing to delete, and a key written since must stay.
         native.queueDel([k])
         written = this.#host.call(asUndefined)
       }

@@ -245,4 +245,16 @@ function secretsOf(url, password, sentinelPassword, clusterNodes) {
   return out
 }
 
-module.exports = { resolveOptions, DEFAULT_TTL }
+/** health() of the lazy singleton closed before its first use: it never connected, and never will. */
+function closedUnused(env) {
+  let topology = 'single'
+  try {
+    const n = resolveOptions(undefined, env).native
+    topology = n.mode === 'memory' ? 'memory' : n.clusterNodes ? 'cluster' : n.sentinel ? 'sentinel' : 'single'
+  } catch {
+    // Options the instance would have rejected on first use: it is down either way.
+  }
+  return { status: 'down', redis: { connected: false, topology }, local: { serving: false, reason: 'closed' } }
+}
+
+module.exports = { resolveOptions, DEFAULT_TTL, closedUnused }

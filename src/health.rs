@@ -2,7 +2,8 @@
 //! instance already holds (no Redis round trip, so it answers at once even
 //! while Redis does not).
 //!
-//! - `down`: Redis mode without a connection (or closed);
+//! - `down`: Redis mode without a connection (or closed), or a Cluster
+//!   whose every primary of the slot map is unreachable (nothing can be served);
 //! - `degraded`: connected, but L1 is configured and not serving (tracking
 //!   refused, the liveness lease lapsed), or a Cluster primary of the slot
 //!   map is unreachable (or no map is built);
@@ -52,11 +53,16 @@ pub struct LocalHealth {
 
 /// The status a tier's health adds up to.
 fn status(h: &TierHealth) -> &'static str {
-    if h.closed || !h.connected {
+    let cluster = h.topology == crate::redis::health::Topology::Cluster;
+    let none_reachable = cluster
+        && h.primaries
+            .as_ref()
+            .is_some_and(|p| !p.is_empty() && p.iter().all(|(_, reachable)| !reachable));
+    if h.closed || !h.connected || none_reachable {
         return "down";
     }
     let local_off = h.local_off.is_some_and(|why| why != LOCAL_DISABLED);
-    let shard_off = h.topology == crate::redis::health::Topology::Cluster
+    let shard_off = cluster
         && h.primaries
             .as_ref()
             .is_none_or(|p| p.iter().any(|(_, reachable)| !reachable));
@@ -150,12 +156,15 @@ mod tests {
     }
 
     #[test]
-    fn a_cluster_is_degraded_while_a_primary_is_unreachable_or_no_map_is_built() {
+    fn a_cluster_is_degraded_while_a_primary_is_unreachable_or_no_map_is_built_and_down_when_none_is_reachable(
+    ) {
         assert_eq!(status(&tier(Topology::Cluster)), "degraded");
         let mut all = tier(Topology::Cluster);
         all.primaries = Some(vec![("a:1".into(), true), ("b:2".into(), true)]);
         assert_eq!(status(&all), "ok");
         all.primaries = Some(vec![("a:1".into(), true), ("b:2".into(), false)]);
         assert_eq!(status(&all), "degraded");
+        all.primaries = Some(vec![("a:1".into(), false), ("b:2".into(), false)]);
+        assert_eq!(status(&all), "down");
     }
 }
