@@ -12,7 +12,7 @@ const { Log, redactText } = require('./lib/logging.js')
 const { Memo } = require('./lib/memo.js')
 const { Batcher } = require('./lib/batch.js')
 const { GetOrSet } = require('./lib/getorset.js')
-const { parse, asUndefined, asValue, asBool, asTtl, asInfo, queueExists, queueTtl, queuePing, queueInfo, queueClear, checkName, recordTexts, NO_VALUE } = require('./lib/calls.js')
+const { parse, asUndefined, asValue, asBool, asTtl, asInfo, queueExists, queueTtl, queuePing, queueInfo, queueClear, checkName, recordTexts, mgetMerge, NO_VALUE } = require('./lib/calls.js')
 const { registerMetrics, snapshotPerTurn } = require('./lib/metrics-bridge.js')
 const { registerOpenTelemetry } = require('./lib/otel.js')
 const tracing = require('./lib/tracing.js')
@@ -39,9 +39,7 @@ class CacheService {
   /** What removes each OpenTelemetry registration, run by close() so the meter keeps no closed instance. */
   #otelOff = []
 
-  /**
-   * @param {import('./index').CacheServiceOptions} [options]
-   */
+  /** @param {import('./index').CacheServiceOptions} [options] */
   constructor(options) {
     if (options === LAZY) return
     this.#init(resolveOptions(options, process.env))
@@ -186,11 +184,7 @@ class CacheService {
     })
   }
 
-  /**
-   * The cached value, else `factory()`'s, stored with the ttl unless the key
-   * was written or deleted meanwhile; `ttlOrOptions` is a ttl or
-   * `{ ttl, grace, timeout: { soft, hard }, eagerRefresh, lock }`.
-   */
+  /** The cached value, else `factory()`'s, stored unless the key was written meanwhile (lib/getorset.js). */
   getOrSet(key, factory, ttlOrOptions) {
     return channel.hasSubscribers
       ? trace({ method: 'getOrSet', key }, (ctx) => this.#getOrSetTraced(key, factory, ttlOrOptions, ctx))
@@ -282,18 +276,13 @@ class CacheService {
       }
       const keysToFetch = missing.length === list.length ? list : missing.map((i) => list[i])
       native.queueMget(keysToFetch)
-      const settle = (ok, num, texts, t) => {
-        if (!ok) return []
-        for (let j = 0; j < missing.length; j++) local[missing[j]] = texts[t + j]
-        return local.map(parse)
-      }
+      const settle = mgetMerge(local, missing)
       return this.#call(ctx === undefined ? settle : observe(ctx, settle, true))
     })
   }
 
   mset(record, ttl) {
-    const keys = () => (record !== null && typeof record === 'object' ? Object.keys(record) : [])
-    return maybeTrace(() => ({ method: 'mset', keys: keys() }), (ctx) => this.#mset(record, ttl, ctx))
+    return maybeTrace(() => ({ method: 'mset', keys: record !== null && typeof record === 'object' ? Object.keys(record) : [] }), (ctx) => this.#mset(record, ttl, ctx))
   }
 
   #mset(record, ttl, ctx) {
@@ -325,11 +314,7 @@ class CacheService {
     return this.#simple('clear', undefined, queueClear, asUndefined)
   }
 
-  /**
-   * Where swallowed failures go from now on: a winston-compatible logger,
-   * `false` for nowhere, `null` for the default (rate-limited warnings on stderr).
-   * Lets an application give the lazy `cacheService` its logger without touching callers.
-   */
+  /** Where swallowed failures go from now on: a logger, `false` (nowhere) or `null` (stderr); index.d.ts. */
   setLogger(logger) {
     this.#log.set(logger)
   }
@@ -374,11 +359,7 @@ class CacheService {
     return this.#native.metricFamilies()
   }
 
-  /**
-   * Adds this instance's metrics (those of `metrics()`) to a prom-client
-   * registry, default prom-client's global `register`; its samples carry the
-   * label `cache` = `options.name` (default `'default'`).
-   */
+  /** `metrics()`'s families in a prom-client registry (default: the global one), labelled cache=<name> (index.d.ts). */
   registerMetrics(registry, options) {
     const name = checkName('registerMetrics', options)
     this.#cache()
@@ -386,11 +367,7 @@ class CacheService {
     registerMetrics(registry, name, this.#families)
   }
 
-  /**
-   * Adds this instance's metrics (those of `metrics()`) to an OpenTelemetry
-   * `Meter` as instruments whose points carry `cache.name` = `options.name`
-   * (default `'default'`); returns a function that removes them.
-   */
+  /** `metrics()`'s families as OpenTelemetry instruments with cache.name; returns what removes them (index.d.ts). */
   registerOpenTelemetry(meter, options) {
     const name = checkName('registerOpenTelemetry', options)
     this.#cache()
@@ -400,10 +377,7 @@ class CacheService {
     return off
   }
 
-  /**
-   * `{ status: 'ok' | 'degraded' | 'down', redis, local }` from state the
-   * instance holds (no Redis round trip): for a readiness probe; synchronous.
-   */
+  /** `{ status, redis, local }` from state the instance holds, no Redis round trip (index.d.ts). */
   health() {
     if (this.#native === null && this.#closed) return closedUnused(process.env)
     const h = this.#report().health()

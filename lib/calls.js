@@ -24,6 +24,13 @@ const asTtl = (ok, num) => (ok ? num : -1)
 const asInfo = (ok, num, texts, t) =>
   ok ? { keyCount: num, memoryUsage: texts[t] ?? 'unknown' } : { keyCount: 0, memoryUsage: 'unknown' }
 
+/** mget's settle: L1's texts `local` (null where missing) with Redis' texts for the indexes `missing` put in, parsed. */
+const mgetMerge = (local, missing) => (ok, num, texts, t) => {
+  if (!ok) return []
+  for (let j = 0; j < missing.length; j++) local[missing[j]] = texts[t + j]
+  return local.map(parse)
+}
+
 // What the one-op methods queue: (native, argument, the getOrSet engine).
 const queueExists = (native, key) => native.queueExists(toKey(key, 'key'))
 const queueTtl = (native, key) => native.queueTtl(toKey(key, 'key'))
@@ -67,4 +74,4 @@ function checkName(method, options) {
   return name
 }
 
-module.exports = { parse, asUndefined, asValue, asBool, asTtl, asInfo, queueExists, queueTtl, queuePing, queueInfo, queueClear, checkName, recordTexts, NO_VALUE }
+module.exports = { parse, asUndefined, asValue, asBool, asTtl, asInfo, queueExists, queueTtl, queuePing, queueInfo, queueClear, checkName, recordTexts, mgetMerge, NO_VALUE }
