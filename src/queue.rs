@@ -21,7 +21,7 @@ pub struct Queue {
     pending: Mutex<Pending>,
     /// The Redis tier's shared state (`None` in `'memory'` mode).
     redis: Option<Arc<Shared>>,
-    /// The instances of this process on the same Redis target and database (see `local.rs`).
+    /// The instances of this process on the same Redis target and database (see `local/group.rs`).
     group: Arc<Group>,
     /// This instance among them.
     origin: u64,

@@ -25,7 +25,7 @@
 //! A connection comes into service only through `Shared::install`, which
 //! empties L1 when it replaces one that was up.
 //!
-//! Tracking pushes are applied to L1 by `local.rs`.
+//! Tracking pushes are applied to L1 by `local/mod.rs`.
 
 mod batch;
 mod cluster;
