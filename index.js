@@ -252,7 +252,8 @@ class CacheService {
   }
 
   mget(keys) {
-    return maybeTrace(() => ({ method: 'mget', keys }), (ctx) => this.#mget(keys, ctx))
+    // An L1 hit path: no closures built unless someone subscribes.
+    return channel.hasSubscribers ? trace({ method: 'mget', keys }, (ctx) => this.#mget(keys, ctx)) : this.#mget(keys, undefined)
   }
 
   #mget(keys, ctx) {

@@ -158,6 +158,11 @@ describe('registerOpenTelemetry', () => {
     c.registerOpenTelemetry(meter, { name: 'gone' })
     await c.close()
     expect(removed).toBe(1)
+    // Removed by the application first: close() does not remove it again.
+    const e = new CacheService({ mode: 'memory', logger: quiet })
+    e.registerOpenTelemetry(meter, { name: 'off first' })()
+    await e.close()
+    expect(removed).toBe(2)
     expect((await collect()).points.size).toBe(0)
     const d = new CacheService({ mode: 'memory', logger: quiet })
     open.push(d)

@@ -112,7 +112,12 @@ function registerOpenTelemetry(meter, name, families, samples) {
     }
   }
   meter.addBatchObservableCallback(callback, observables)
-  return () => meter.removeBatchObservableCallback(callback, observables)
+  // Once only: close() calls it too, after the application may have.
+  let registered = true
+  return () => {
+    if (registered) meter.removeBatchObservableCallback(callback, observables)
+    registered = false
+  }
 }
 
 module.exports = { registerOpenTelemetry, instrumentOf, HISTOGRAM }
