@@ -305,6 +305,9 @@ export interface LogEntry {
   code: string
 }
 
+/** Most tags one key may carry (`set(…, { tags })`, getOrSet's `tags`). */
+export declare const MAX_TAGS_PER_KEY: number
+
 /** A metric family: what one `# HELP` / `# TYPE` pair announces. */
 export interface MetricFamily {
   /** `native_cache_…` */

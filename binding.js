@@ -846,5 +846,6 @@ module.exports.DEFAULT_TTL_SECONDS = nativeBinding.DEFAULT_TTL_SECONDS
 module.exports.errorCodes = nativeBinding.errorCodes
 module.exports.LIVENESS_LEASE_MS = nativeBinding.LIVENESS_LEASE_MS
 module.exports.localBoard = nativeBinding.localBoard
+module.exports.MAX_TAGS_PER_KEY = nativeBinding.MAX_TAGS_PER_KEY
 module.exports.Note = nativeBinding.Note
 module.exports.redact = nativeBinding.redact

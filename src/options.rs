@@ -30,6 +30,10 @@ pub const DEFAULT_COMMAND_TIMEOUT_MS: u32 = 1000;
 #[napi]
 #[cfg_attr(test, allow(dead_code))] // read by JavaScript
 pub const DEFAULT_LOCK_LEASE_MS: u32 = 3000;
+/// Most tags one key may carry (`set(…, { tags })`, getOrSet's `tags`).
+#[napi]
+#[cfg_attr(test, allow(dead_code))] // read by JavaScript
+pub const MAX_TAGS_PER_KEY: u32 = 64;
 /// How often an idle connection is asked to prove it is alive, in milliseconds.
 pub const HEARTBEAT_INTERVAL_MS: u32 = 250;
 /// How long after the last proof of the link L1 keeps serving, in milliseconds:
