@@ -6,7 +6,7 @@
 // invalidation and counters live in Rust (src/).
 const { NativeCache, Note, localGet, localGetOrQueue, localMget } = require('./native.js')
 const { CODES, CacheClosedError, TimeoutError, describe } = require('./lib/errors.js')
-const { toKey, toKeys, toTtlMs, getOrSetPolicy } = require('./lib/args.js')
+const { toKey, toKeys, toTtlMs, getOrSetPolicy, checkFactory } = require('./lib/args.js')
 const { resolveOptions, closedUnused, DEFAULT_TTL } = require('./lib/options.js')
 const { Log, redactText } = require('./lib/logging.js')
 const { Memo } = require('./lib/memo.js')
@@ -195,10 +195,24 @@ class CacheService {
     return this.#guard(() => {
       const k = toKey(key, 'key')
       const o = getOrSetPolicy(ttlOrOptions, this.#defaultTtlMs)
-      if (typeof factory !== 'function') {
-        throw new TypeError(`factory must be a function, got ${describe(factory)}`)
-      }
+      checkFactory(factory)
       return this.#getOrSet.get(k, factory, o, ctx)
+    })
+  }
+
+  /** The cached values of `keys` in order; the missing ones from one `factory(missing, ctx)` call, stored (lib/getorset.js). */
+  getOrSetMany(keys, factory, ttlOrOptions) {
+    return channel.hasSubscribers
+      ? trace({ method: 'getOrSetMany', keys }, (ctx) => memoOrL1(ctx, this.#memo, () => this.#getOrSetMany(keys, factory, ttlOrOptions, ctx)))
+      : this.#getOrSetMany(keys, factory, ttlOrOptions, undefined)
+  }
+
+  #getOrSetMany(keys, factory, ttlOrOptions, ctx) {
+    return this.#guard(() => {
+      const list = toKeys(keys, 'keys')
+      const o = getOrSetPolicy(ttlOrOptions, this.#defaultTtlMs, 'getOrSetMany')
+      checkFactory(factory)
+      return this.#getOrSet.many(list, factory, o, ctx)
     })
   }
 
@@ -333,6 +347,8 @@ class CacheService {
         this.#batch.flush()
       }
       this.#closed = true
+      // Factories in flight are told through their signal; their callers get what the factories answer.
+      this.#getOrSet?.abortFactories()
       for (const off of this.#otelOff.splice(0)) off()
       this.#memo?.clear()
       if (this.#native !== null) this.#native.close()

@@ -3,6 +3,7 @@
 // Checks of the methods' arguments: keys, ttls and getOrSet's options. Each
 // throws a TypeError/RangeError naming the bad argument.
 const { describe } = require('./errors.js')
+const { toTags } = require('./tags.js')
 
 const MAX_TTL_MS = Number.MAX_SAFE_INTEGER
 
@@ -43,7 +44,7 @@ function toTtlMs(ttl, defaultTtlMs) {
   return ms
 }
 
-const OPTION_NAMES = new Set(['ttl', 'grace', 'timeout', 'eagerRefresh', 'lock'])
+const OPTION_NAMES = new Set(['ttl', 'grace', 'timeout', 'eagerRefresh', 'lock', 'tags', 'signal'])
 
 /** A non-negative, finite number (or undefined: `fallback`); names the option in its errors. */
 function amount(value, name, unit, fallback) {
@@ -58,7 +59,7 @@ function amount(value, name, unit, fallback) {
 }
 
 /** What a getOrSet call asks for, checked; the plain form (a ttl) is the same with every option off. */
-function policy(ttlMs, graceMs, soft, hard, eager, distributed) {
+function policy(ttlMs, graceMs, soft, hard, eager, distributed, tags, signal) {
   return {
     ttlMs,
     graceMs,
@@ -72,17 +73,22 @@ function policy(ttlMs, graceMs, soft, hard, eager, distributed) {
     track: graceMs > 0 || eager > 0,
     /** Single flight across processes: a lease in Redis. */
     distributed,
+    /** The stored key's tags (lib/tags.js), or undefined. */
+    tags,
+    /** The caller's AbortSignal, or undefined. */
+    signal,
   }
 }
 
 /**
- * getOrSet's third argument, checked: a ttl, or `{ ttl, grace, timeout: { soft, hard }, eagerRefresh, lock }`.
+ * getOrSet's (and getOrSetMany's) third argument, checked: a ttl, or
+ * `{ ttl, grace, timeout: { soft, hard }, eagerRefresh, lock, tags, signal }`.
  * Throws a TypeError/RangeError naming the bad option.
  */
-function getOrSetPolicy(o, defaultTtlMs) {
-  if (typeof o !== 'object' || o === null || Array.isArray(o)) return policy(toTtlMs(o, defaultTtlMs), 0, 0, 0, 0, false)
+function getOrSetPolicy(o, defaultTtlMs, method = 'getOrSet') {
+  if (typeof o !== 'object' || o === null || Array.isArray(o)) return policy(toTtlMs(o, defaultTtlMs), 0, 0, 0, 0, false, undefined, undefined)
   for (const name of Object.keys(o)) {
-    if (!OPTION_NAMES.has(name)) throw new TypeError(`getOrSet options: unknown option ${JSON.stringify(name)}`)
+    if (!OPTION_NAMES.has(name)) throw new TypeError(`${method} options: unknown option ${JSON.stringify(name)}`)
   }
   const ttlMs = toTtlMs(o.ttl, defaultTtlMs)
   const graceMs = Math.round(amount(o.grace, 'grace', 'seconds', 0) * 1000)
@@ -94,7 +100,7 @@ function getOrSetPolicy(o, defaultTtlMs) {
       throw new TypeError(`timeout must be { soft, hard } in milliseconds, got ${describe(t)}`)
     }
     for (const name of Object.keys(t)) {
-      if (name !== 'soft' && name !== 'hard') throw new TypeError(`getOrSet options: unknown option ${JSON.stringify(`timeout.${name}`)}`)
+      if (name !== 'soft' && name !== 'hard') throw new TypeError(`${method} options: unknown option ${JSON.stringify(`timeout.${name}`)}`)
     }
     soft = amount(t.soft, 'timeout.soft', 'milliseconds', 0)
     hard = amount(t.hard, 'timeout.hard', 'milliseconds', 0)
@@ -113,7 +119,15 @@ function getOrSetPolicy(o, defaultTtlMs) {
   if (o.lock !== undefined && o.lock !== 'distributed') {
     throw new TypeError(`lock must be 'distributed', got ${describe(o.lock)}`)
   }
-  return policy(ttlMs, graceMs, soft, hard, eager, o.lock === 'distributed')
+  if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) {
+    throw new TypeError(`signal must be an AbortSignal, got ${describe(o.signal)}`)
+  }
+  return policy(ttlMs, graceMs, soft, hard, eager, o.lock === 'distributed', toTags(o.tags, 'tags'), o.signal)
 }
 
-module.exports = { toKey, toKeys, toTtlMs, getOrSetPolicy, MAX_TTL_MS }
+/** getOrSet's and getOrSetMany's factory, checked. */
+function checkFactory(factory) {
+  if (typeof factory !== 'function') throw new TypeError(`factory must be a function, got ${describe(factory)}`)
+}
+
+module.exports = { toKey, toKeys, toTtlMs, getOrSetPolicy, checkFactory, MAX_TTL_MS }

@@ -8,27 +8,21 @@
 // State Rust holds (copies, guards, counters) is asked of Rust, not mirrored.
 const { randomUUID } = require('node:crypto')
 const { Note } = require('../native.js')
-const { CODES, TimeoutError, shortKey } = require('./errors.js')
+const { CODES, shortKey } = require('./errors.js')
 const { Leases, lockKey } = require('./lease.js')
-const { runOutcome } = require('./tracing.js')
+const { runOutcome, manyOutcome } = require('./tracing.js')
 const { parse, asUndefined, asBool } = require('./calls.js')
+const { Signals, Flight, FactoryContext, Caller } = require('./cancel.js')
+const { Batch, LEFT_OUT, uniqueKeys } = require('./getorset-many.js')
+const { Bounds } = require('./bounds.js')
 
 /** A lock waiter re-checks at least this often (doubling from LOCK_POLL_MIN_MS), woken or not. */
 const LOCK_POLL_MIN_MS = 50
 const LOCK_POLL_MAX_MS = 500
-const NO_VALUE = Symbol('no value')
-const IDLE_PHASE = { started() {}, settled() {} }
 const asRead = (ok, num, texts, t) => ({ ok, text: texts[t] ?? null, pttl: num })
 
 /** A joiner's own copy of a run's result: parsed from its text, or the value itself when JSON had none. */
 const ownCopy = (r) => (typeof r.json === 'string' ? parse(r.json) : r.value)
-
-/** A promise with its resolve function, for "the factory has started". */
-function deferred() {
-  const d = {}
-  d.promise = new Promise((resolve) => (d.resolve = resolve))
-  return d
-}
 
 class GetOrSet {
   /** See the constructor; the hit path's two are kept apart. */
@@ -44,6 +38,10 @@ class GetOrSet {
   #refreshing = new Map()
   /** Leases this instance holds (`lock: 'distributed'`). */
   #leases
+  /** Factories in flight that hold a signal, aborted by close(). */
+  #signals = new Signals()
+  /** What answers a caller when the factory fails or is slow (lib/bounds.js). */
+  #bounds
 
   /**
    * `host`: the instance's native half, `call(settle)` (lib/batch.js), `local(k)` (L1's text or null),
@@ -54,6 +52,9 @@ class GetOrSet {
     this.#native = host.native
     this.#local = host.local
     this.#leases = new Leases(host.native, host.call, host.closed)
+    this.#bounds = new Bounds(host, (k, run) => {
+      if (this.#inflight.get(k) === run) this.#inflight.delete(k)
+    })
   }
 
   /** A write of `k` by this instance: later callers start a run of their own (the old one will not store). */
@@ -69,6 +70,7 @@ class GetOrSet {
 
   /** One caller's getOrSet of `k` under policy `o` (lib/args.js); `trace`: a traced call's context (lib/tracing.js). */
   get(k, factory, o, trace) {
+    if (o.signal !== undefined && o.signal.aborted) return Promise.reject(o.signal.reason)
     const native = this.#native
     const text = this.#local(k)
     if (text !== null) {
@@ -79,63 +81,167 @@ class GetOrSet {
         return Promise.resolve(value)
       }
     }
-    let run = this.#inflight.get(k)
+    const caller = o.signal === undefined ? undefined : new Caller(o.signal)
+    let run = this.#joinable(k)
     let answer
-    // A run whose guard a write spoiled would answer an older value: not joined.
-    if (run !== undefined && run.state.guard !== 0 && !native.guardFresh(run.state.guard)) run = undefined
     if (run !== undefined) {
       native.note(Note.Coalesced, 1)
-      answer = run.then((r) => {
-        // Redis was down and the run answered from the copy: not for a caller without grace, which runs its own.
-        if (r.stale && o.graceMs === 0) {
-          return this.#fill(k, factory, o, IDLE_PHASE, { guard: 0, seen: null }).then((mine) => {
-            if (trace !== undefined) runOutcome(trace, mine, false)
-            return mine.value
-          })
-        }
-        if (trace !== undefined) runOutcome(trace, r, true)
-        if (!r.stale) return ownCopy(r)
-        native.note(Note.Failsafe, 1)
-        return parse(r.json)
-      })
+      answer = run.then((r) => this.#joined(k, r, factory, o, trace))
     } else {
       // What the miss saw (absent, or text that is no value): the write-back expects it still there.
       const state = { guard: 0, seen: text }
-      run = this.#start(k, state, (phase) => this.#fill(k, factory, o, phase, state))
-      answer = run.then((r) => {
-        if (trace !== undefined) runOutcome(trace, r, false)
-        if (r.stale) native.note(Note.Failsafe, 1)
-        if (r.refresh) this.#refresh(k, factory, o, r.json)
-        // The caller that ran the factory gets its value itself, as with the original.
-        return r.value
-      })
+      run = this.#start(k, state, (flight) => this.#fill(k, factory, o, flight, state))
+      answer = run.then((r) => this.#ran(k, r, factory, o, trace))
     }
-    return this.#bounded(k, run, answer, o)
+    const bounded = this.#bounds.bound(k, run, answer, o, caller)
+    if (caller !== undefined) bounded.then(caller.off, caller.off)
+    return bounded
   }
 
   /**
-   * Registers a run for `k` so concurrent callers join it. `body(phase)`
-   * calls `phase.started()` as the factory starts and `phase.settled()` when it
+   * One caller's getOrSetMany of `keys` (checked) under `o`: hits from L1, runs
+   * in flight joined, and a getOrSet run for each other key, whose factory is
+   * one call for all of them (lib/getorset-many.js).
+   */
+  many(keys, factory, o, trace) {
+    if (o.signal !== undefined && o.signal.aborted) return Promise.reject(o.signal.reason)
+    if (keys.length === 0) {
+      if (trace !== undefined) trace.outcome = 'miss'
+      return Promise.resolve([])
+    }
+    const native = this.#native
+    const unique = uniqueKeys(keys)
+    /** Key -> its value, or the promise of it. */
+    const answers = new Map()
+    /** Key -> its outcome, when traced. */
+    const parts = trace === undefined ? undefined : new Map()
+    const refresh = o.refreshLeftMs >= 0 ? new Batch(factory, unique, this.#signals, [], this.#ranMany) : undefined
+    const caller = o.signal === undefined ? undefined : new Caller(o.signal)
+    let batch
+    let own = null
+    let joined = false
+    for (const k of unique) {
+      const part = parts === undefined ? undefined : {}
+      parts?.set(k, part)
+      const text = this.#local(k)
+      const value = parse(text)
+      if (value !== null) {
+        if (part !== undefined) part.outcome = 'l1'
+        if (o.track && native.onHit(k, o.keepMs, o.refreshLeftMs)) this.#refresh(k, refresh, o, text)
+        answers.set(k, value)
+        continue
+      }
+      const run = this.#joinable(k)
+      if (run === undefined) {
+        ;(own ??= []).push(k, text)
+        continue
+      }
+      native.note(Note.Coalesced, 1)
+      joined = true
+      answers.set(k, this.#bounds.bound(k, run, run.then((r) => this.#joined(k, r, batch, o, part)), o, caller))
+    }
+    if (own === null && !joined) {
+      if (trace !== undefined) trace.outcome = 'l1'
+      caller?.off()
+      return Promise.resolve(keys.map((k) => answers.get(k)))
+    }
+    const mine = own === null ? [] : own.filter((_, i) => i % 2 === 0)
+    batch = new Batch(factory, unique, this.#signals, mine, this.#ranMany)
+    for (let i = 0; own !== null && i < own.length; i += 2) {
+      const k = own[i]
+      const state = { guard: 0, seen: own[i + 1] }
+      const flight = new Flight(this.#signals)
+      const pass = () => batch.pass(k)
+      flight.onWaiting = pass
+      const run = this.#start(k, state, (f) => this.#fill(k, batch, o, f, state), flight)
+      const answer = run.then(
+        (r) => (pass(), this.#ran(k, r, refresh, o, parts?.get(k))),
+        (error) => {
+          pass()
+          throw error
+        },
+      )
+      answers.set(k, this.#bounds.bound(k, run, answer, o, caller))
+    }
+    const result = Promise.all(unique.map((k) => answers.get(k))).then((values) => {
+      if (trace !== undefined) manyOutcome(trace, parts.values())
+      if (unique === keys || unique.length === keys.length) return values
+      const byKey = new Map(unique.map((k, i) => [k, values[i]]))
+      return keys.map((k) => byKey.get(k))
+    })
+    if (caller !== undefined) result.then(caller.off, caller.off)
+    return result
+  }
+
+  #ranMany = () => this.#native.note(Note.FactoryRun, 1)
+
+  /** The run in flight for `k` that a caller may join, if any. */
+  #joinable(k) {
+    const run = this.#inflight.get(k)
+    // A run whose guard a write spoiled would answer an older value: not joined.
+    if (run !== undefined && run.state.guard !== 0 && !this.#native.guardFresh(run.state.guard)) return undefined
+    return run
+  }
+
+  /** A joiner's answer from the run it joined; `source`: its own factory (getOrSet) or batch (getOrSetMany). */
+  #joined(k, r, source, o, trace) {
+    // Redis was down and the run answered from the copy: not for a caller without grace, which runs its own.
+    if ((r.stale && o.graceMs === 0) || this.#leftOut(r, source)) return this.#again(k, source, o, trace)
+    if (trace !== undefined) runOutcome(trace, r, true)
+    if (!r.stale) return ownCopy(r)
+    this.#native.note(Note.Failsafe, 1)
+    return parse(r.json)
+  }
+
+  /** The answer of the caller whose run it was; `source` also makes its eager refresh. */
+  #ran(k, r, source, o, trace) {
+    if (this.#leftOut(r, source)) return this.#again(k, source, o, trace)
+    if (trace !== undefined) runOutcome(trace, r, false)
+    if (r.stale) this.#native.note(Note.Failsafe, 1)
+    if (r.refresh) this.#refresh(k, source, o, r.json)
+    // The caller that ran the factory gets its value itself, as with the original.
+    return r.value
+  }
+
+  /** A getOrSetMany factory left the key out: a getOrSet caller's answer is still its own factory's. */
+  #leftOut(r, source) {
+    return r.leftOut === true && typeof source === 'function'
+  }
+
+  /** A run of the caller's own, when the one it got cannot answer it. */
+  #again(k, source, o, trace) {
+    return this.#fill(k, source, o, new Flight(this.#signals, false), { guard: 0, seen: null }).then((mine) => {
+      if (trace !== undefined) runOutcome(trace, mine, false)
+      return mine.value
+    })
+  }
+
+  /**
+   * Registers a run for `k` so concurrent callers join it. `body(flight)`
+   * calls `flight.start()` as the factory starts and `flight.settle()` when it
    * settles (callers' timeouts count only while the factory runs), and sets
    * `state.guard` to its write-back guard.
    */
-  #start(k, state, body) {
-    const started = deferred()
-    const settled = deferred()
-    const run = body({ started: started.resolve, settled: settled.resolve })
-    run.started = started.promise
-    run.settled = settled.promise
+  #start(k, state, body, flight = new Flight(this.#signals)) {
+    const run = body(flight)
+    run.flight = flight
     run.state = state
     this.#inflight.set(k, run)
     const done = () => {
       if (this.#inflight.get(k) === run) this.#inflight.delete(k)
     }
     run.then(done, done)
+    // No caller waits any more: callers from now on start a run of their own.
+    flight.onAbandon = done
     return run
   }
 
-  /** The miss: Redis' value (or the fail-safe copy when Redis fails), else the factory's, stored under guard. */
-  async #fill(k, factory, o, phase, state) {
+  /**
+   * The miss: Redis' value (or the fail-safe copy when Redis fails), else the
+   * factory's, stored under guard. `source`: getOrSet's factory, or the
+   * getOrSetMany batch the key asks its value of.
+   */
+  async #fill(k, source, o, flight, state) {
     const native = this.#native
     // Taken before the read: a write of the key from here on wins over the factory's result.
     state.guard = native.guardKey(k)
@@ -147,19 +253,21 @@ class GetOrSet {
         const found = this.#found(k, read, o)
         if (found !== null) return found
         // Redis could not be read: the copy rather than the factory, when there is one.
-        const stale = read.ok ? null : this.#stale(k, o, 'redis-unavailable')
+        const stale = read.ok ? null : this.#bounds.stale(k, o, 'redis-unavailable')
         if (stale !== null) return stale
       }
       const refresh = this.#refreshing.get(k)
       if (refresh !== undefined) {
         native.note(Note.Coalesced, 1)
-        phase.started()
-        const joined = refresh.then((r) => ({ json: r.json, value: ownCopy(r), stored: r.stored }))
-        joined.then(phase.settled, phase.settled)
+        flight.start()
+        flight.waiting()
+        const joined = refresh.then((r) => ({ json: r.json, value: ownCopy(r), stored: r.stored, leftOut: r.leftOut }))
+        const settle = () => flight.settle()
+        joined.then(settle, settle)
         return joined
       }
-      if (o.distributed && !this.#host.memory) return await this.#fillLocked(k, factory, o, phase, state)
-      return await this.#produce(k, factory, o, phase, state.guard, state.seen)
+      if (o.distributed && !this.#host.memory) return await this.#fillLocked(k, source, o, flight, state)
+      return await this.#produce(k, source, o, flight, state.guard, state.seen)
     } finally {
       // The latest guard (the lock's rounds take their own); a no-op once the write-back took it.
       native.releaseGuard(state.guard)
@@ -186,7 +294,7 @@ class GetOrSet {
    * Redis failing answers as a plain getOrSet does: the copy, else the factory.
    * Each round's read is guarded anew: the holder's own write is no reason to drop ours.
    */
-  async #fillLocked(k, factory, o, phase, state) {
+  async #fillLocked(k, source, o, flight, state) {
     const native = this.#native
     const lk = lockKey(k)
     const token = randomUUID()
@@ -208,32 +316,29 @@ class GetOrSet {
         if (taken) this.#leases.release(lk, token)
         return found
       }
-      if (taken) return this.#produceLocked(k, factory, o, phase, lk, token, guard, read.text)
+      if (taken) return this.#produceLocked(k, source, o, flight, lk, token, guard, read.text)
       let reason = null
       if (!ok || !read.ok || this.#host.closed()) reason = 'redis-unavailable'
       else if (Date.now() >= deadline) reason = 'lock-timeout'
       if (reason !== null) {
         // Redis failed mid-lock, or timeout.hard was spent waiting: the copy, else a run of this caller's own.
-        return this.#stale(k, o, reason) ?? this.#produce(k, factory, o, phase, guard, read.text)
+        return this.#bounds.stale(k, o, reason) ?? this.#produce(k, source, o, flight, guard, read.text)
       }
       if (!waited) {
         waited = true
         native.note(Note.LockWait, 1)
+        flight.waiting()
       }
       if (!(await woken)) delay = Math.min(delay * 2, LOCK_POLL_MAX_MS)
     }
   }
 
   /** The lease holder's run: renews the lease while the factory runs, releases it after the write. */
-  async #produceLocked(k, factory, o, phase, lk, token, guard, seen) {
+  async #produceLocked(k, source, o, flight, lk, token, guard, seen) {
     const stop = this.#leases.renewing(lk, token)
-    const settled = () => {
-      stop()
-      phase.settled()
-    }
     try {
       // Released right behind the write (same batch), before the callers are answered.
-      return await this.#produce(k, factory, o, { started: phase.started, settled }, guard, seen, () => this.#leases.release(lk, token))
+      return await this.#produce(k, source, o, flight, guard, seen, { settled: stop, written: () => this.#leases.release(lk, token) })
     } finally {
       stop()
       this.#leases.release(lk, token)
@@ -245,48 +350,63 @@ class GetOrSet {
     this.#leases.releaseAll()
   }
 
+  /** close(): aborts the signal of every factory in flight (eager refreshes too). */
+  abortFactories() {
+    this.#signals.abortAll()
+  }
+
   /**
-   * Runs the factory and stores its value with the ttl under `guard`: only if
-   * nobody wrote or deleted the key since the guard was taken, and (Redis
-   * decides) the key still holds `expect`, the text read (null: absent).
-   * Keeps the value as the fail-safe copy. `afterWrite` runs right behind the
-   * write, in the same batch.
+   * Runs the factory (`source`: getOrSet's, called with `{ key, signal }`, or
+   * the getOrSetMany batch's) and stores its value with the ttl under `guard`:
+   * only if nobody wrote or deleted the key since the guard was taken, and
+   * (Redis decides) the key still holds `expect`, the text read (null: absent).
+   * Keeps the value as the fail-safe copy. `lock`: the lease's `settled()` (the
+   * factory settled) and `written()` (right behind the write, same batch).
    */
-  async #produce(k, factory, o, phase, guard, expect, afterWrite = undefined) {
+  async #produce(k, source, o, flight, guard, expect, lock = undefined) {
     const native = this.#native
-    phase.started()
-    native.note(Note.FactoryRun, 1)
+    // Every caller stopped waiting before the factory started: it does not run.
+    if (flight.abandoned) throw flight.reason
+    flight.start()
     let value
     try {
-      value = await factory()
+      if (typeof source === 'function') {
+        native.note(Note.FactoryRun, 1)
+        value = await source(new FactoryContext(flight, k))
+      } else value = await source.ask(k, flight)
     } finally {
-      phase.settled()
+      lock?.settled()
+      flight.settle()
+    }
+    if (value === LEFT_OUT) {
+      lock?.written()
+      return { value: null, json: null, stored: false, leftOut: true }
     }
     const json = this.#host.serialize(value, k)
     if (!this.#host.closed()) {
       let written
       if (typeof json === 'string') {
         if (o.track) native.graceKeep(k, json, o.ttlMs, o.keepMs)
-        if (native.queueStoreIf(k, json, o.ttlMs, guard, expect)) written = this.#host.call(asBool)
+        if (native.queueStoreIf(k, json, o.ttlMs, guard, expect, o.tags)) written = this.#host.call(asBool)
       } else if (json === undefined && expect !== null && native.guardFresh(guard)) {
         // JSON has no text for undefined, functions and symbols: the text read goes, so get answers null.
         // After a miss that found nothing there is nothing to delete, and a key written since must stay.
         native.queueDel([k])
         written = this.#host.call(asUndefined)
       }
-      if (afterWrite !== undefined) afterWrite()
+      lock?.written()
       return { value, json, stored: (await written) === true }
     }
     return { value, json, stored: false }
   }
 
-  /** One background refresh of `k` (eagerRefresh), stored only while the key still holds `text`. */
-  #refresh(k, factory, o, text) {
+  /** One background refresh of `k` (eagerRefresh), stored only while the key still holds `text`; its signal aborts on close(). */
+  #refresh(k, source, o, text) {
     if (this.#host.closed() || this.#refreshing.has(k) || this.#inflight.has(k)) return
     const native = this.#native
     native.note(Note.EagerRefresh, 1)
     const guard = native.guardKey(k)
-    const run = this.#produce(k, factory, o, IDLE_PHASE, guard, text)
+    const run = this.#produce(k, source, o, new Flight(this.#signals, false), guard, text)
     this.#refreshing.set(k, run)
     const done = () => {
       native.releaseGuard(guard)
@@ -295,101 +415,6 @@ class GetOrSet {
     run.then(done, (error) => {
       done()
       this.#host.log('warn', `Cache eager refresh of ${shortKey(k)} failed; the current value stays`, { code: CODES.factory, key: k, error })
-    })
-  }
-
-  /** The fail-safe copy of `k`, parsed, or NO_VALUE. */
-  #graceValue(k, o) {
-    if (o.graceMs === 0 || this.#host.closed()) return NO_VALUE
-    const value = parse(this.#native.graceGet(k))
-    return value === null ? NO_VALUE : value
-  }
-
-  #warnFailsafe(k, reason, error) {
-    const meta = { code: CODES.failsafe, key: k, reason }
-    if (error !== undefined) meta.error = error
-    this.#host.log('warn', `Cache getOrSet answered ${shortKey(k)} with its fail-safe copy (${reason})`, meta)
-  }
-
-  /** A run's result from the fail-safe copy (counted by its callers), or null when there is none. */
-  #stale(k, o, reason) {
-    const value = this.#graceValue(k, o)
-    if (value === NO_VALUE) return null
-    this.#warnFailsafe(k, reason)
-    return { json: JSON.stringify(value), value, stale: true }
-  }
-
-  /** A caller's answer from the fail-safe copy (counted, said once per run), or NO_VALUE when there is none. */
-  #failsafe(k, o, run, reason, error) {
-    const value = this.#graceValue(k, o)
-    if (value === NO_VALUE) return NO_VALUE
-    this.#native.note(Note.Failsafe, 1)
-    if (!run.failsafeLogged) {
-      run.failsafeLogged = true
-      this.#warnFailsafe(k, reason, error)
-    }
-    return value
-  }
-
-  /**
-   * One caller's answer from a run: a factory failure answers the fail-safe copy
-   * when there is one; past `timeout.soft` the copy answers while the factory
-   * goes on; past `timeout.hard` the copy or a TimeoutError.
-   */
-  #bounded(k, run, answer, o) {
-    return new Promise((resolve, reject) => {
-      let settled = false
-      const timers = []
-      const finish = (fn, v) => {
-        if (settled) return
-        settled = true
-        for (const t of timers) clearTimeout(t)
-        fn(v)
-      }
-      answer.then(
-        (value) => finish(resolve, value),
-        (error) => {
-          if (settled) {
-            this.#host.log('warn', `Cache getOrSet factory for ${shortKey(k)} failed after its callers were answered`, { code: CODES.factory, key: k, error })
-            return
-          }
-          const copy = this.#failsafe(k, o, run, 'factory-error', error)
-          if (copy === NO_VALUE) finish(reject, error)
-          else finish(resolve, copy)
-        },
-      )
-      if (o.soft === 0 && o.hard === 0) return
-      // Once the factory has settled, what is left (the write) is bounded by commandTimeoutMs.
-      let factoryDone = false
-      run.settled.then(() => {
-        factoryDone = true
-        for (const t of timers) clearTimeout(t)
-      })
-      run.started.then(() => {
-        if (settled || factoryDone) return
-        if (o.soft > 0) {
-          timers.push(
-            setTimeout(() => {
-              const copy = this.#failsafe(k, o, run, 'soft-timeout')
-              if (copy === NO_VALUE) return
-              this.#native.note(Note.SoftTimeout, 1)
-              finish(resolve, copy)
-            }, o.soft),
-          )
-        }
-        if (o.hard > 0) {
-          timers.push(
-            setTimeout(() => {
-              this.#native.note(Note.HardTimeout, 1)
-              // Callers from now on start a run of their own rather than join this one.
-              if (this.#inflight.get(k) === run) this.#inflight.delete(k)
-              const copy = this.#failsafe(k, o, run, 'hard-timeout')
-              if (copy === NO_VALUE) finish(reject, new TimeoutError(k, o.hard))
-              else finish(resolve, copy)
-            }, o.hard),
-          )
-        }
-      })
     })
   }
 }

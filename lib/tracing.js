@@ -98,10 +98,31 @@ function runOutcome(ctx, r, joined) {
   }
 }
 
+/** getOrSetMany's order of outcomes: the key answered from furthest away says how the call was answered. */
+const RANK = { memo: 0, l1: 1, redis: 2, miss: 3, error: 4 }
+
+/**
+ * getOrSetMany's outcome from its keys' (`parts`, each as runOutcome sets
+ * it; none: the key's fail-safe copy answered at a timeout or a factory
+ * failure): the furthest tier any key came from, `coalesced` when any key
+ * joined a run, `cached: false` when any factory value was not stored.
+ */
+function manyOutcome(ctx, parts) {
+  for (const p of parts) {
+    if (p.outcome === undefined) failsafe(p)
+    if (ctx.outcome === undefined || RANK[p.outcome] > RANK[ctx.outcome]) {
+      ctx.outcome = p.outcome
+      if (p.code !== undefined) ctx.code = p.code
+    }
+    if (p.coalesced) ctx.coalesced = true
+    if (p.cached === false) ctx.cached = false
+  }
+}
+
 /** A getOrSet answered with its fail-safe copy: the failure result it takes. */
 function failsafe(ctx) {
   ctx.outcome = 'error'
   ctx.code = CODES.failsafe
 }
 
-module.exports = { channel, trace, maybeTrace, memoOrL1, observe, settled, notStored, runOutcome, failsafe, CHANNEL }
+module.exports = { channel, trace, maybeTrace, memoOrL1, observe, settled, notStored, runOutcome, manyOutcome, failsafe, CHANNEL }
