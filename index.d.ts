@@ -162,6 +162,31 @@ export interface GetOrSetOptions {
    * mode: the in-process single flight every `getOrSet` has. Default: none.
    */
   lock?: 'distributed'
+  /** Tags attached to the stored key (at most 64 non-empty strings), for `invalidateTags`. Default: none. */
+  tags?: string[]
+  /**
+   * The caller's own signal: its abort rejects the call with `signal.reason` (an `AbortError`
+   * `DOMException` by default), at once when already aborted (the factory does not run). The
+   * factory's own signal aborts only when every caller waiting on its run has aborted (or passed
+   * `timeout.hard`). Listeners are removed when the call settles.
+   */
+  signal?: AbortSignal
+}
+
+/** What getOrSet's factory is called with. */
+export interface FactoryContext {
+  key: string
+  /**
+   * Aborts at `timeout.hard`, when every caller waiting on this run has aborted its own `signal`,
+   * or on `close()` (reason: `CacheClosedError`). A factory that ignores it works as before.
+   */
+  signal: AbortSignal
+}
+
+/** What getOrSetMany's factory is called with, after the missing keys. */
+export interface ManyFactoryContext {
+  /** As `FactoryContext.signal`, for every key of the call. */
+  signal: AbortSignal
 }
 
 /** Rejection of a `getOrSet` whose factory ran past `timeout.hard` with no fail-safe copy. */
@@ -181,6 +206,7 @@ export type CacheOperation =
   | 'set'
   | 'del'
   | 'getOrSet'
+  | 'getOrSetMany'
   | 'invalidatePattern'
   | 'exists'
   | 'ttl'
@@ -200,7 +226,7 @@ export interface CacheOperationContext {
   method: CacheOperation
   /** The key argument, as given (`get`, `set`, `del` of one key, `getOrSet`, `exists`, `ttl`). */
   key?: string | number
-  /** `mget`, `mset` (the record's keys), `del` of an array. */
+  /** `mget`, `mset` (the record's keys), `del` of an array, `getOrSetMany`. */
   keys?: Array<string | number>
   /** `invalidatePattern`. */
   pattern?: string
@@ -254,13 +280,26 @@ export declare class CacheService {
    * A write or delete of the key by anyone after the miss was read wins: the result is
    * returned but not stored (counted in `stats().superseded`).
    */
-  getOrSet<T>(key: string | number, factory: () => T | Promise<T>, ttl?: number | string): Promise<T>
+  getOrSet<T>(key: string | number, factory: (ctx: FactoryContext) => T | Promise<T>, ttl?: number | string): Promise<T>
   /**
    * `getOrSet` with options: `ttl`, `grace` (fail-safe), `timeout: { soft, hard }`, `eagerRefresh`,
    * `lock: 'distributed'`.
    * Bad options reject with a `TypeError`/`RangeError` naming the option.
    */
-  getOrSet<T>(key: string | number, factory: () => T | Promise<T>, options: GetOrSetOptions): Promise<T>
+  getOrSet<T>(key: string | number, factory: (ctx: FactoryContext) => T | Promise<T>, options: GetOrSetOptions): Promise<T>
+  /**
+   * One value per key, in the order of `keys` (hits from L1 and Redis in one round). The factory
+   * is called once with every missing key (deduplicated, first seen first); what it returns (a
+   * plain object or a `Map` by key) is stored in one round; keys it leaves out (or gives
+   * `undefined`) are `null` and not stored. A key another `getOrSet`/`getOrSetMany` is computing
+   * is awaited, not asked again (across processes with `lock: 'distributed'`). The options apply
+   * per key; a factory rejection answers each key's fail-safe copy, else rejects the call.
+   */
+  getOrSetMany<T>(
+    keys: Array<string | number>,
+    factory: (missing: string[], ctx: ManyFactoryContext) => Record<string, T> | Map<string, T> | Promise<Record<string, T> | Map<string, T>>,
+    ttlOrOptions?: number | string | GetOrSetOptions,
+  ): Promise<Array<T | null>>
   /** Deletes every key matching the Redis glob (`*`, `?`, `[a-c]`, `[^a]`, `\` escapes), with SCAN. */
   invalidatePattern(pattern: string): Promise<void>
   exists(key: string | number): Promise<boolean>

@@ -168,28 +168,46 @@ class FactoryContext {
   }
 }
 
-/** A caller's own `signal`, listened to once however many runs the call waits on; `off()` once the call settles. */
+/** Signal -> the Callers listening to it: one listener per signal however many calls use it at once. */
+const listening = new WeakMap()
+
+function onAbort() {
+  const callers = listening.get(this)
+  if (callers === undefined) return
+  listening.delete(this)
+  this.removeEventListener('abort', onAbort)
+  for (const c of callers) c.abort(this.reason)
+}
+
+/** A caller's own `signal`, for every run the call waits on; `off()` once the call settles. */
 class Caller {
   #signal
   #stops = []
 
   constructor(signal) {
     this.#signal = signal
-    signal.addEventListener('abort', this.#abort)
-  }
-
-  #abort = () => {
-    const reason = this.#signal.reason
-    for (const stop of this.#stops.splice(0)) stop(reason)
+    let callers = listening.get(signal)
+    if (callers === undefined) {
+      listening.set(signal, (callers = new Set()))
+      signal.addEventListener('abort', onAbort)
+    }
+    callers.add(this)
   }
 
   add(stop) {
     this.#stops.push(stop)
   }
 
+  abort(reason) {
+    for (const stop of this.#stops.splice(0)) stop(reason)
+  }
+
   off = () => {
-    this.#signal.removeEventListener('abort', this.#abort)
     this.#stops.length = 0
+    const callers = listening.get(this.#signal)
+    if (callers === undefined || !callers.delete(this) || callers.size > 0) return
+    listening.delete(this.#signal)
+    this.#signal.removeEventListener('abort', onAbort)
   }
 }
 
