@@ -183,6 +183,12 @@ export interface FactoryContext {
   signal: AbortSignal
 }
 
+/**
+ * getOrSet's factory: called with a `FactoryContext`; one that takes no argument (the original's)
+ * is one too, and a subclass may still declare its override's factory as `() => T`.
+ */
+export type GetOrSetFactory<T> = (() => T | Promise<T>) | ((ctx: FactoryContext) => T | Promise<T>)
+
 /** What getOrSetMany's factory is called with, after the missing keys. */
 export interface ManyFactoryContext {
   /** As `FactoryContext.signal`, for every key of the call. */
@@ -280,13 +286,13 @@ export declare class CacheService {
    * A write or delete of the key by anyone after the miss was read wins: the result is
    * returned but not stored (counted in `stats().superseded`).
    */
-  getOrSet<T>(key: string | number, factory: (ctx: FactoryContext) => T | Promise<T>, ttl?: number | string): Promise<T>
+  getOrSet<T>(key: string | number, factory: GetOrSetFactory<T>, ttl?: number | string): Promise<T>
   /**
    * `getOrSet` with options: `ttl`, `grace` (fail-safe), `timeout: { soft, hard }`, `eagerRefresh`,
    * `lock: 'distributed'`.
    * Bad options reject with a `TypeError`/`RangeError` naming the option.
    */
-  getOrSet<T>(key: string | number, factory: (ctx: FactoryContext) => T | Promise<T>, options: GetOrSetOptions): Promise<T>
+  getOrSet<T>(key: string | number, factory: GetOrSetFactory<T>, options: GetOrSetOptions): Promise<T>
   /**
    * One value per key, in the order of `keys` (hits from L1 and Redis in one round). The factory
    * is called once with every missing key (deduplicated, first seen first); what it returns (a

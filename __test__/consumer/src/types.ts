@@ -15,6 +15,9 @@ import type {
   RedisTierStats,
   CacheErrorCode,
   GetOrSetOptions,
+  FactoryContext,
+  ManyFactoryContext,
+  GetOrSetFactory,
   PromRegistry,
   OtelMeter,
   CacheOperation,
@@ -42,6 +45,9 @@ export interface Everything {
   redisStats: RedisTierStats;
   code: CacheErrorCode;
   getOrSet: GetOrSetOptions;
+  factoryContext: FactoryContext;
+  manyFactoryContext: ManyFactoryContext;
+  factory: GetOrSetFactory<number>;
   registry: PromRegistry;
   meter: OtelMeter;
   operation: CacheOperation;
@@ -59,3 +65,15 @@ export function readiness(cache: CacheService): { ready: boolean; status: CacheH
 }
 
 export const failures: Array<new (...args: never[]) => Error> = [TimeoutError, CacheClosedError];
+
+/** getOrSetMany with a cancellable factory, the options (`signal`, `tags`) as a backend would pass them. */
+export async function titles(cache: CacheService, ids: string[], signal: AbortSignal): Promise<Array<string | null>> {
+  const load = async (missing: string[], ctx: ManyFactoryContext): Promise<Map<string, string>> => {
+    ctx.signal.throwIfAborted();
+    return new Map(missing.map((id) => [id, `title ${id}`]));
+  };
+  const byId: Array<string | null> = await cache.getOrSetMany(ids, load, { ttl: 60, signal, tags: ['titles'] });
+  const one: string = await cache.getOrSet('title:1', async ({ key, signal: s }: FactoryContext) => (s.aborted ? '' : key), { signal });
+  const plain: number = await cache.getOrSet('n', () => 1, 30);
+  return [...byId, one, String(plain)];
+}
