@@ -161,6 +161,17 @@ describe.each(['redis', 'memory'] as const)('%s mode', (mode) => {
     expect(await c.getOrSet('g', async () => 2, { tags: ['t'] })).toBe(2)
   })
 
+  it('eager refresh: hits due for a refresh are refreshed by one background factory call', async () => {
+    const c = await instance(mode)
+    const o = { ttl: 1, eagerRefresh: 0.5 }
+    await c.getOrSetMany(['a', 'b'], async () => ({ a: 'old a', b: 'old b' }), o)
+    await sleep(600)
+    const { calls, factory } = recording()
+    expect(await c.getOrSetMany(['a', 'b'], factory, o)).toEqual(['old a', 'old b'])
+    expect(await eventually(async () => (await c.get('b'))?.v === 'b', 1000)).toBe(true)
+    expect(calls).toEqual([['a', 'b']])
+  })
+
   it('traced as { method: "getOrSetMany", keys } with an outcome', async () => {
     const c = await instance(mode)
     const seen: Array<{ method: string; keys?: unknown; outcome?: string }> = []
@@ -197,6 +208,16 @@ it('the reads are one round (one native batch), and so are the stores', async ()
   }
   expect(events).toEqual(['batch', 'factory r7,r8,r9', 'batch'])
   expect(await raw.get('r8')).toBe('"made r8"')
+})
+
+it('40 missing keys (their reads span several native batches): still one factory call', async () => {
+  const c = await instance('redis')
+  const keys = Array.from({ length: 40 }, (_, i) => `wide:${i}`)
+  const { calls, factory } = recording()
+  const got = await c.getOrSetMany(keys, factory, 60)
+  expect(calls).toEqual([keys])
+  expect(got).toEqual(keys.map((k) => ({ v: k })))
+  expect(await raw.exists(...keys)).toBe(40)
 })
 
 it("lock: 'distributed': two instances asking overlapping keys compute each key once overall", async () => {
