@@ -107,4 +107,12 @@ function uniqueKeys(keys) {
   return keys.length < 2 ? keys : [...new Set(keys)]
 }
 
-module.exports = { Batch, LEFT_OUT, uniqueKeys }
+/** The call's answer: one value per key of `keys` (duplicates too), from `answers` (key of `unique` -> value or its promise). */
+async function inKeyOrder(keys, unique, answers) {
+  const values = await Promise.all(unique.map((k) => answers.get(k)))
+  if (unique.length === keys.length) return values
+  const byKey = new Map(unique.map((k, i) => [k, values[i]]))
+  return keys.map((k) => byKey.get(k))
+}
+
+module.exports = { Batch, LEFT_OUT, uniqueKeys, inKeyOrder }

@@ -13,7 +13,7 @@ const { Leases, lockKey } = require('./lease.js')
 const { runOutcome, manyOutcome } = require('./tracing.js')
 const { parse, asUndefined, asBool } = require('./calls.js')
 const { Signals, Flight, FactoryContext, Caller } = require('./cancel.js')
-const { Batch, LEFT_OUT, uniqueKeys } = require('./getorset-many.js')
+const { Batch, LEFT_OUT, uniqueKeys, inKeyOrder } = require('./getorset-many.js')
 const { Bounds } = require('./bounds.js')
 
 /** A lock waiter re-checks at least this often (doubling from LOCK_POLL_MIN_MS), woken or not. */
@@ -116,7 +116,7 @@ class GetOrSet {
     /** Key -> its outcome, when traced. */
     const parts = trace === undefined ? undefined : new Map()
     const refresh = o.refreshLeftMs >= 0 ? new Batch(factory, unique, this.#signals, [], this.#ranMany) : undefined
-    const caller = o.signal === undefined ? undefined : new Caller(o.signal)
+    let caller
     let batch
     let own = null
     let joined = false
@@ -138,13 +138,14 @@ class GetOrSet {
       }
       native.note(Note.Coalesced, 1)
       joined = true
+      if (o.signal !== undefined) caller ??= new Caller(o.signal)
       answers.set(k, this.#bounds.bound(k, run, run.then((r) => this.#joined(k, r, batch, o, part)), o, caller))
     }
     if (own === null && !joined) {
       if (trace !== undefined) trace.outcome = 'l1'
-      caller?.off()
       return Promise.resolve(keys.map((k) => answers.get(k)))
     }
+    if (o.signal !== undefined) caller ??= new Caller(o.signal)
     const mine = own === null ? [] : own.filter((_, i) => i % 2 === 0)
     batch = new Batch(factory, unique, this.#signals, mine, this.#ranMany)
     for (let i = 0; own !== null && i < own.length; i += 2) {
@@ -163,11 +164,9 @@ class GetOrSet {
       )
       answers.set(k, this.#bounds.bound(k, run, answer, o, caller))
     }
-    const result = Promise.all(unique.map((k) => answers.get(k))).then((values) => {
+    const result = inKeyOrder(keys, unique, answers).then((values) => {
       if (trace !== undefined) manyOutcome(trace, parts.values())
-      if (unique === keys || unique.length === keys.length) return values
-      const byKey = new Map(unique.map((k, i) => [k, values[i]]))
-      return keys.map((k) => byKey.get(k))
+      return values
     })
     if (caller !== undefined) result.then(caller.off, caller.off)
     return result
