@@ -1,5 +1,6 @@
 // Every contender behind one small adapter:
 //   { name, get(k), set(k, v, ttlSeconds), getOrSet(k, factory, ttlSeconds),
+//     getOrSetMany?(keys, factory(missing), ttlSeconds) (the addon only),
 //     mget(keys), del(k), close(), coherent: whether another process's writes reach it }
 // Values are plain objects; each adapter hands back a fresh object per read,
 // as the original does (a JSON.parse per hit).
@@ -27,6 +28,8 @@ function serviceAdapter(name, c) {
     get: (k) => c.get(k),
     set: (k, v, ttl) => c.set(k, v, ttl),
     getOrSet: (k, f, ttl) => c.getOrSet(k, f, ttl),
+    // The addon's own (W12); the original has none.
+    getOrSetMany: typeof c.getOrSetMany === 'function' ? (keys, f, ttl) => c.getOrSetMany(keys, f, ttl) : undefined,
     mget: (keys) => c.mget(keys),
     del: (k) => c.del(k),
     ready: () => c.ping(),
