@@ -413,7 +413,8 @@ class GetOrSet {
     }
     run.then(done, (error) => {
       done()
-      this.#host.log('warn', `Cache eager refresh of ${shortKey(k)} failed; the current value stays`, { code: CODES.factory, key: k, error })
+      // After close() (which aborts it), no news.
+      if (!this.#host.closed()) this.#host.log('warn', `Cache eager refresh of ${shortKey(k)} failed; the current value stays`, { code: CODES.factory, key: k, error })
     })
   }
 }
