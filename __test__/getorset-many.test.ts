@@ -248,6 +248,20 @@ it("lock: 'distributed': a key whose lease another process holds is awaited; tak
   expect(c.stats().lockWaits).toBe(1)
 })
 
+it('Redis down: each key answers its fail-safe copy where it has one; the others come from the factory', async () => {
+  const c = await instance('redis')
+  const o = { ttl: 60, grace: 3600 }
+  await c.getOrSetMany(['a'], async () => ({ a: 'kept a' }), o)
+  await server.stop()
+  try {
+    const { calls, factory } = recording()
+    expect(await c.getOrSetMany(['a', 'b'], factory, o)).toEqual(['kept a', { v: 'b' }])
+    expect(calls).toEqual([['b']])
+  } finally {
+    await server.start()
+  }
+})
+
 describe('Cluster: keys over several slots', () => {
   const cluster = ownCluster()
   it('hits from every primary, one factory call for the missing keys, stored where they belong', async () => {
