@@ -113,6 +113,19 @@ describe.each(['redis', 'memory'] as const)('%s mode', (mode) => {
     expect(calls.slice(2)).toEqual([['p', 'q'], ['r']])
   })
 
+  it("the caller that ran the factory gets its values themselves; a joiner a parsed copy", async () => {
+    const c = await instance(mode)
+    const made = { a: { deep: [1] }, b: { deep: [2] } }
+    const many = c.getOrSetMany(['a', 'b'], async () => (await sleep(20), made), 60)
+    const joiner = c.getOrSet('a', async () => ({ deep: [0] }), 60)
+    const [a, b] = await many
+    expect(a).toBe(made.a)
+    expect(b).toBe(made.b)
+    const copy = await joiner
+    expect(copy).toEqual(made.a)
+    expect(copy).not.toBe(made.a)
+  })
+
   it('a key getOrSetMany left out: a joining getOrSet runs its own factory', async () => {
     const c = await instance(mode)
     const { factory } = recording(30, ['k'])
@@ -168,7 +181,7 @@ describe.each(['redis', 'memory'] as const)('%s mode', (mode) => {
     await sleep(600)
     const { calls, factory } = recording()
     expect(await c.getOrSetMany(['a', 'b'], factory, o)).toEqual(['old a', 'old b'])
-    expect(await eventually(async () => (await c.get('b'))?.v === 'b', 1000)).toBe(true)
+    expect(await eventually(async () => (await c.get<{ v: string }>('b'))?.v === 'b', 1000)).toBe(true)
     expect(calls).toEqual([['a', 'b']])
   })
 
