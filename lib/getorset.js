@@ -4,7 +4,9 @@
 // single flight (concurrent callers join one run), the miss read, the factory
 // and its guarded write-back (stored only if nobody wrote or deleted the key
 // since the miss was read: decided in Redis, `queueStoreIf`), fail-safe
-// copies (`grace`), timeouts, eager refresh and the distributed lock.
+// copies (`grace`) and timeouts (lib/bounds.js), eager refresh and the
+// distributed lock. getOrSetMany runs each key it computes as such a run; only
+// the factory differs: one call for the keys (lib/getorset-many.js).
 // State Rust holds (copies, guards, counters) is asked of Rust, not mirrored.
 const { randomUUID } = require('node:crypto')
 const { Note } = require('../native.js')
