@@ -237,7 +237,7 @@ export interface CacheOperationContext {
   /** `invalidatePattern`. */
   pattern?: string
   /**
-   * Reads (`get`, `mget`, `getOrSet`): the tier that answered: `'memo'` (a copy in JavaScript),
+   * Reads (`get`, `mget`, `getOrSet`, `getOrSetMany`: its key answered from furthest away): the tier that answered: `'memo'` (a copy in JavaScript),
    * `'l1'` (this process's tier), `'redis'`, `'miss'` (nothing cached: `null`, or the factory's
    * value); other calls `'ok'`. `'error'`: the call took its failure result (`code` says which,
    * `ERR_CACHE_FAILSAFE` for a getOrSet answered with its fail-safe copy) or rejected (`error`).
