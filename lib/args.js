@@ -3,6 +3,7 @@
 // Checks of the methods' arguments: keys, ttls and getOrSet's options. Each
 // throws a TypeError/RangeError naming the bad argument.
 const { describe } = require('./errors.js')
+const { toTags } = require('./tags.js')
 
 const MAX_TTL_MS = Number.MAX_SAFE_INTEGER
 
@@ -43,7 +44,7 @@ function toTtlMs(ttl, defaultTtlMs) {
   return ms
 }
 
-const OPTION_NAMES = new Set(['ttl', 'grace', 'timeout', 'eagerRefresh', 'lock'])
+const OPTION_NAMES = new Set(['ttl', 'grace', 'timeout', 'eagerRefresh', 'lock', 'tags'])
 
 /** A non-negative, finite number (or undefined: `fallback`); names the option in its errors. */
 function amount(value, name, unit, fallback) {
@@ -113,7 +114,7 @@ function getOrSetPolicy(o, defaultTtlMs) {
   if (o.lock !== undefined && o.lock !== 'distributed') {
     throw new TypeError(`lock must be 'distributed', got ${describe(o.lock)}`)
   }
-  return policy(ttlMs, graceMs, soft, hard, eager, o.lock === 'distributed')
+  return { ...policy(ttlMs, graceMs, soft, hard, eager, o.lock === 'distributed'), tags: toTags(o.tags, 'tags') }
 }
 
 module.exports = { toKey, toKeys, toTtlMs, getOrSetPolicy, MAX_TTL_MS }

@@ -267,7 +267,7 @@ class GetOrSet {
       let written
       if (typeof json === 'string') {
         if (o.track) native.graceKeep(k, json, o.ttlMs, o.keepMs)
-        if (native.queueStoreIf(k, json, o.ttlMs, guard, expect)) written = this.#host.call(asBool)
+        if (native.queueStoreIf(k, json, o.ttlMs, guard, expect, o.tags)) written = this.#host.call(asBool)
       } else if (json === undefined && expect !== null && native.guardFresh(guard)) {
         // JSON has no text for undefined, functions and symbols: the text read goes, so get answers null.
         // After a miss that found nothing there is nothing to delete, and a key written since must stay.

@@ -41,6 +41,9 @@ export async function everyMethod(cache: CacheService = cacheService) {
   await cache.del(key);
   await cache.del(['consumer:b', 'consumer:c']);
   await cache.invalidatePattern('status:*');
+  await cache.set(key, makeStatus('t'), 60, { tags: ['status', 'service:t'] });
+  const tagged: ServiceStatus = await cache.getOrSet<ServiceStatus>('status:t', async () => makeStatus('t'), { ttl: 60, tags: ['status'] });
+  const invalidated: number = await cache.invalidateTags(['status']);
   await cache.clear();
-  return { one, many, exists, ttl, pong, info, status };
+  return { one, many, exists, ttl, pong, info, status, tagged, invalidated };
 }
