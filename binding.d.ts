@@ -451,6 +451,15 @@ export interface SentinelOptions {
   password?: string
 }
 
+/** The start of every index key (and of its snapshots), for tools that measure them. */
+export declare const TAG_INDEX_PREFIX: string
+
+/**
+ * Added to a member's score and to the index's own TTL: the key's `SET` may
+ * run a little after its index entry (another primary, another clock).
+ */
+export declare const TAG_SLACK_MS: number
+
 /** `getOrSet` callers whose answer a timeout decided. */
 export interface TimeoutCounts {
   /** Past `timeout.soft`: answered with the fail-safe copy while the factory went on. */

@@ -77,6 +77,23 @@ for (const t of topologies) {
       }
     })
 
+    it('the invalidating instance itself (L1 and memo) and its getOrSet stop serving the keys before the call resolves', async () => {
+      const c = new CacheService({ ...t.address(), logger: false })
+      const p = `tags-own:${t.name.replace(/ /g, '-')}`
+      try {
+        const keys = Array.from({ length: 6 }, (_, i) => `${p}:${i}`)
+        await Promise.all(keys.map((k) => c.set(k, 'v', 60, { tags: [`${p}-x`] })))
+        for (const k of keys) expect(await heldInL1(c, k, 'v')).toBe(true)
+        for (const k of keys) for (let i = 0; i < 3; i++) await c.get(k)
+        expect(await c.invalidateTags([`${p}-x`])).toBe(keys.length)
+        expect(await c.mget(keys)).toEqual(keys.map(() => null))
+        for (const k of keys) expect(await c.get(k), k).toBeNull()
+        expect(await c.getOrSet(keys[0], async () => 'new', 60)).toBe('new')
+      } finally {
+        await c.close()
+      }
+    })
+
     it('the key\'s value and TTL in Redis are what the write wrote; a key past its ttl is not counted', async () => {
       const c = new CacheService({ ...t.address(), logger: false })
       const { raw, done } = rawOf(t)

@@ -2,12 +2,13 @@
 //!
 //! Per tag one sorted set, `native-cache:tag:{t:<tag>}`: its members are the
 //! keys written with the tag, each scored with when that write's TTL passes
-//! (plus [`SLACK_MS`]). The `{t:…}` hash tag is never empty, so the index and
+//! (plus [`TAG_SLACK_MS`]). The `{t:…}` hash tag is never empty, so the index and
 //! its snapshot share one slot, and every command here touches one slot only;
 //! the keys' own bytes and TTLs are untouched.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use napi_derive::napi;
 use redis::{Cmd, Value};
 
 use super::{cluster, scan, Conn, Shared};
@@ -18,10 +19,17 @@ pub const TAG_PREFIX: &str = "native-cache:tag:";
 
 /// Added to a member's score and to the index's own TTL: the key's `SET` may
 /// run a little after its index entry (another primary, another clock).
-pub const SLACK_MS: u64 = 1000;
+#[napi]
+pub const TAG_SLACK_MS: u32 = 1000;
+const SLACK_MS: u64 = TAG_SLACK_MS as u64;
 
 /// Members popped per round of `invalidateTags`.
 const POP_COUNT: usize = 1000;
+
+/// The start of every index key (and of its snapshots), for tools that measure them.
+#[napi]
+#[cfg_attr(test, allow(dead_code))] // read by JavaScript
+pub const TAG_INDEX_PREFIX: &str = TAG_PREFIX;
 
 /// Indexes `ARGV[1]` under the tag `KEYS[1]` for `ARGV[2]` ms: drops the
 /// members whose time passed (so an index holds at most the keys written
