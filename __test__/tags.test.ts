@@ -4,6 +4,8 @@
 // (helpers/topologies.ts) and in 'memory' mode; untagged and other-tag keys
 // stay; Redis down resolves 0; bad tags are a TypeError and touch nothing.
 import { describe, it, expect } from 'vitest'
+import { execFile } from 'node:child_process'
+import { join } from 'node:path'
 import Redis, { Cluster } from 'ioredis'
 import { CacheService } from '../index.js'
 import { MAX_TAGS_PER_KEY } from '../native.js'
@@ -25,6 +27,16 @@ function rawOf(t: Topology): { raw: Redis | Cluster; done(): void } {
   return { raw: t.server(), done: () => {} }
 }
 
+/** `invalidateTags(tags)` by an instance in another process (a foreign delete); its answer. */
+function invalidateElsewhere(address: object, tags: string[]): Promise<number> {
+  const script = `const { CacheService } = require(${JSON.stringify(join(__dirname, '..', 'index.js'))})
+    const c = new CacheService({ ...${JSON.stringify(address)}, logger: false })
+    c.invalidateTags(${JSON.stringify(tags)}).then((n) => { process.stdout.write(String(n)); return c.close() })`
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, ['-e', script], { timeout: 30_000 }, (err, stdout, stderr) => (err ? reject(new Error(`${err.message}: ${stderr}`)) : resolve(Number(stdout))))
+  })
+}
+
 async function heldInL1(cache: CacheService, key: string, value: unknown): Promise<boolean> {
   return eventually(async () => {
     const before = cache.stats().local.hits
@@ -34,7 +46,7 @@ async function heldInL1(cache: CacheService, key: string, value: unknown): Promi
 
 for (const t of topologies) {
   describe(`${t.name}: tags`, () => {
-    it('invalidateTags deletes the tagged keys in Redis and every instance stops serving them; others stay', async () => {
+    it('invalidateTags (another process) deletes the tagged keys in Redis and every instance stops serving them; others stay', async () => {
       const a = new CacheService({ ...t.address(), logger: false })
       const b = new CacheService({ ...t.address(), logger: false })
       const { raw, done } = rawOf(t)
@@ -54,7 +66,7 @@ for (const t of topologies) {
         const gone = [...red, viaGetOrSet, both]
         for (const k of gone) expect(await heldInL1(a, k, await a.get(k)), `${k} is served from A's L1`).toBe(true)
 
-        const n = await b.invalidateTags([`${p}-red`, `${p}-none`, `${p}-red`])
+        const n = await invalidateElsewhere(t.address(), [`${p}-red`, `${p}-none`, `${p}-red`])
         expect(n).toBe(gone.length)
         for (const k of gone) expect(await raw.exists(k), `${k} is gone from Redis`).toBe(0)
         for (const k of gone) {
@@ -77,20 +89,26 @@ for (const t of topologies) {
       }
     })
 
-    it('the invalidating instance itself (L1 and memo) and its getOrSet stop serving the keys before the call resolves', async () => {
+    it('in this process, every instance (L1, memo, getOrSet) stops serving the keys before the call resolves, as after del', async () => {
       const c = new CacheService({ ...t.address(), logger: false })
+      const d = new CacheService({ ...t.address(), logger: false })
       const p = `tags-own:${t.name.replace(/ /g, '-')}`
       try {
         const keys = Array.from({ length: 6 }, (_, i) => `${p}:${i}`)
         await Promise.all(keys.map((k) => c.set(k, 'v', 60, { tags: [`${p}-x`] })))
         for (const k of keys) expect(await heldInL1(c, k, 'v')).toBe(true)
+        for (const k of keys) expect(await heldInL1(d, k, 'v')).toBe(true)
         for (const k of keys) for (let i = 0; i < 3; i++) await c.get(k)
         expect(await c.invalidateTags([`${p}-x`])).toBe(keys.length)
+        // No polling: the same process knows at once, as it does after del.
+        expect(await d.mget(keys)).toEqual(keys.map(() => null))
         expect(await c.mget(keys)).toEqual(keys.map(() => null))
         for (const k of keys) expect(await c.get(k), k).toBeNull()
+        for (const k of keys) expect(await d.get(k), k).toBeNull()
         expect(await c.getOrSet(keys[0], async () => 'new', 60)).toBe('new')
       } finally {
         await c.close()
+        await d.close()
       }
     })
 
