@@ -222,16 +222,19 @@ class CacheService {
   #invalidatePattern(pattern, ctx) {
     return this.#guard((native) => {
       const p = toKey(pattern, 'pattern')
-      // Alone in its batch: its SCAN rounds may take far longer than
-      // commandTimeoutMs, and calls made with it must keep their own deadline.
-      this.#batch.flush()
-      native.queueDelPattern(p)
-      // New getOrSet calls must not join a run that started before this write.
-      this.#getOrSet.forgetAll()
-      const done = this.#call(settled(asUndefined, ctx))
-      this.#batch.flush()
-      return done
+      return this.#alone(() => native.queueDelPattern(p), asUndefined, ctx)
     })
+  }
+
+  /** A call of keys JavaScript does not know, alone in its batch: its rounds may take far longer than commandTimeoutMs, and calls made with it must keep their own deadline. */
+  #alone(queue, settle, ctx) {
+    this.#batch.flush()
+    queue()
+    // New getOrSet calls must not join a run that started before this write.
+    this.#getOrSet.forgetAll()
+    const done = this.#call(settled(settle, ctx))
+    this.#batch.flush()
+    return done
   }
 
   /** Deletes every key written with any of `tags` (docs/tags.md); resolves with how many, 0 on failure. */
@@ -246,14 +249,7 @@ class CacheService {
         if (ctx !== undefined) ctx.outcome = 'ok'
         return Promise.resolve(0)
       }
-      // Alone in its batch, as invalidatePattern: its rounds may outlast commandTimeoutMs.
-      this.#batch.flush()
-      native.queueDelTags(list)
-      // JavaScript does not know the keys: no getOrSet may join a run started before.
-      this.#getOrSet.forgetAll()
-      const done = this.#call(settled(asCount, ctx))
-      this.#batch.flush()
-      return done
+      return this.#alone(() => native.queueDelTags(list), asCount, ctx)
     })
   }
 
