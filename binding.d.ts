@@ -56,7 +56,7 @@ export declare class NativeCache {
    * Redis decides the rest: stored only while the key is still absent
    * (`expect` null) or still holds `expect`.
    */
-  queueStoreIf(key: string, json: string, ttlMs: number, id: number, expect?: string | undefined | null): boolean
+  queueStoreIf(key: string, json: string, ttlMs: number, id: number, expect?: string | undefined | null, tags?: Array<string> | undefined | null): boolean
   /**
    * Keeps `json` as the fail-safe copy of `key` for `keep_ms`; the key
    * expires in `expires_in_ms` (negative: no expiry, or not known).
@@ -90,7 +90,8 @@ export declare class NativeCache {
   /** The handle `localGet`/`localMget` take for this instance. */
   get handle(): number
   queueGet(key: string): void
-  queueSet(key: string, json: string, ttlMs: number): void
+  /** `tags`: checked in `lib/tags.js` (absent for an untagged write). */
+  queueSet(key: string, json: string, ttlMs: number, tags?: Array<string> | undefined | null): void
   queueDel(keys: Array<string>): void
   queueMget(keys: Array<string>): void
   /** `pairs` is `[key, json, key, json, …]`. */
@@ -101,6 +102,8 @@ export declare class NativeCache {
   queueInfo(): void
   queueClear(): void
   queueDelPattern(pattern: string): void
+  /** `invalidateTags`; its number is how many keys were deleted. */
+  queueDelTags(tags: Array<string>): void
   /**
    * Sends the queued calls to Redis as one batch; resolves once every call
    * has its reply or failure result, within `commandTimeoutMs`.
@@ -447,6 +450,15 @@ export interface SentinelOptions {
   /** The sentinels' own password (`requirepass` of the sentinels). */
   password?: string
 }
+
+/** The start of every index key (and of its snapshots), for tools that measure them. */
+export declare const TAG_INDEX_PREFIX: string
+
+/**
+ * Added to a member's score and to the index's own TTL: the key's `SET` may
+ * run a little after its index entry (another primary, another clock).
+ */
+export declare const TAG_SLACK_MS: number
 
 /** `getOrSet` callers whose answer a timeout decided. */
 export interface TimeoutCounts {

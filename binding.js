@@ -849,3 +849,5 @@ module.exports.localBoard = nativeBinding.localBoard
 module.exports.MAX_TAGS_PER_KEY = nativeBinding.MAX_TAGS_PER_KEY
 module.exports.Note = nativeBinding.Note
 module.exports.redact = nativeBinding.redact
+module.exports.TAG_INDEX_PREFIX = nativeBinding.TAG_INDEX_PREFIX
+module.exports.TAG_SLACK_MS = nativeBinding.TAG_SLACK_MS

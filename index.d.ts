@@ -162,7 +162,7 @@ export interface GetOrSetOptions {
    * mode: the in-process single flight every `getOrSet` has. Default: none.
    */
   lock?: 'distributed'
-  /** Tags attached to the stored key (at most 64 non-empty strings), for `invalidateTags`. Default: none. */
+  /** Tags attached to the key when the value is stored (see `SetOptions.tags`). Default: none. */
   tags?: string[]
   /**
    * The caller's own signal: its abort rejects the call with `signal.reason` (an `AbortError`
@@ -195,6 +195,15 @@ export interface ManyFactoryContext {
   signal: AbortSignal
 }
 
+/** `set`'s options. */
+export interface SetOptions {
+  /**
+   * Non-empty strings (at most 64) attached to the key until this write's ttl passes (or the
+   * tag is invalidated); `invalidateTags` deletes every key carrying one. docs/tags.md.
+   */
+  tags?: string[]
+}
+
 /** Rejection of a `getOrSet` whose factory ran past `timeout.hard` with no fail-safe copy. */
 export declare class TimeoutError extends Error {
   readonly name: 'TimeoutError'
@@ -214,6 +223,7 @@ export type CacheOperation =
   | 'getOrSet'
   | 'getOrSetMany'
   | 'invalidatePattern'
+  | 'invalidateTags'
   | 'exists'
   | 'ttl'
   | 'ping'
@@ -236,6 +246,8 @@ export interface CacheOperationContext {
   keys?: Array<string | number>
   /** `invalidatePattern`. */
   pattern?: string
+  /** `invalidateTags`, as given. */
+  tags?: unknown
   /**
    * Reads (`get`, `mget`, `getOrSet`, `getOrSetMany`: its key answered from furthest away): the tier that answered: `'memo'` (a copy in JavaScript),
    * `'l1'` (this process's tier), `'redis'`, `'miss'` (nothing cached: `null`, or the factory's
@@ -276,7 +288,7 @@ export declare class CacheService {
   /** The stored JSON parsed; `null` when missing, empty or not valid JSON (or Redis failed). */
   get<T = unknown>(key: string | number): Promise<T | null>
   /** Stores `JSON.stringify(value)` with an expiry of `ttl` seconds (falsy: `defaultTtl`). */
-  set<T = unknown>(key: string | number, value: T, ttl?: number | string): Promise<void>
+  set<T = unknown>(key: string | number, value: T, ttl?: number | string, options?: SetOptions): Promise<void>
   /** Deletes one key or several; an empty array does nothing. */
   del(keys: string | number | Array<string | number>): Promise<void>
   /**
@@ -308,6 +320,12 @@ export declare class CacheService {
   ): Promise<Array<T | null>>
   /** Deletes every key matching the Redis glob (`*`, `?`, `[a-c]`, `[^a]`, `\` escapes), with SCAN. */
   invalidatePattern(pattern: string): Promise<void>
+  /**
+   * Deletes, in Redis, every key written with any of `tags` (by a write that resolved before this
+   * call started); every instance's L1 drops them as it drops any deleted key. Resolves with how
+   * many keys were deleted; `0` when Redis failed (never rejects for that). docs/tags.md.
+   */
+  invalidateTags(tags: string[]): Promise<number>
   exists(key: string | number): Promise<boolean>
   /** Seconds left; `-2` missing; `-1` no expiry (or Redis failed). */
   ttl(key: string | number): Promise<number>

@@ -7,12 +7,13 @@
 const { NativeCache, Note, localGet, localGetOrQueue, localMget } = require('./native.js')
 const { CODES, CacheClosedError, TimeoutError, describe } = require('./lib/errors.js')
 const { toKey, toKeys, toTtlMs, getOrSetPolicy, checkFactory } = require('./lib/args.js')
+const { setTags, toTagList } = require('./lib/tags.js')
 const { resolveOptions, closedUnused, DEFAULT_TTL } = require('./lib/options.js')
 const { Log, redactText } = require('./lib/logging.js')
 const { Memo } = require('./lib/memo.js')
 const { Batcher } = require('./lib/batch.js')
 const { GetOrSet } = require('./lib/getorset.js')
-const { parse, asUndefined, asValue, asBool, asTtl, asInfo, queueExists, queueTtl, queuePing, queueInfo, queueClear, checkName, recordTexts, mgetMerge, NO_VALUE } = require('./lib/calls.js')
+const { parse, asUndefined, asValue, asBool, asTtl, asCount, asInfo, queueExists, queueTtl, queuePing, queueInfo, queueClear, checkName, recordTexts, mgetMerge, NO_VALUE } = require('./lib/calls.js')
 const { registerMetrics, snapshotPerTurn } = require('./lib/metrics-bridge.js')
 const { registerOpenTelemetry } = require('./lib/otel.js')
 const tracing = require('./lib/tracing.js')
@@ -143,7 +144,8 @@ class CacheService {
     })
   }
 
-  #setJson(k, json, ttlMs, ctx) {
+  /** `tags`: checked (lib/tags.js), undefined for none. */
+  #setJson(k, json, ttlMs, ctx, tags) {
     if (json === NO_VALUE) {
       if (ctx !== undefined) notStored(ctx)
       return Promise.resolve(undefined)
@@ -151,19 +153,20 @@ class CacheService {
     this.#getOrSet.forget(k)
     // JSON has no text for undefined, functions and symbols: the key goes, so get answers null.
     if (json === undefined) this.#native.queueDel([k])
-    else this.#native.queueSet(k, json, ttlMs)
+    else this.#native.queueSet(k, json, ttlMs, tags)
     return this.#call(settled(asUndefined, ctx))
   }
 
-  set(key, value, ttl) {
-    return maybeTrace(() => ({ method: 'set', key }), (ctx) => this.#set(key, value, ttl, ctx))
+  set(key, value, ttl, options) {
+    return maybeTrace(() => ({ method: 'set', key }), (ctx) => this.#set(key, value, ttl, options, ctx))
   }
 
-  #set(key, value, ttl, ctx) {
+  #set(key, value, ttl, options, ctx) {
     return this.#guard(() => {
       const k = toKey(key, 'key')
       const ttlMs = toTtlMs(ttl, this.#defaultTtlMs)
-      return this.#setJson(k, this.#serialize(value, k), ttlMs, ctx)
+      const tags = options === undefined ? undefined : setTags(options)
+      return this.#setJson(k, this.#serialize(value, k), ttlMs, ctx, tags)
     })
   }
 
@@ -233,15 +236,34 @@ class CacheService {
   #invalidatePattern(pattern, ctx) {
     return this.#guard((native) => {
       const p = toKey(pattern, 'pattern')
-      // Alone in its batch: its SCAN rounds may take far longer than
-      // commandTimeoutMs, and calls made with it must keep their own deadline.
-      this.#batch.flush()
-      native.queueDelPattern(p)
-      // New getOrSet calls must not join a run that started before this write.
-      this.#getOrSet.forgetAll()
-      const done = this.#call(settled(asUndefined, ctx))
-      this.#batch.flush()
-      return done
+      return this.#alone(() => native.queueDelPattern(p), asUndefined, ctx)
+    })
+  }
+
+  /** A call of keys JavaScript does not know, alone in its batch: its rounds may take far longer than commandTimeoutMs, and calls made with it must keep their own deadline. */
+  #alone(queue, settle, ctx) {
+    this.#batch.flush()
+    queue()
+    // New getOrSet calls must not join a run that started before this write.
+    this.#getOrSet.forgetAll()
+    const done = this.#call(settled(settle, ctx))
+    this.#batch.flush()
+    return done
+  }
+
+  /** Deletes every key written with any of `tags` (docs/tags.md); resolves with how many, 0 on failure. */
+  invalidateTags(tags) {
+    return maybeTrace(() => ({ method: 'invalidateTags', tags }), (ctx) => this.#invalidateTags(tags, ctx))
+  }
+
+  #invalidateTags(tags, ctx) {
+    return this.#guard((native) => {
+      const list = toTagList(tags, 'tags')
+      if (list.length === 0) {
+        if (ctx !== undefined) ctx.outcome = 'ok'
+        return Promise.resolve(0)
+      }
+      return this.#alone(() => native.queueDelTags(list), asCount, ctx)
     })
   }
 

@@ -21,6 +21,7 @@ const asUndefined = () => undefined
 const asValue = (ok, num, texts, t) => parse(texts[t])
 const asBool = (ok, num) => ok && num === 1
 const asTtl = (ok, num) => (ok ? num : -1)
+const asCount = (ok, num) => (ok ? num : 0)
 const asInfo = (ok, num, texts, t) =>
   ok ? { keyCount: num, memoryUsage: texts[t] ?? 'unknown' } : { keyCount: 0, memoryUsage: 'unknown' }
 
@@ -74,4 +75,4 @@ function checkName(method, options) {
   return name
 }
 
-module.exports = { parse, asUndefined, asValue, asBool, asTtl, asInfo, queueExists, queueTtl, queuePing, queueInfo, queueClear, checkName, recordTexts, mgetMerge, NO_VALUE }
+module.exports = { parse, asUndefined, asValue, asBool, asTtl, asCount, asInfo, queueExists, queueTtl, queuePing, queueInfo, queueClear, checkName, recordTexts, mgetMerge, NO_VALUE }

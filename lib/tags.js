@@ -23,4 +23,16 @@ function toTags(tags, name) {
   return list.length === 0 ? undefined : list
 }
 
-module.exports = { toTags, toTagList }
+/** `set`'s fourth argument: undefined, or `{ tags }`; answers the tags (undefined: none). */
+function setTags(options) {
+  if (options === undefined) return undefined
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    throw new TypeError(`set options must be an object like { tags }, got ${describe(options)}`)
+  }
+  for (const name of Object.keys(options)) {
+    if (name !== 'tags') throw new TypeError(`set options: unknown option ${JSON.stringify(name)}`)
+  }
+  return toTags(options.tags, 'tags')
+}
+
+module.exports = { toTags, toTagList, setTags }

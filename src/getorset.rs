@@ -131,6 +131,7 @@ impl NativeCache {
         ttl_ms: f64,
         id: u32,
         expect: Option<String>,
+        tags: Option<Vec<String>>,
     ) -> Result<bool> {
         let ttl_ms = ops::ttl_ms(ttl_ms).map_err(invalid)?;
         let ticket = self.guards().held.remove(&id);
@@ -144,6 +145,7 @@ impl NativeCache {
             json,
             ttl_ms,
             expect,
+            tags,
         });
         drop(ticket);
         Ok(true)

@@ -23,6 +23,7 @@ mod redis;
 mod report;
 mod stats;
 mod store;
+mod tags;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -67,6 +68,8 @@ pub struct NativeCache {
     grace: Grace,
     /// `getOrSet`'s write-back guards, by id (see [`NativeCache::guard_key`]).
     guards: std::sync::Mutex<Guards>,
+    /// `'memory'` mode's tags (in Redis they live in Redis: `redis/tags.rs`).
+    tags: tags::TagIndex,
 }
 
 #[derive(Default)]
@@ -180,6 +183,7 @@ impl NativeCache {
             handle,
             grace: Grace::new(grace_bytes),
             guards: Default::default(),
+            tags: Default::default(),
         })
     }
 
@@ -204,10 +208,22 @@ impl NativeCache {
         self.queue(Op::Get(key));
     }
 
+    /// `tags`: checked in `lib/tags.js` (absent for an untagged write).
     #[napi]
-    pub fn queue_set(&self, key: String, json: String, ttl_ms: f64) -> Result<()> {
+    pub fn queue_set(
+        &self,
+        key: String,
+        json: String,
+        ttl_ms: f64,
+        tags: Option<Vec<String>>,
+    ) -> Result<()> {
         let ttl_ms = ops::ttl_ms(ttl_ms).map_err(invalid)?;
-        self.queue(Op::Set { key, json, ttl_ms });
+        self.queue(Op::Set {
+            key,
+            json,
+            ttl_ms,
+            tags,
+        });
         Ok(())
     }
 
@@ -268,6 +284,12 @@ impl NativeCache {
         self.queue(Op::DelPattern(pattern));
     }
 
+    /// `invalidateTags`; its number is how many keys were deleted.
+    #[napi]
+    pub fn queue_del_tags(&self, tags: Vec<String>) {
+        self.queue(Op::DelTags(tags));
+    }
+
     /// Sends the queued calls to Redis as one batch; resolves once every call
     /// has its reply or failure result, within `commandTimeoutMs`.
     #[napi(ts_return_type = "Promise<Replies>")]
@@ -287,7 +309,7 @@ impl NativeCache {
             return Err(invalid("runSync is for 'memory' mode; use flush".into()));
         };
         let Pending { ops, .. } = std::mem::take(&mut *self.queue.pending());
-        Ok(memory::apply(store, &self.counters, ops))
+        Ok(memory::apply(store, &self.tags, &self.counters, ops))
     }
 
     fn store(&self) -> Option<&Store> {

@@ -7,9 +7,10 @@ use crate::human::bytes_to_human;
 use crate::ops::{Answer, Op, Replies};
 use crate::stats::Counters;
 use crate::store::Store;
+use crate::tags::TagIndex;
 
 /// Applies `ops` in order and returns their replies.
-pub fn apply(store: &Store, counters: &Counters, ops: Vec<Op>) -> Replies {
+pub fn apply(store: &Store, tags: &TagIndex, counters: &Counters, ops: Vec<Op>) -> Replies {
     let mut r = Replies::with_capacity(ops.len());
     let now = Instant::now();
     let text = |key: &str| store.get(key).map(|e| e.json.to_string());
@@ -24,8 +25,17 @@ pub fn apply(store: &Store, counters: &Counters, ops: Vec<Op>) -> Replies {
                 }
                 None => Answer::texts(-2.0, vec![None]),
             },
-            Op::Set { key, json, ttl_ms } => {
-                store.insert(&key, Arc::from(json), now + Duration::from_millis(ttl_ms));
+            Op::Set {
+                key,
+                json,
+                ttl_ms,
+                tags: tagged,
+            } => {
+                let deadline = now + Duration::from_millis(ttl_ms);
+                if let Some(t) = tagged {
+                    tags.attach(&key, &t, deadline, now);
+                }
+                store.insert(&key, Arc::from(json), deadline);
                 Answer::num(0.0)
             }
             Op::Del(keys) => {
@@ -55,23 +65,30 @@ pub fn apply(store: &Store, counters: &Counters, ops: Vec<Op>) -> Replies {
             }
             Op::Clear => {
                 store.clear();
+                tags.clear();
                 Answer::num(0.0)
             }
             Op::DelPattern(pattern) => {
                 store.remove_matching(&pattern);
                 Answer::num(0.0)
             }
+            Op::DelTags(list) => Answer::num(tags.invalidate(store, &list, now) as f64),
             Op::StoreIf {
                 key,
                 json,
                 ttl_ms,
                 expect,
+                tags: tagged,
             } => {
                 // As `SET NX` (nothing expected) or the compare-and-set script decides it.
                 let held = store.get(&key);
                 let still = expect.as_deref() == held.as_ref().map(|e| &*e.json);
                 if still {
-                    store.insert(&key, Arc::from(json), now + Duration::from_millis(ttl_ms));
+                    let deadline = now + Duration::from_millis(ttl_ms);
+                    if let Some(t) = tagged {
+                        tags.attach(&key, &t, deadline, now);
+                    }
+                    store.insert(&key, Arc::from(json), deadline);
                 } else {
                     Counters::add(&counters.superseded, 1);
                 }

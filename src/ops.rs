@@ -15,11 +15,12 @@ pub enum Op {
     /// `getOrSet`'s read: a get that also answers the key's `PTTL` as its
     /// number (`-2` missing, `-1` no expiry), tracked or not.
     GetTtl(String),
-    /// `ttl_ms` is at least 1.
+    /// `ttl_ms` is at least 1; `tags`: the tag indexes it joins (`redis/tags.rs`).
     Set {
         key: String,
         json: String,
         ttl_ms: u64,
+        tags: Option<Vec<String>>,
     },
     Del(Vec<String>),
     MGet(Vec<String>),
@@ -33,6 +34,8 @@ pub enum Op {
     Info,
     Clear,
     DelPattern(String),
+    /// `invalidateTags`: deletes every key its tags index; the number is how many.
+    DelTags(Vec<String>),
     /// `getOrSet`'s lease (`lock: 'distributed'`): `SET key token NX PX lease_ms`,
     /// then `PTTL key` so the server tracks the lock key for this client and
     /// its release or expiry wakes a waiter. The number is 1 when taken, else 0.
@@ -60,6 +63,7 @@ pub enum Op {
         json: String,
         ttl_ms: u64,
         expect: Option<String>,
+        tags: Option<Vec<String>>,
     },
 }
 
@@ -169,6 +173,11 @@ pub struct Shape {
 }
 
 impl Op {
+    /// Runs on its own, in as many round trips as it needs (`invalidatePattern`, `invalidateTags`).
+    pub fn is_long(&self) -> bool {
+        matches!(self, Op::DelPattern(_) | Op::DelTags(_))
+    }
+
     pub fn shape(&self) -> Shape {
         let texts = match self {
             Op::Get(_) | Op::GetTtl(_) | Op::Info => 1,
@@ -195,6 +204,7 @@ impl Op {
             Op::Info => "getInfo",
             Op::Clear => "clear",
             Op::DelPattern(_) => "invalidatePattern",
+            Op::DelTags(_) => "invalidateTags",
             Op::LockTake { .. } | Op::LockRenew { .. } | Op::LockRelease { .. } => "getOrSet lock",
             Op::StoreIf { .. } => "getOrSet",
         }

@@ -178,7 +178,7 @@ impl Group {
     ///
     /// With one instance in the group nobody else's read can overtake the
     /// write: no ticket, only the reads and guards in flight spoiled.
-    fn write(self: &Arc<Self>, origin: u64, key: &str) -> Option<Ticket> {
+    pub(super) fn write(self: &Arc<Self>, origin: u64, key: &str) -> Option<Ticket> {
         let mut state = self.lock();
         if state.users <= 1 {
             if let Some(slot) = state.slots.get_mut(key) {
@@ -209,6 +209,22 @@ impl Group {
             link: None,
             tainted: false,
         })
+    }
+
+    /// What lets `invalidateTags` write the keys it finds as instance `origin`.
+    fn writer(self: &Arc<Self>, origin: u64) -> Ticket {
+        Ticket {
+            group: self.clone(),
+            local: None,
+            key: "".into(),
+            kind: Kind::Writer { origin },
+            group_epoch: 0,
+            epoch: 0,
+            version: 0,
+            pushes: 0,
+            link: None,
+            tainted: false,
+        }
     }
 
     /// Every key may change (a clear), or every key matching `pattern`:
@@ -288,6 +304,8 @@ impl Group {
                 _ => Vec::new(),
             },
             Op::Set { key, .. } | Op::StoreIf { key, .. } => write(key).into_iter().collect(),
+            // Its keys are known in Redis only: the executor writes each before deleting it.
+            Op::DelTags(_) => vec![self.writer(origin)],
             Op::MSet { entries, .. } => entries.iter().filter_map(|(k, _)| write(k)).collect(),
             Op::Del(keys) => keys.iter().filter_map(|k| write(k)).collect(),
             Op::Clear => vec![self.sweep(origin, None, None)],

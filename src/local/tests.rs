@@ -91,6 +91,7 @@ fn writes_drop_their_keys_and_spoil_reads_in_flight() {
         key: "k".into(),
         json: "2".into(),
         ttl_ms: 1000,
+        tags: None,
     });
     assert!(
         !read.fill(Arc::from("1"), -1, Instant::now()),
@@ -312,6 +313,7 @@ fn a_guard_is_spoiled_by_writes_pushes_and_sweeps_only() {
             key: "other".into(),
             json: "1".into(),
             ttl_ms: 9,
+            tags: None,
         },
     );
     assert!(guard.fresh());

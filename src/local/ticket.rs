@@ -21,6 +21,9 @@ pub(super) enum Kind {
     Write,
     /// A clear or pattern delete in flight: no read taken meanwhile fills.
     Sweep,
+    /// `invalidateTags` in flight: it learns its keys in Redis, and writes
+    /// each as `del` does before deleting it ([`Ticket::write`]).
+    Writer { origin: u64 },
 }
 
 /// A claim on one key: a read's right to fill L1 with what it returns, a
@@ -79,6 +82,16 @@ impl Ticket {
         slot.pushes == pushes && self.local.as_ref().is_none_or(|l| l.own().epoch == epoch)
     }
 
+    /// A writer's write of `key` found in Redis (see [`Group::prepare`]'s
+    /// `del`): dropped from every member's L1 and its reads and guards spoiled,
+    /// now; the returned ticket lives until the delete's reply.
+    pub fn write(&self, key: &str) -> Option<Ticket> {
+        match self.kind {
+            Kind::Writer { origin } => self.group.write(origin, key),
+            _ => None,
+        }
+    }
+
     /// [`Ticket::fresh_in`], for `getOrSet`'s write-back guard.
     pub fn fresh(&self) -> bool {
         self.fresh_in(&self.group.lock())
@@ -109,9 +122,10 @@ impl Ticket {
 impl Drop for Ticket {
     fn drop(&mut self) {
         let mut state = self.group.lock();
-        if let Kind::Sweep = self.kind {
-            state.sweeping.remove();
-            return;
+        match self.kind {
+            Kind::Sweep => return state.sweeping.remove(),
+            Kind::Writer { .. } => return,
+            _ => {}
         }
         if let Some(slot) = state.slots.get_mut(&self.key) {
             if let (Kind::Read, Some(link)) = (&self.kind, &self.link) {

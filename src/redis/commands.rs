@@ -5,11 +5,13 @@
 //! receives ([`apply_reply`]), a cluster's per-key replies read as a single
 //! node's first ([`single_node_shape`]).
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Instant;
 
 use redis::{Cmd, Value};
 
+use super::tags;
 use super::tracking::{cached, caching};
 use crate::error::{Code, Failure};
 use crate::local::Ticket;
@@ -75,9 +77,9 @@ fn store_if(key: &str, json: &str, ttl_ms: u64, expect: Option<&str>) -> Cmd {
 }
 
 /// One key's share of an op: the key that routes it (its hash slot on a
-/// cluster) and what it sends.
+/// cluster) and what it sends. Owned only for a tag's index key.
 pub struct Part<'a> {
-    pub key: &'a str,
+    pub key: Cow<'a, str>,
     pub kind: Kind,
 }
 
@@ -104,9 +106,9 @@ impl Part<'_> {
                 if caches {
                     caching(pipe);
                 }
-                pipe.cmd("GET").arg(self.key);
+                pipe.cmd("GET").arg(&*self.key);
                 if pttl {
-                    pipe.cmd("PTTL").arg(self.key);
+                    pipe.cmd("PTTL").arg(&*self.key);
                 }
                 1 + usize::from(pttl) + usize::from(caches)
             }
@@ -135,8 +137,8 @@ impl Part<'_> {
     /// whole after a redirect still reads both from one node.
     pub fn routed(self) -> Cmd {
         match self.kind {
-            Kind::Read { pttl: true, .. } => eval_on(READ_WITH_PTTL, self.key),
-            Kind::Read { pttl: false, .. } => of_key("GET", self.key),
+            Kind::Read { pttl: true, .. } => eval_on(READ_WITH_PTTL, &self.key),
+            Kind::Read { pttl: false, .. } => of_key("GET", &self.key),
             Kind::Plain(c) | Kind::Tracked(c) => c,
         }
     }
@@ -148,15 +150,30 @@ impl Part<'_> {
 /// ([`add_commands`]).
 pub fn parts(op: &Op, tracked: bool) -> Vec<Part<'_>> {
     fn part(key: &str, kind: Kind) -> Part<'_> {
-        Part { key, kind }
+        Part {
+            key: Cow::Borrowed(key),
+            kind,
+        }
     }
+
     let read = |key, pttl| part(key, Kind::Read { pttl, tracked });
     let plain = |key, c| part(key, Kind::Plain(c));
     match op {
         Op::Get(key) => vec![read(key, tracked)],
         Op::GetTtl(key) => vec![read(key, true)],
         Op::MGet(keys) => keys.iter().map(|k| read(k, tracked)).collect(),
-        Op::Set { key, json, ttl_ms } => vec![plain(key, set_px(key, json, *ttl_ms, false))],
+        Op::Set {
+            key,
+            json,
+            ttl_ms,
+            tags: None,
+        } => vec![plain(key, set_px(key, json, *ttl_ms, false))],
+        Op::Set {
+            key,
+            json,
+            ttl_ms,
+            tags: Some(tags),
+        } => tagged(key, tags, *ttl_ms, set_px(key, json, *ttl_ms, false)),
         Op::MSet { entries, ttl_ms } => entries
             .iter()
             .map(|(k, json)| plain(k, set_px(k, json, *ttl_ms, false)))
@@ -191,9 +208,30 @@ pub fn parts(op: &Op, tracked: bool) -> Vec<Part<'_>> {
             json,
             ttl_ms,
             expect,
-        } => vec![plain(key, store_if(key, json, *ttl_ms, expect.as_deref()))],
-        Op::Ping | Op::Info | Op::Clear | Op::DelPattern(_) => Vec::new(),
+            tags,
+        } => {
+            let write = store_if(key, json, *ttl_ms, expect.as_deref());
+            tagged(key, tags.as_deref().unwrap_or_default(), *ttl_ms, write)
+        }
+        Op::Ping | Op::Info | Op::Clear | Op::DelPattern(_) | Op::DelTags(_) => Vec::new(),
     }
+}
+
+/// A tagged write: the key indexed under each tag first (each on its tag's
+/// slot), then `write`.
+fn tagged<'a>(key: &'a str, tags: &[String], ttl_ms: u64, write: Cmd) -> Vec<Part<'a>> {
+    let mut all: Vec<Part<'a>> = tags
+        .iter()
+        .map(|t| Part {
+            key: Cow::Owned(tags::index_key(t)),
+            kind: Kind::Plain(tags::index(t, key, ttl_ms)),
+        })
+        .collect();
+    all.push(Part {
+        key: Cow::Borrowed(key),
+        kind: Kind::Plain(write),
+    });
+    all
 }
 
 /// What a whole-database op (`ping`, `getInfo`, `clear`) sends; a cluster
@@ -244,7 +282,7 @@ pub fn add_commands(pipe: &mut redis::Pipeline, op: &Op, tracked: bool, optin: b
                 1
             })
             .sum(),
-        Op::DelPattern(_) => unreachable!("runs on its own"),
+        Op::DelPattern(_) | Op::DelTags(_) => unreachable!("runs on its own"),
         _ => parts(op, tracked)
             .into_iter()
             .map(|p| p.add_to(pipe, optin))
@@ -336,6 +374,13 @@ pub fn apply_reply(
         tickets
     };
     let mut tickets = tickets.into_iter();
+    // A tagged write's index replies come first; a refused one fails the write.
+    if let Op::Set { tags: Some(t), .. } | Op::StoreIf { tags: Some(t), .. } = op {
+        let refused = (0..t.len()).map(|_| next()).find_map(|v| server_error(&v));
+        if let Some(why) = refused {
+            return Err(why);
+        }
+    }
     Ok(match op {
         Op::Get(_) => {
             let value = text(next())?;
@@ -358,12 +403,9 @@ pub fn apply_reply(
             Some(why) => return Err(why),
             None => Answer::num(0.0),
         },
-        Op::Del(keys) => {
-            if !keys.is_empty() {
-                int(&next())?;
-            }
-            Answer::num(0.0)
-        }
+        // How many were deleted (what invalidateTags counts).
+        Op::Del(keys) if keys.is_empty() => Answer::num(0.0),
+        Op::Del(_) => Answer::num(int(&next())? as f64),
         Op::MGet(keys) => {
             if keys.is_empty() {
                 return Ok(Answer::num(0.0));
@@ -443,7 +485,7 @@ pub fn apply_reply(
             }
             Answer::num(if stored { 1.0 } else { 0.0 })
         }
-        Op::DelPattern(_) => unreachable!("runs on its own"),
+        Op::DelPattern(_) | Op::DelTags(_) => unreachable!("runs on its own"),
     })
 }
 

@@ -27,9 +27,11 @@ use super::cluster;
 use super::commands::{add_commands, apply_reply};
 use super::scan::delete_pattern;
 use super::severable::{self, Round};
+use super::tags;
 use super::{Link, Shared};
 use crate::error::{Code, Failure};
-use crate::ops::{Op, Replies};
+use crate::local::Ticket;
+use crate::ops::{Answer, Op, Replies};
 
 /// Ops merged into one pipeline at most; more wait for the next round trip.
 const MAX_PIPELINE_OPS: usize = 4096;
@@ -126,7 +128,7 @@ async fn current_link(shared: &Shared, deadline: Instant) -> Result<(Conn, u64),
 }
 
 /// Runs `jobs` on one connection, in order: one pipeline for everything up to
-/// each `invalidatePattern`, which runs its own SCAN loop in between.
+/// each `invalidatePattern` or `invalidateTags`, which runs its own rounds in between.
 async fn run(shared: &Shared, mut conn: Conn, gen: u64, jobs: Vec<Job>) {
     let mut replies: Vec<Replies> = jobs
         .iter()
@@ -149,7 +151,7 @@ async fn run(shared: &Shared, mut conn: Conn, gen: u64, jobs: Vec<Job>) {
     let mut rest = planned.into_iter().peekable();
     while rest.peek().is_some() {
         let mut segment = Vec::new();
-        while let Some(p) = rest.next_if(|p| !matches!(p.op, Op::DelPattern(_))) {
+        while let Some(p) = rest.next_if(|p| !p.op.is_long()) {
             segment.push(p);
         }
         // The connection was replaced meanwhile (a master switch): nothing more goes
@@ -194,16 +196,18 @@ async fn run(shared: &Shared, mut conn: Conn, gen: u64, jobs: Vec<Job>) {
             }
         }
         if let Some(p) = rest.next() {
-            let Op::DelPattern(pattern) = &p.op else {
-                unreachable!("segments end at invalidatePattern")
-            };
-            let result = match &broken {
-                Some(why) => Err(why.clone()),
-                None if deadlines[p.job] <= Instant::now() => Err(Failure::timeout()),
-                None => match &mut conn {
+            let result = match (&broken, &p.op) {
+                (Some(why), _) => Err(why.clone()),
+                _ if deadlines[p.job] <= Instant::now() => Err(Failure::timeout()),
+                (None, Op::DelPattern(pattern)) => match &mut conn {
                     Conn::Single(c) => delete_pattern(shared, c, pattern).await,
                     Conn::Cluster(c) => cluster::delete_pattern(shared, c, pattern).await,
-                },
+                }
+                .map(|()| 0),
+                (None, Op::DelTags(list)) => {
+                    delete_tagged(shared, &mut conn, gen, list, p.tickets.first()).await
+                }
+                _ => unreachable!("segments end at a long op"),
             };
             let single = matches!(conn, Conn::Single(_));
             if let Err(why) = &result {
@@ -212,12 +216,57 @@ async fn run(shared: &Shared, mut conn: Conn, gen: u64, jobs: Vec<Job>) {
                     broken = Some(why.clone());
                 }
             }
-            replies[p.job].push(p.op.shape(), result.map(|()| Default::default()));
+            replies[p.job].push(p.op.shape(), result.map(|n| Answer::num(n as f64)));
         }
     }
     for (out, r) in outs.into_iter().zip(replies) {
         deliver(shared, out, r);
     }
+}
+
+/// `invalidateTags`: per tag, a snapshot of its index, popped in rounds, each
+/// round's keys deleted as `del` deletes them (`writer` makes each a local
+/// write first; on a cluster each key goes to its own slot). Answers how many
+/// keys were deleted.
+async fn delete_tagged(
+    shared: &Shared,
+    conn: &mut Conn,
+    gen: u64,
+    list: &[String],
+    writer: Option<&Ticket>,
+) -> Result<u64, Failure> {
+    let mut deleted = 0u64;
+    for tag in list {
+        let Some(dying) = tags::snapshot(shared, conn, tag).await? else {
+            continue;
+        };
+        loop {
+            let keys = tags::pop(shared, conn, &dying).await?;
+            if keys.is_empty() {
+                break;
+            }
+            let tickets = keys
+                .iter()
+                .filter_map(|k| writer.and_then(|w| w.write(k)))
+                .collect();
+            let del = vec![Planned {
+                job: 0,
+                op: Op::Del(keys),
+                tickets,
+            }];
+            let mut r = [Replies::with_capacity(1)];
+            let first = Instant::now() + shared.timeout;
+            match conn {
+                Conn::Single(c) => run_pipeline(shared, c, gen, first, del, &mut r).await?,
+                Conn::Cluster(c) => cluster::run(shared, c, gen, first, del, &mut r).await,
+            }
+            if let Some(e) = r[0].errors.first() {
+                return Err(Failure::new(Code::from_js(&e.code), e.message.clone()));
+            }
+            deleted += r[0].nums.first().copied().unwrap_or(0.0) as u64;
+        }
+    }
+    Ok(deleted)
 }
 
 /// Sends `segment` as one pipeline on connection `gen`; `first` is the

@@ -37,6 +37,7 @@ mod link;
 mod scan;
 mod sentinel;
 mod severable;
+mod tags;
 mod tracking;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -161,8 +162,8 @@ impl RedisTier {
         ops: Vec<Op>,
         tickets: Vec<Vec<Ticket>>,
     ) -> impl std::future::Future<Output = Replies> + Send {
-        let long = ops.iter().any(|op| matches!(op, Op::DelPattern(_)));
-        // invalidatePattern takes as many round trips as the keyspace needs; each
+        let long = ops.iter().any(Op::is_long);
+        // invalidatePattern and invalidateTags take as many round trips as the keys need; each
         // one is bounded by the timeout instead.
         let budget = if long {
             self.shared.timeout * 3600

@@ -80,7 +80,7 @@ pub(super) fn scan_reply(reply: Value) -> Result<(u64, Vec<Vec<u8>>), Failure> {
     }
 }
 
-async fn round_trip(
+pub(super) async fn round_trip(
     shared: &Shared,
     conn: &mut MultiplexedConnection,
     cmd: &redis::Cmd,

@@ -44,3 +44,12 @@ export async function everyMethod(cache: CacheService = cacheService) {
   await cache.clear();
   return { one, many, exists, ttl, pong, info, status };
 }
+
+// Tags, type-checked here (every tsconfig of this project); the runtime
+// behaviour is the package's own tests' (__test__/tags.test.ts).
+export async function invalidateStatusTags(cache: CacheService = cacheService): Promise<number> {
+  await cache.set('status:t', makeStatus('t'), 60, { tags: ['status', 'service:t'] });
+  const tagged: ServiceStatus = await cache.getOrSet<ServiceStatus>('status:u', async () => makeStatus('u'), { ttl: 60, tags: ['status'] });
+  const deleted: number = await cache.invalidateTags(['status', tagged.id]);
+  return deleted;
+}

@@ -45,4 +45,6 @@ mod slots;
 pub use connect::{connect, Cluster};
 pub use health::primaries_health;
 pub use liveness::heartbeat;
-pub use run::{delete_pattern, run};
+pub use run::{delete_pattern, one, run};
+#[cfg(test)]
+pub use slots::slot;

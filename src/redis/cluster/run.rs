@@ -377,6 +377,11 @@ fn commands<const N: usize>(op: &Op) -> [Cmd; N] {
         .unwrap_or_else(|_| unreachable!("{op:?} sends {N} commands"))
 }
 
+/// One command routed by its key through redis-rs (`invalidateTags`' steps).
+pub async fn one(shared: &Shared, conn: &Cluster, cmd: &Cmd) -> Result<Value, Failure> {
+    bounded(shared, conn.routed.clone().req_packed_command(cmd)).await
+}
+
 /// `invalidatePattern` on a cluster: `SCAN` + `UNLINK` on every primary.
 pub async fn delete_pattern(shared: &Shared, conn: &Cluster, pattern: &str) -> Result<(), Failure> {
     crate::redis::scan::drop_local(shared, pattern);
