@@ -325,6 +325,15 @@ describe('test instances', () => {
     expect(await shared.get('left:behind')).toBeNull()
     expect((await shared.getInfo()).keyCount).toBe(0)
   })
+  it('testCacheService: the stand-in has every async method of CacheService, the additions included', async () => {
+    const names = Object.getOwnPropertyNames(CacheService.prototype).filter((n) => n !== 'constructor')
+    const missing = names.filter((n) => typeof (shared as unknown as Record<string, unknown>)[n] !== 'function')
+    // A synchronous report and a registration an application makes once, at startup, on the real instance.
+    expect(missing.sort()).toEqual(['health', 'registerOpenTelemetry'])
+    await shared.set('tagged', 1, 60, { tags: ['t'] })
+    expect(await shared.invalidateTags(['t'])).toBe(1)
+    expect(await shared.getOrSetMany(['a', 'b'], (missing) => Promise.resolve(Object.fromEntries(missing.map((k) => [k, k.toUpperCase()]))))).toEqual(['A', 'B'])
+  })
   describe('outside a test', () => {
     let outside: Promise<unknown>
     beforeAll(() => {

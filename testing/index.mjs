@@ -13,7 +13,7 @@ export function createTestCache(options) {
   return new CacheService(memoryOptions(options))
 }
 
-const METHODS = ['get', 'set', 'del', 'getOrSet', 'invalidatePattern', 'exists', 'ttl', 'ping', 'mget', 'mset', 'getInfo', 'clear']
+const METHODS = ['get', 'set', 'del', 'getOrSet', 'getOrSetMany', 'invalidatePattern', 'invalidateTags', 'exists', 'ttl', 'ping', 'mget', 'mset', 'getInfo', 'clear']
 
 export function testCacheService(options) {
   memoryOptions(options)
