@@ -213,11 +213,16 @@ impl Group {
 
     /// What lets `invalidateTags` write the keys it finds as instance `origin`.
     fn writer(self: &Arc<Self>, origin: u64) -> Ticket {
+        self.keyless(Kind::Writer { origin })
+    }
+
+    /// A ticket on no key (a writer, a sweep): its kind alone says what it holds.
+    fn keyless(self: &Arc<Self>, kind: Kind) -> Ticket {
         Ticket {
             group: self.clone(),
             local: None,
             key: "".into(),
-            kind: Kind::Writer { origin },
+            kind,
             group_epoch: 0,
             epoch: 0,
             version: 0,
@@ -255,18 +260,7 @@ impl Group {
                 m.store.hide_all();
             }
         }
-        Ticket {
-            group: self.clone(),
-            local: None,
-            key: "".into(),
-            kind: Kind::Sweep,
-            group_epoch: 0,
-            epoch: 0,
-            version: 0,
-            pushes: 0,
-            link: None,
-            tainted: false,
-        }
+        self.keyless(Kind::Sweep)
     }
 
     /// Local effects of a call, applied when it is made (in call order), for
