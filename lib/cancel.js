@@ -33,6 +33,8 @@ class Signals {
 class Cancellable {
   #signals
   #controller = null
+  /** The factory settled: a signal read from now on is not kept for close(). */
+  #finished = false
   /** Why it was aborted; undefined while it is not. */
   reason = undefined
 
@@ -45,7 +47,7 @@ class Cancellable {
       this.#controller = new AbortController()
       if (this.reason !== undefined) this.#controller.abort(this.reason)
       else if (this.#signals.closed) this.#controller.abort(new CacheClosedError())
-      else this.#signals.add(this)
+      else if (!this.#finished) this.#signals.add(this)
     }
     return this.#controller.signal
   }
@@ -60,6 +62,7 @@ class Cancellable {
 
   /** The factory settled: nothing left to abort. */
   done() {
+    this.#finished = true
     if (this.#controller !== null) this.#signals.delete(this)
   }
 
