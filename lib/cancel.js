@@ -79,47 +79,45 @@ function deferred() {
   return d
 }
 
-const NOTHING = { promise: Promise.resolve(), resolve() {} }
+/** A deferred already resolved: what `started`/`settled` are once passed. */
+const PASSED = { promise: Promise.resolve(), resolve() {} }
 
 /**
  * One factory run's callers (lib/getorset.js). `started`/`settled` resolve as
- * the factory starts and settles (timeouts count only while it runs; `timed`
- * false: nobody times it, as an eager refresh). Each caller `join`s; `leave`
+ * the factory starts and settles (timeouts count only while it runs; made
+ * only when a caller with a timeout asks). Each caller `join`s; `leave`
  * when it stops waiting; once all have left, the run is abandoned: aborted,
  * and `onAbandon` told (and the getOrSetMany call it is part of, `shared`).
  */
 class Flight extends Cancellable {
   #callers = 0
   #left = 0
-  #started
-  #settled
+  /** Deferreds, made on first ask (PASSED once passed). */
+  #started = null
+  #settled = null
   onAbandon = null
   /** getOrSetMany: the run stopped before the factory to wait for another process' lease. */
   onWaiting = null
   /** getOrSetMany: the factory call this run's key is part of. */
   shared = null
 
-  constructor(signals, timed = true) {
-    super(signals)
-    this.#started = timed ? deferred() : NOTHING
-    this.#settled = timed ? deferred() : NOTHING
-  }
-
   get started() {
-    return this.#started.promise
+    return (this.#started ??= deferred()).promise
   }
 
   get settled() {
-    return this.#settled.promise
+    return (this.#settled ??= deferred()).promise
   }
 
   start() {
-    this.#started.resolve()
+    this.#started?.resolve()
+    this.#started = PASSED
   }
 
   settle() {
     this.done()
-    this.#settled.resolve()
+    this.#settled?.resolve()
+    this.#settled = PASSED
   }
 
   waiting() {

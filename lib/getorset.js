@@ -132,8 +132,8 @@ class GetOrSet {
     const refresh = o.refreshLeftMs >= 0 ? new Batch(factory, unique, this.#signals, [], this.#ranMany) : undefined
     let caller
     let batch
-    /** What stops each key's wait once the call has settled without it. */
-    const stops = []
+    /** What stops each key's wait once the call has settled without it (made on the first wait: none for hits). */
+    let stops
     let own = null
     let joined = false
     for (const k of unique) {
@@ -154,6 +154,7 @@ class GetOrSet {
       }
       native.note(Note.Coalesced, 1)
       joined = true
+      stops ??= []
       if (o.signal !== undefined) caller ??= new Caller(o.signal)
       answers.set(k, this.#bounds.bound(k, run, run.then((r) => this.#joined(k, r, batch, o, part)), o, caller, stops))
     }
@@ -162,6 +163,7 @@ class GetOrSet {
       return Promise.resolve(keys.map((k) => answers.get(k)))
     }
     if (o.signal !== undefined) caller ??= new Caller(o.signal)
+    stops ??= []
     const mine = own === null ? [] : own.filter((_, i) => i % 2 === 0)
     batch = new Batch(factory, unique, this.#signals, mine, this.#ranMany)
     for (let i = 0; own !== null && i < own.length; i += 2) {
@@ -238,7 +240,7 @@ class GetOrSet {
    */
   #again(k, source, o, trace) {
     if (typeof source === 'function') return this.get(k, source, o, trace)
-    return this.#fill(k, source, o, new Flight(this.#signals, false), { guard: 0, seen: null }).then((mine) => {
+    return this.#fill(k, source, o, new Flight(this.#signals), { guard: 0, seen: null }).then((mine) => {
       if (trace !== undefined) runOutcome(trace, mine, false)
       return mine.value
     })
@@ -372,7 +374,7 @@ class GetOrSet {
     const native = this.#native
     native.note(Note.EagerRefresh, 1)
     const guard = native.guardKey(k)
-    const run = this.#produce(k, source, o, new Flight(this.#signals, false), guard, text)
+    const run = this.#produce(k, source, o, new Flight(this.#signals), guard, text)
     this.#refreshing.set(k, run)
     const done = () => {
       native.releaseGuard(guard)
