@@ -315,7 +315,10 @@ export declare class CacheService {
    */
   getOrSetMany<T>(
     keys: Array<string | number>,
-    factory: (missing: string[], ctx: ManyFactoryContext) => Record<string, T> | Map<string, T> | Promise<Record<string, T> | Map<string, T>>,
+    factory: (
+      missing: string[],
+      ctx: ManyFactoryContext,
+    ) => Partial<Record<string, T>> | Map<string, T | undefined> | Promise<Partial<Record<string, T>> | Map<string, T | undefined>>,
     ttlOrOptions?: number | string | GetOrSetOptions,
   ): Promise<Array<T | null>>
   /** Deletes every key matching the Redis glob (`*`, `?`, `[a-c]`, `[^a]`, `\` escapes), with SCAN. */

@@ -8,6 +8,7 @@
 // when the call settles.
 import { describe, it, expect, beforeAll, afterAll, afterEach } from 'vitest'
 import { getEventListeners } from 'node:events'
+import Redis from 'ioredis'
 import { CacheService, CacheClosedError, TimeoutError } from '../index.js'
 import { startRedis, stopRedis, eventually, sleep, type RedisProcess } from './helpers/redis'
 
@@ -75,7 +76,9 @@ describe.each(['redis', 'memory'] as const)('%s mode', (mode) => {
     expect(one.seen.signal?.aborted).toBe(true)
     expect(one.seen.signal?.reason).toBeInstanceOf(TimeoutError)
     const many = controllable({})
-    await expect(c.getOrSetMany(['a', 'b'], many.factory, { timeout: { hard: 80 } })).rejects.toBeInstanceOf(TimeoutError)
+    const err = await c.getOrSetMany(['a', 'b'], many.factory, { timeout: { hard: 80 } }).catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(TimeoutError)
+    expect((err as Error).message).toMatch(/^getOrSetMany factory for key "a"/)
     // Each key is timed on its own; the call rejects at the first, the factory is told once both have passed.
     expect(await eventually(() => many.seen.signal?.aborted === true, 500, 2)).toBe(true)
     expect(many.seen.signal?.reason).toBeInstanceOf(TimeoutError)
@@ -151,6 +154,47 @@ describe.each(['redis', 'memory'] as const)('%s mode', (mode) => {
     expect(await single).toBe('A')
   })
 
+  it("getOrSet joining a getOrSetMany run that leaves its key out: its abort aborts its own factory's signal", async () => {
+    const c = await instance(mode)
+    const many = c.getOrSetMany(['k'], async () => (await sleep(30), {}), 60)
+    const own = controllable('own')
+    const ac = new AbortController()
+    const joiner = c.getOrSet('k', own.factory, { signal: ac.signal })
+    expect(await many).toEqual([null])
+    expect(await running(own.seen)).toBe(true)
+    ac.abort()
+    await expect(joiner).rejects.toBe(ac.signal.reason)
+    expect(own.seen.signal?.aborted).toBe(true)
+  })
+
+  it('getOrSetMany rejected early (a key joined from a failing getOrSet): the factory of its other keys is told no one waits', async () => {
+    const c = await instance(mode)
+    const boom = new Error('a failed')
+    const single = c.getOrSet('a', async () => {
+      await sleep(30)
+      throw boom
+    })
+    const { seen, factory } = controllable({ b: 'B' })
+    const ac = new AbortController()
+    const many = c.getOrSetMany(['a', 'b'], factory as never, { signal: ac.signal })
+    expect(await running(seen)).toBe(true)
+    expect(seen.missing).toEqual(['b'])
+    await expect(many).rejects.toBe(boom)
+    await expect(single).rejects.toBe(boom)
+    ac.abort()
+    expect(await eventually(() => seen.signal?.aborted === true, 500, 2)).toBe(true)
+  })
+
+  it('a signal read after the factory settled is not held for close() (no controller kept per call)', async () => {
+    const c = await instance(mode)
+    const kept: Array<{ signal: AbortSignal }> = []
+    await c.getOrSet('k', (ctx) => (kept.push(ctx), 1))
+    await c.getOrSetMany(['m'], (_, ctx) => (kept.push(ctx), { m: 1 }))
+    const late = kept.map((ctx) => ctx.signal)
+    await c.close()
+    for (const s of late) expect(s.aborted).toBe(false)
+  })
+
   it('an already-aborted signal rejects at once without running the factory (or reading)', async () => {
     const c = await instance(mode)
     let ran = 0
@@ -199,4 +243,29 @@ describe.each(['redis', 'memory'] as const)('%s mode', (mode) => {
     await c.getOrSet('k1', async () => 0, { signal })
     expect(getEventListeners(signal, 'abort')).toHaveLength(0)
   })
+})
+
+it("lock: 'distributed': a waiter whose caller aborted stops asking for the lease", async () => {
+  const raw = new Redis(server.port, '127.0.0.1')
+  try {
+    const c = await instance('redis')
+    await raw.set('held:__lock', 'another process', 'PX', 300)
+    const ac = new AbortController()
+    let ran = 0
+    const call = c.getOrSet('held', () => ((ran += 1), 'mine'), { lock: 'distributed', signal: ac.signal })
+    await sleep(80)
+    ac.abort()
+    await expect(call).rejects.toBe(ac.signal.reason)
+    // From now on (past the lease's expiry too), nothing of this call's reaches Redis.
+    const seen: string[] = []
+    const monitor = await raw.duplicate().monitor()
+    monitor.on('monitor', (_: unknown, args: string[]) => seen.push(args.join(' ')))
+    await sleep(1000)
+    monitor.disconnect()
+    expect(seen.filter((cmd) => cmd.includes('held'))).toEqual([])
+    expect(ran).toBe(0)
+    expect(await raw.exists('held:__lock')).toBe(0)
+  } finally {
+    raw.disconnect()
+  }
 })

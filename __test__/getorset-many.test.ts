@@ -7,7 +7,7 @@
 import { describe, it, expect, beforeAll, afterAll, afterEach } from 'vitest'
 import { tracingChannel } from 'node:diagnostics_channel'
 import Redis from 'ioredis'
-import { CacheService } from '../index.js'
+import { CacheService, TimeoutError } from '../index.js'
 import { NativeCache } from '../native.js'
 import { startRedis, stopRedis, sleep, eventually, type RedisProcess } from './helpers/redis'
 import { ownCluster } from './helpers/cluster'
@@ -135,6 +135,80 @@ describe.each(['redis', 'memory'] as const)('%s mode', (mode) => {
     expect(await joiner).toBe('own')
   })
 
+  it('a factory result that throws as it is read (getter, Proxy, Map subclass) rejects the call with that error; the keys stay usable', async () => {
+    const c = await instance(mode)
+    const boom = new Error('read')
+    const results = [
+      () => ({
+        get a() {
+          throw boom
+        },
+        b: 1,
+      }),
+      () => new Proxy({ a: 1, b: 2 }, { get: () => { throw boom } }),
+      () => new (class Throwing extends Map<string, number> { get(_key: string): never { throw boom } })([['a', 1]]),
+    ]
+    for (const result of results) {
+      const call = c.getOrSetMany(['a', 'b'], async () => result(), 60)
+      expect(await Promise.race([call.catch((e: unknown) => e), sleep(1000).then(() => 'still pending')])).toBe(boom)
+      // Its runs are over: a later getOrSet of those keys runs its own factory.
+      expect(await Promise.race([c.getOrSet('a', async () => 'later', 60), sleep(1000).then(() => 'still pending')])).toBe('later')
+      await c.del(['a', 'b'])
+    }
+    // With a fail-safe copy the key answers it, as for a factory rejection.
+    await c.getOrSetMany(['g'], async () => ({ g: 'old g' }), { ttl: 0.05, grace: 60 })
+    await sleep(80)
+    const throwing = {
+      get g(): string {
+        throw boom
+      },
+    }
+    expect(await c.getOrSetMany(['g'], async () => throwing, { ttl: 0.05, grace: 60 })).toEqual(['old g'])
+  })
+
+  it('a repeated key gets a value of its own at each position (mget does too), for a miss and for a hit', async () => {
+    const c = await instance(mode)
+    const miss = await c.getOrSetMany<{ n: number[] }>(['a', 'a'], async () => ({ a: { n: [1] } }), 60)
+    expect(miss[1]).toEqual(miss[0])
+    expect(miss[1]).not.toBe(miss[0])
+    miss[0]!.n.push(2)
+    expect(miss[1]).toEqual({ n: [1] })
+    const hit = await c.getOrSetMany<{ n: number[] }>(['a', 'b', 'a', 'a'], async () => ({ b: { n: [0] } }), 60)
+    expect(hit[2]).toEqual({ n: [1] })
+    expect(hit[2]).not.toBe(hit[0])
+    expect(hit[3]).not.toBe(hit[2])
+    hit[0]!.n.push(3)
+    expect(hit[2]).toEqual({ n: [1] })
+  })
+
+  it('getOrSet joining a run that leaves its key out: timeout.hard bounds its own factory', async () => {
+    const c = await instance(mode)
+    const pending = (p: Promise<unknown>) => Promise.race([p.catch((e: unknown) => e), sleep(1500).then(() => 'still pending')])
+    // timeout.hard bounds the joiner's own factory.
+    const many = c.getOrSetMany(['k'], async () => (await sleep(50), {}), 60)
+    const hung = c.getOrSet('k', () => new Promise(() => {}), { timeout: { hard: 100 } })
+    expect(await many).toEqual([null])
+    expect(await pending(hung)).toBeInstanceOf(TimeoutError)
+  })
+
+  it('getOrSet joiners of a run that leaves their key out: one factory run between them', async () => {
+    const c = await instance(mode)
+    let runs = 0
+    const again = c.getOrSetMany(['j'], async () => (await sleep(30), {}), 60)
+    const joiners = Array.from({ length: 5 }, () => c.getOrSet('j', async () => (await sleep(30), (runs += 1), 'own'), 60))
+    await again
+    expect(await Promise.all(joiners)).toEqual(Array(5).fill('own'))
+    expect(runs).toBe(1)
+  })
+
+  it('getOrSet joining a run whose getOrSetMany factory resolved to a wrong shape runs its own factory', async () => {
+    const c = await instance(mode)
+    const many = c.getOrSetMany(['k'], async () => (await sleep(30), [1] as never), 60)
+    const joiner = c.getOrSet('k', async () => 'own', 60)
+    await expect(many).rejects.toThrow(/getOrSetMany factory must resolve/)
+    expect(await joiner).toBe('own')
+  })
+
   it('a rejecting factory: keys with a fail-safe copy answer it, a key without one rejects the call', async () => {
     const c = await instance(mode)
     await c.getOrSetMany(['a'], async () => ({ a: 'old a' }), { ttl: 0.1, grace: 60 })
@@ -198,6 +272,21 @@ describe.each(['redis', 'memory'] as const)('%s mode', (mode) => {
     }
     expect(seen.find((m) => m.method === 'getOrSetMany')).toMatchObject({ method: 'getOrSetMany', keys: ['a', 'b'], outcome: 'miss' })
   })
+})
+
+it('no stale write-back: a write during the factory (a raw client, another instance) wins; the caller still gets the factory value', async () => {
+  const a = await instance('redis')
+  const b = await instance('redis')
+  const got = await a.getOrSetMany(['x', 'y', 'z'], async () => {
+    await raw.set('x', JSON.stringify('raw x'), 'PX', 60_000)
+    await b.set('y', 'other y', 60)
+    return { x: 'made x', y: 'made y', z: 'made z' }
+  }, 60)
+  expect(got).toEqual(['made x', 'made y', 'made z'])
+  expect(await raw.get('x')).toBe(JSON.stringify('raw x'))
+  expect(await raw.get('y')).toBe(JSON.stringify('other y'))
+  expect(await raw.get('z')).toBe(JSON.stringify('made z'))
+  expect(await eventually(async () => (await a.get('x')) === 'raw x' && (await a.get('y')) === 'other y', 2000)).toBe(true)
 })
 
 it('the reads are one round (one native batch), and so are the stores', async () => {

@@ -59,9 +59,10 @@ class Bounds {
    * goes on; past `timeout.hard` the copy or a TimeoutError. `caller`: the
    * caller's own signal; its abort rejects with its reason. A caller answered
    * at `timeout.hard` or by its abort stops waiting: once no caller of the run
-   * waits, the factory's signal aborts.
+   * waits, the factory's signal aborts. `many`: a getOrSetMany call's list of
+   * stops, called when the call settles before this key's answer.
    */
-  bound(k, run, answer, o, caller) {
+  bound(k, run, answer, o, caller, many = undefined) {
     const flight = run.flight
     flight.join()
     return new Promise((resolve, reject) => {
@@ -92,6 +93,7 @@ class Bounds {
         },
       )
       if (caller !== undefined) caller.add((reason) => quit(reject, reason, reason))
+      if (many !== undefined) many.push((reason) => quit(reject, reason, reason))
       if (o.soft === 0 && o.hard === 0) return
       // Once the factory has settled, what is left (the write) is bounded by commandTimeoutMs.
       let factoryDone = false
@@ -117,7 +119,7 @@ class Bounds {
               this.#host.native.note(Note.HardTimeout, 1)
               // Callers from now on start a run of their own rather than join this one.
               this.#drop(k, run)
-              const error = new TimeoutError(k, o.hard)
+              const error = new TimeoutError(k, o.hard, many === undefined ? 'getOrSet' : 'getOrSetMany')
               const copy = this.#failsafe(k, o, run, 'hard-timeout')
               if (copy === NO_VALUE) quit(reject, error, error)
               else quit(resolve, copy, error)

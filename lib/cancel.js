@@ -33,6 +33,8 @@ class Signals {
 class Cancellable {
   #signals
   #controller = null
+  /** The factory settled: a signal read from now on is not kept for close(). */
+  #finished = false
   /** Why it was aborted; undefined while it is not. */
   reason = undefined
 
@@ -45,7 +47,7 @@ class Cancellable {
       this.#controller = new AbortController()
       if (this.reason !== undefined) this.#controller.abort(this.reason)
       else if (this.#signals.closed) this.#controller.abort(new CacheClosedError())
-      else this.#signals.add(this)
+      else if (!this.#finished) this.#signals.add(this)
     }
     return this.#controller.signal
   }
@@ -60,6 +62,7 @@ class Cancellable {
 
   /** The factory settled: nothing left to abort. */
   done() {
+    this.#finished = true
     if (this.#controller !== null) this.#signals.delete(this)
   }
 
@@ -76,47 +79,45 @@ function deferred() {
   return d
 }
 
-const NOTHING = { promise: Promise.resolve(), resolve() {} }
+/** A deferred already resolved: what `started`/`settled` are once passed. */
+const PASSED = { promise: Promise.resolve(), resolve() {} }
 
 /**
  * One factory run's callers (lib/getorset.js). `started`/`settled` resolve as
- * the factory starts and settles (timeouts count only while it runs; `timed`
- * false: nobody times it, as an eager refresh). Each caller `join`s; `leave`
+ * the factory starts and settles (timeouts count only while it runs; made
+ * only when a caller with a timeout asks). Each caller `join`s; `leave`
  * when it stops waiting; once all have left, the run is abandoned: aborted,
  * and `onAbandon` told (and the getOrSetMany call it is part of, `shared`).
  */
 class Flight extends Cancellable {
   #callers = 0
   #left = 0
-  #started
-  #settled
+  /** Deferreds, made on first ask (PASSED once passed). */
+  #started = null
+  #settled = null
   onAbandon = null
   /** getOrSetMany: the run stopped before the factory to wait for another process' lease. */
   onWaiting = null
   /** getOrSetMany: the factory call this run's key is part of. */
   shared = null
 
-  constructor(signals, timed = true) {
-    super(signals)
-    this.#started = timed ? deferred() : NOTHING
-    this.#settled = timed ? deferred() : NOTHING
-  }
-
   get started() {
-    return this.#started.promise
+    return (this.#started ??= deferred()).promise
   }
 
   get settled() {
-    return this.#settled.promise
+    return (this.#settled ??= deferred()).promise
   }
 
   start() {
-    this.#started.resolve()
+    this.#started?.resolve()
+    this.#started = PASSED
   }
 
   settle() {
     this.done()
-    this.#settled.resolve()
+    this.#settled?.resolve()
+    this.#settled = PASSED
   }
 
   waiting() {

@@ -14,10 +14,10 @@ class CacheClosedError extends Error {
   }
 }
 
-/** Rejection of a `getOrSet` whose factory ran past `timeout.hard` with no fail-safe copy to answer. */
+/** Rejection of a `getOrSet` (`getOrSetMany`) whose factory ran past `timeout.hard` with no fail-safe copy to answer. */
 class TimeoutError extends Error {
-  constructor(key, ms) {
-    super(`getOrSet factory for key ${shortKey(key)} did not settle within timeout.hard (${ms} ms)`)
+  constructor(key, ms, method = 'getOrSet') {
+    super(`${method} factory for key ${shortKey(key)} did not settle within timeout.hard (${ms} ms)`)
     this.name = 'TimeoutError'
     this.code = CODES.factoryTimeout
   }

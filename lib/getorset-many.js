@@ -9,6 +9,7 @@
 // in the call's order. A key that asks later (it took over a lease whose
 // holder failed) goes in a further call, with the keys asking in the same turn.
 const { describe } = require('./errors.js')
+const { parse } = require('./calls.js')
 const { SharedCall, FactoryContext } = require('./cancel.js')
 
 /** A key the factory left out (or gave `undefined`): null to the caller, nothing stored. */
@@ -83,22 +84,49 @@ class Batch {
     result.then(
       (r) => {
         call.done()
-        const pick = picker(r)
-        if (pick === null) {
-          const error = new TypeError(`getOrSetMany factory must resolve to a plain object or a Map of values by key, got ${describe(r)}`)
+        let values
+        try {
+          values = valuesOf(r, asks.keys())
+        } catch (error) {
+          // A getter, a Proxy or a Map subclass that throws as it is read fails the call as a rejection would.
           for (const a of asks.values()) a.reject(error)
           return
         }
-        for (const [k, a] of asks) {
-          const value = pick(k)
-          a.resolve(value === undefined ? LEFT_OUT : value)
-        }
+        for (const [k, a] of asks) a.resolve(values.get(k))
       },
       (error) => {
         call.done()
         for (const a of asks.values()) a.reject(error)
       },
     )
+  }
+}
+
+/** Errors that say the getOrSetMany factory's result had the wrong shape: no concern of a getOrSet caller joining one of its keys. */
+const shapeErrors = new WeakSet()
+
+/** The factory's value (LEFT_OUT when absent) for each of `keys`; throws what reading it throws. */
+function valuesOf(result, keys) {
+  const pick = picker(result)
+  if (pick === null) {
+    const error = new TypeError(`getOrSetMany factory must resolve to a plain object or a Map of values by key, got ${describe(result)}`)
+    shapeErrors.add(error)
+    throw error
+  }
+  const values = new Map()
+  for (const k of keys) {
+    const value = pick(k)
+    values.set(k, value === undefined ? LEFT_OUT : value)
+  }
+  return values
+}
+
+/** A fresh copy of an answer for a repeated key (as mget's): its JSON parsed; null when JSON has no text for it. */
+function copyOf(value) {
+  try {
+    return parse(JSON.stringify(value))
+  } catch {
+    return null
   }
 }
 
@@ -112,7 +140,9 @@ async function inKeyOrder(keys, unique, answers) {
   const values = await Promise.all(unique.map((k) => answers.get(k)))
   if (unique.length === keys.length) return values
   const byKey = new Map(unique.map((k, i) => [k, values[i]]))
-  return keys.map((k) => byKey.get(k))
+  const given = new Set()
+  // The first position gets the value, each repeat a copy of its own: every call returns fresh values.
+  return keys.map((k) => (given.has(k) ? copyOf(byKey.get(k)) : (given.add(k), byKey.get(k))))
 }
 
-module.exports = { Batch, LEFT_OUT, uniqueKeys, inKeyOrder }
+module.exports = { Batch, LEFT_OUT, shapeErrors, uniqueKeys, inKeyOrder }

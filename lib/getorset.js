@@ -8,20 +8,16 @@
 // distributed lock. getOrSetMany runs each key it computes as such a run; only
 // the factory differs: one call for the keys (lib/getorset-many.js).
 // State Rust holds (copies, guards, counters) is asked of Rust, not mirrored.
-const { randomUUID } = require('node:crypto')
 const { Note } = require('../native.js')
 const { CODES, shortKey } = require('./errors.js')
-const { Leases, lockKey } = require('./lease.js')
+const { Leases } = require('./lease.js')
+const { fillLocked, asRead } = require('./getorset-lock.js')
 const { runOutcome, manyOutcome } = require('./tracing.js')
 const { parse, asUndefined, asBool } = require('./calls.js')
 const { Signals, Flight, FactoryContext, Caller } = require('./cancel.js')
-const { Batch, LEFT_OUT, uniqueKeys, inKeyOrder } = require('./getorset-many.js')
+const { Batch, LEFT_OUT, shapeErrors, uniqueKeys, inKeyOrder } = require('./getorset-many.js')
 const { Bounds } = require('./bounds.js')
 
-/** A lock waiter re-checks at least this often (doubling from LOCK_POLL_MIN_MS), woken or not. */
-const LOCK_POLL_MIN_MS = 50
-const LOCK_POLL_MAX_MS = 500
-const asRead = (ok, num, texts, t) => ({ ok, text: texts[t] ?? null, pttl: num })
 
 /** A joiner's own copy of a run's result: parsed from its text, or the value itself when JSON had none. */
 const ownCopy = (r) => (typeof r.json === 'string' ? parse(r.json) : r.value)
@@ -40,6 +36,8 @@ class GetOrSet {
   #refreshing = new Map()
   /** Leases this instance holds (`lock: 'distributed'`). */
   #leases
+  /** What the distributed lock's rounds use of this engine (lib/getorset-lock.js). */
+  #lockParts
   /** Factories in flight that hold a signal, aborted by close(). */
   #signals = new Signals()
   /** What answers a caller when the factory fails or is slow (lib/bounds.js). */
@@ -54,6 +52,13 @@ class GetOrSet {
     this.#native = host.native
     this.#local = host.local
     this.#leases = new Leases(host.native, host.call, host.closed)
+    this.#lockParts = {
+      host,
+      leases: this.#leases,
+      found: (k, read, o) => this.#found(k, read, o),
+      stale: (k, o, reason) => this.#bounds.stale(k, o, reason),
+      produce: (...args) => this.#produce(...args),
+    }
     this.#bounds = new Bounds(host, (k, run) => {
       if (this.#inflight.get(k) === run) this.#inflight.delete(k)
     })
@@ -88,7 +93,14 @@ class GetOrSet {
     let answer
     if (run !== undefined) {
       native.note(Note.Coalesced, 1)
-      answer = run.then((r) => this.#joined(k, r, factory, o, trace))
+      answer = run.then(
+        (r) => this.#joined(k, r, factory, o, trace),
+        (error) => {
+          // A getOrSetMany factory's result of the wrong shape is no concern of this caller: it runs its own.
+          if (shapeErrors.has(error)) return this.get(k, factory, o, trace)
+          throw error
+        },
+      )
     } else {
       // What the miss saw (absent, or text that is no value): the write-back expects it still there.
       const state = { guard: 0, seen: text }
@@ -120,6 +132,8 @@ class GetOrSet {
     const refresh = o.refreshLeftMs >= 0 ? new Batch(factory, unique, this.#signals, [], this.#ranMany) : undefined
     let caller
     let batch
+    /** What stops each key's wait once the call has settled without it (made on the first wait: none for hits). */
+    let stops
     let own = null
     let joined = false
     for (const k of unique) {
@@ -140,14 +154,16 @@ class GetOrSet {
       }
       native.note(Note.Coalesced, 1)
       joined = true
+      stops ??= []
       if (o.signal !== undefined) caller ??= new Caller(o.signal)
-      answers.set(k, this.#bounds.bound(k, run, run.then((r) => this.#joined(k, r, batch, o, part)), o, caller))
+      answers.set(k, this.#bounds.bound(k, run, run.then((r) => this.#joined(k, r, batch, o, part)), o, caller, stops))
     }
     if (own === null && !joined) {
       if (trace !== undefined) trace.outcome = 'l1'
       return Promise.resolve(keys.map((k) => answers.get(k)))
     }
     if (o.signal !== undefined) caller ??= new Caller(o.signal)
+    stops ??= []
     const mine = own === null ? [] : own.filter((_, i) => i % 2 === 0)
     batch = new Batch(factory, unique, this.#signals, mine, this.#ranMany)
     for (let i = 0; own !== null && i < own.length; i += 2) {
@@ -164,13 +180,21 @@ class GetOrSet {
           throw error
         },
       )
-      answers.set(k, this.#bounds.bound(k, run, answer, o, caller))
+      answers.set(k, this.#bounds.bound(k, run, answer, o, caller, stops))
     }
-    const result = inKeyOrder(keys, unique, answers).then((values) => {
-      if (trace !== undefined) manyOutcome(trace, parts.values())
-      return values
-    })
-    if (caller !== undefined) result.then(caller.off, caller.off)
+    const result = inKeyOrder(keys, unique, answers).then(
+      (values) => {
+        caller?.off()
+        if (trace !== undefined) manyOutcome(trace, parts.values())
+        return values
+      },
+      (error) => {
+        caller?.off()
+        // Rejected early: the keys still running have no one waiting for them here (once no one does, the factory aborts).
+        for (const stop of stops) stop(error)
+        throw error
+      },
+    )
     return result
   }
 
@@ -209,9 +233,14 @@ class GetOrSet {
     return r.leftOut === true && typeof source === 'function'
   }
 
-  /** A run of the caller's own, when the one it got cannot answer it. */
+  /**
+   * A run of the caller's own, when the one it got cannot answer it: getOrSet's
+   * as a new call (single flight, timeouts, signal; the run it got is out of
+   * #inflight by now), getOrSetMany's key asks its batch again.
+   */
   #again(k, source, o, trace) {
-    return this.#fill(k, source, o, new Flight(this.#signals, false), { guard: 0, seen: null }).then((mine) => {
+    if (typeof source === 'function') return this.get(k, source, o, trace)
+    return this.#fill(k, source, o, new Flight(this.#signals), { guard: 0, seen: null }).then((mine) => {
       if (trace !== undefined) runOutcome(trace, mine, false)
       return mine.value
     })
@@ -267,7 +296,7 @@ class GetOrSet {
         joined.then(settle, settle)
         return joined
       }
-      if (o.distributed && !this.#host.memory) return await this.#fillLocked(k, source, o, flight, state)
+      if (o.distributed && !this.#host.memory) return await fillLocked(this.#lockParts, k, source, o, flight, state)
       return await this.#produce(k, source, o, flight, state.guard, state.seen)
     } finally {
       // The latest guard (the lock's rounds take their own); a no-op once the write-back took it.
@@ -282,68 +311,6 @@ class GetOrSet {
     if (o.track && !this.#host.closed()) this.#native.graceKeep(k, read.text, read.pttl, o.keepMs)
     const refresh = o.refreshLeftMs >= 0 && read.pttl >= 0 && read.pttl <= o.refreshLeftMs
     return { json: read.text, value, refresh, from: 'redis' }
-  }
-
-  /**
-   * `lock: 'distributed'` after a miss: takes the lease on `${k}:__lock`
-   * (`SET NX PX`) and runs the factory, or waits for the holder's value. Each
-   * round registers a waiter for tracking pushes on the key and the lock key
-   * (both read in that round, so the server tracks them for this connection),
-   * then sends the lease attempt and a re-read in one pipeline: a lease taken
-   * after the holder wrote and released still sees its value. Between rounds:
-   * a push, or a poll delay (50 ms doubling to 500 ms) when none comes.
-   * Redis failing answers as a plain getOrSet does: the copy, else the factory.
-   * Each round's read is guarded anew: the holder's own write is no reason to drop ours.
-   */
-  async #fillLocked(k, source, o, flight, state) {
-    const native = this.#native
-    const lk = lockKey(k)
-    const token = randomUUID()
-    const deadline = o.hard > 0 ? Date.now() + o.hard : Infinity
-    let delay = LOCK_POLL_MIN_MS
-    let waited = false
-    for (;;) {
-      const left = deadline - Date.now()
-      const woken = native.waitChange([k, lk], Math.min(delay, Math.max(left, 0)))
-      native.releaseGuard(state.guard)
-      const guard = (state.guard = native.guardKey(k))
-      const take = this.#leases.take(lk, token)
-      native.queueGetTtl(k, guard)
-      const read = await this.#host.call(asRead)
-      state.seen = read.text
-      const { ok, taken } = await take
-      const found = this.#found(k, read, o)
-      if (found !== null) {
-        if (taken) this.#leases.release(lk, token)
-        return found
-      }
-      if (taken) return this.#produceLocked(k, source, o, flight, lk, token, guard, read.text)
-      let reason = null
-      if (!ok || !read.ok || this.#host.closed()) reason = 'redis-unavailable'
-      else if (Date.now() >= deadline) reason = 'lock-timeout'
-      if (reason !== null) {
-        // Redis failed mid-lock, or timeout.hard was spent waiting: the copy, else a run of this caller's own.
-        return this.#bounds.stale(k, o, reason) ?? this.#produce(k, source, o, flight, guard, read.text)
-      }
-      if (!waited) {
-        waited = true
-        native.note(Note.LockWait, 1)
-        flight.waiting()
-      }
-      if (!(await woken)) delay = Math.min(delay * 2, LOCK_POLL_MAX_MS)
-    }
-  }
-
-  /** The lease holder's run: renews the lease while the factory runs, releases it after the write. */
-  async #produceLocked(k, source, o, flight, lk, token, guard, seen) {
-    const stop = this.#leases.renewing(lk, token)
-    try {
-      // Released right behind the write (same batch), before the callers are answered.
-      return await this.#produce(k, source, o, flight, guard, seen, { settled: stop, written: () => this.#leases.release(lk, token) })
-    } finally {
-      stop()
-      this.#leases.release(lk, token)
-    }
   }
 
   /** close(): see Leases.releaseAll. */
@@ -407,7 +374,7 @@ class GetOrSet {
     const native = this.#native
     native.note(Note.EagerRefresh, 1)
     const guard = native.guardKey(k)
-    const run = this.#produce(k, source, o, new Flight(this.#signals, false), guard, text)
+    const run = this.#produce(k, source, o, new Flight(this.#signals), guard, text)
     this.#refreshing.set(k, run)
     const done = () => {
       native.releaseGuard(guard)
