@@ -5,7 +5,7 @@
 // getOrSet engine, the prom-client bridge, logging); tiers, connections,
 // invalidation and counters live in Rust (src/).
 const { NativeCache, Note, localGet, localGetOrQueue, localMget } = require('./native.js')
-const { CODES, CacheClosedError, TimeoutError, describe } = require('./lib/errors.js')
+const { CacheClosedError, TimeoutError, describe } = require('./lib/errors.js')
 const { toKey, toKeys, toTtlMs, getOrSetPolicy, checkFactory } = require('./lib/args.js')
 const { setTags, toTagList } = require('./lib/tags.js')
 const { resolveOptions, closedUnused, DEFAULT_TTL } = require('./lib/options.js')
@@ -13,12 +13,12 @@ const { Log, redactText } = require('./lib/logging.js')
 const { Memo } = require('./lib/memo.js')
 const { Batcher } = require('./lib/batch.js')
 const { GetOrSet } = require('./lib/getorset.js')
-const { parse, asUndefined, asValue, asBool, asTtl, asCount, asInfo, queueExists, queueTtl, queuePing, queueInfo, queueClear, checkName, recordTexts, mgetMerge, NO_VALUE } = require('./lib/calls.js')
+const { parse, asUndefined, asValue, asBool, asTtl, asCount, asInfo, queueExists, queueTtl, queuePing, queueInfo, queueClear, checkName, recordTexts, msetCalls, mgetMerge, serializer, NO_VALUE } = require('./lib/calls.js')
 const { registerMetrics, snapshotPerTurn } = require('./lib/metrics-bridge.js')
 const { registerOpenTelemetry } = require('./lib/otel.js')
 const tracing = require('./lib/tracing.js')
 
-const { channel, trace, maybeTrace, memoOrL1, observe, settled, notStored } = tracing
+const { channel, trace, maybeTrace, memoOrL1, observe, settled, notStored, answered } = tracing
 
 const LAZY = Symbol('lazy')
 
@@ -35,6 +35,8 @@ class CacheService {
   /** Call batching (lib/batch.js) and getOrSet (lib/getorset.js), made with the native half. */
   #batch = null
   #getOrSet = null
+  /** `(value, key)`: JSON text, `undefined` when JSON has none, NO_VALUE when stringify throws (logged). */
+  #serialize = null
   /** This instance's metric families for the prom-client bridge; null once closed. */
   #families = null
   /** What removes each OpenTelemetry registration, run by close() so the meter keeps no closed instance. */
@@ -60,6 +62,7 @@ class CacheService {
     // The lazy singleton may have been given a logger before its first use.
     if (!this.#log.chosen) this.#log.logger = resolved.logger
     const log = (level, message, meta) => this.#log.write(level, message, meta)
+    this.#serialize = serializer(log)
     this.#batch = new Batcher(this.#native, this.#memory, log)
     this.#getOrSet = new GetOrSet({
       native: this.#native,
@@ -67,7 +70,7 @@ class CacheService {
       local: (k) => this.#local(k),
       log,
       memory: this.#memory,
-      serialize: (value, k) => this.#serialize(value, k),
+      serialize: this.#serialize,
       closed: () => this.#closed,
     })
   }
@@ -79,10 +82,6 @@ class CacheService {
     return this.#native
   }
 
-  #call(settle) {
-    return this.#batch.call(settle)
-  }
-
   /** Runs `fn` with the native half, turning argument errors into rejections. */
   #guard(fn) {
     try {
@@ -92,24 +91,9 @@ class CacheService {
     }
   }
 
-  /** JSON text of `value`, `undefined` when JSON has no text for it, NO_VALUE when stringify throws. */
-  #serialize(value, key) {
-    try {
-      return JSON.stringify(value)
-    } catch (error) {
-      this.#log.write('warn', 'Cache set skipped: the value cannot be serialized to JSON', { key, error, code: CODES.serialize })
-      return NO_VALUE
-    }
-  }
-
   /** L1's JSON text for `k`, or null. */
   #local(k) {
     return this.#memo === null ? localGet(this.#handle, k) : this.#memo.get(k)
-  }
-
-  /** L1's texts for `list` (null where none). */
-  #localMany(list) {
-    return this.#memo === null ? localMget(this.#handle, list) : this.#memo.many(list)
   }
 
   /** Hits the memo served, handed to the native counters before they are read. */
@@ -140,7 +124,7 @@ class CacheService {
         if (ctx !== undefined) ctx.outcome = 'l1'
         return Promise.resolve(parse(text))
       }
-      return this.#call(ctx === undefined ? asValue : observe(ctx, asValue, true))
+      return this.#batch.call(ctx === undefined ? asValue : observe(ctx, asValue, true))
     })
   }
 
@@ -154,7 +138,7 @@ class CacheService {
     // JSON has no text for undefined, functions and symbols: the key goes, so get answers null.
     if (json === undefined) this.#native.queueDel([k])
     else this.#native.queueSet(k, json, ttlMs, tags)
-    return this.#call(settled(asUndefined, ctx))
+    return this.#batch.call(settled(asUndefined, ctx))
   }
 
   set(key, value, ttl, options) {
@@ -177,13 +161,10 @@ class CacheService {
   #del(keys, ctx) {
     return this.#guard((native) => {
       const list = Array.isArray(keys) ? toKeys(keys, 'keys') : [toKey(keys, 'keys')]
-      if (list.length === 0) {
-        if (ctx !== undefined) ctx.outcome = 'ok'
-        return Promise.resolve(undefined)
-      }
+      if (list.length === 0) return answered(ctx, 'ok', undefined)
       for (const k of list) this.#getOrSet.forget(k)
       native.queueDel(list)
-      return this.#call(settled(asUndefined, ctx))
+      return this.#batch.call(settled(asUndefined, ctx))
     })
   }
 
@@ -246,7 +227,7 @@ class CacheService {
     queue()
     // New getOrSet calls must not join a run that started before this write.
     this.#getOrSet.forgetAll()
-    const done = this.#call(settled(settle, ctx))
+    const done = this.#batch.call(settled(settle, ctx))
     this.#batch.flush()
     return done
   }
@@ -259,10 +240,7 @@ class CacheService {
   #invalidateTags(tags, ctx) {
     return this.#guard((native) => {
       const list = toTagList(tags, 'tags')
-      if (list.length === 0) {
-        if (ctx !== undefined) ctx.outcome = 'ok'
-        return Promise.resolve(0)
-      }
+      if (list.length === 0) return answered(ctx, 'ok', 0)
       return this.#alone(() => native.queueDelTags(list), asCount, ctx)
     })
   }
@@ -283,7 +261,7 @@ class CacheService {
   #simple(method, arg, queue, settle) {
     return maybeTrace(
       () => (arg === undefined ? { method } : { method, key: arg }),
-      (ctx) => this.#guard((native) => (queue(native, arg, this.#getOrSet), this.#call(settled(settle, ctx)))),
+      (ctx) => this.#guard((native) => (queue(native, arg, this.#getOrSet), this.#batch.call(settled(settle, ctx)))),
     )
   }
 
@@ -295,26 +273,21 @@ class CacheService {
   #mget(keys, ctx) {
     return this.#guard((native) => {
       const list = toKeys(keys, 'keys')
-      if (list.length === 0) {
-        if (ctx !== undefined) ctx.outcome = 'miss'
-        return Promise.resolve([])
-      }
+      if (list.length === 0) return answered(ctx, 'miss', [])
       const seen = ctx === undefined || this.#memo === null ? 0 : this.#memo.hits
-      const local = this.#localMany(list)
+      const local = this.#memo === null ? localMget(this.#handle, list) : this.#memo.many(list)
       const missing = []
       for (let i = 0; i < local.length; i++) if (local[i] === null) missing.push(i)
       if (missing.length === 0 || this.#memory) {
-        // Every key from this process: the memo's when it served them all.
-        if (ctx !== undefined) {
-          ctx.outcome = missing.length === list.length ? 'miss' : this.#memo !== null && this.#memo.hits - seen === list.length ? 'memo' : 'l1'
-        }
         for (let i = 0; i < local.length; i++) local[i] = parse(local[i])
-        return Promise.resolve(local)
+        // Every key from this process: the memo's when it served them all.
+        if (ctx === undefined) return Promise.resolve(local)
+        return answered(ctx, missing.length === list.length ? 'miss' : this.#memo !== null && this.#memo.hits - seen === list.length ? 'memo' : 'l1', local)
       }
       const keysToFetch = missing.length === list.length ? list : missing.map((i) => list[i])
       native.queueMget(keysToFetch)
       const settle = mgetMerge(local, missing)
-      return this.#call(ctx === undefined ? settle : observe(ctx, settle, true))
+      return this.#batch.call(ctx === undefined ? settle : observe(ctx, settle, true))
     })
   }
 
@@ -328,18 +301,8 @@ class CacheService {
         throw new TypeError(`record must be an object of key/value pairs, got ${describe(record)}`)
       }
       const ttlMs = toTtlMs(ttl, this.#defaultTtlMs)
-      const { strs, gone } = recordTexts(record, (value, k) => this.#serialize(value, k), (k) => this.#getOrSet.forget(k))
-      const calls = []
-      if (strs.length > 0) {
-        native.queueMset(strs, ttlMs)
-        calls.push(this.#call(settled(asUndefined, ctx)))
-      }
-      if (gone.length > 0) {
-        native.queueDel(gone)
-        calls.push(this.#call(settled(asUndefined, ctx)))
-      }
-      if (ctx !== undefined && calls.length === 0) ctx.outcome = 'ok'
-      return Promise.all(calls).then(asUndefined)
+      const { strs, gone } = recordTexts(record, this.#serialize, (k) => this.#getOrSet.forget(k))
+      return msetCalls(native, strs, gone, ttlMs, () => this.#batch.call(settled(asUndefined, ctx)), ctx)
     })
   }
 

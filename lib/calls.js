@@ -2,8 +2,9 @@
 
 // The pieces index.js's methods are made of that hold no state: JSON parsing, how each
 // op's reply becomes the value its promise resolves to, what the one-op
-// methods queue, and the registration methods' name check.
+// methods queue, set's JSON text, and the registration methods' name check.
 const { toKey } = require('./args.js')
+const { CODES } = require('./errors.js')
 
 /** JSON text parsed; null for no text or text that is not JSON (as the original's safeJsonParse). */
 function parse(text) {
@@ -42,7 +43,7 @@ const queueClear = (native, _, getOrSet) => {
   getOrSet.forgetAll()
 }
 
-/** What `#serialize` answers when `JSON.stringify` throws. */
+/** What `serializer` answers when `JSON.stringify` throws. */
 const NO_VALUE = Symbol('no value')
 
 /**
@@ -63,6 +64,31 @@ function recordTexts(record, serialize, forget) {
   return { strs, gone }
 }
 
+/** set's JSON text of a value: `undefined` when JSON has none, NO_VALUE (and a warning to `log`) when stringify throws. */
+const serializer = (log) => (value, key) => {
+  try {
+    return JSON.stringify(value)
+  } catch (error) {
+    log('warn', 'Cache set skipped: the value cannot be serialized to JSON', { key, error, code: CODES.serialize })
+    return NO_VALUE
+  }
+}
+
+/** mset's native calls, queued: `strs` stored (key, text, …), `gone` deleted; `call()` the promise of the last one queued. */
+function msetCalls(native, strs, gone, ttlMs, call, ctx) {
+  const calls = []
+  if (strs.length > 0) {
+    native.queueMset(strs, ttlMs)
+    calls.push(call())
+  }
+  if (gone.length > 0) {
+    native.queueDel(gone)
+    calls.push(call())
+  }
+  if (ctx !== undefined && calls.length === 0) ctx.outcome = 'ok'
+  return Promise.all(calls).then(asUndefined)
+}
+
 /** `options.name` of a metrics registration, checked; default `'default'`. */
 function checkName(method, options) {
   if (options !== undefined && (options === null || typeof options !== 'object')) {
@@ -75,4 +101,4 @@ function checkName(method, options) {
   return name
 }
 
-module.exports = { parse, asUndefined, asValue, asBool, asTtl, asCount, asInfo, queueExists, queueTtl, queuePing, queueInfo, queueClear, checkName, recordTexts, mgetMerge, NO_VALUE }
+module.exports = { parse, asUndefined, asValue, asBool, asTtl, asCount, asInfo, queueExists, queueTtl, queuePing, queueInfo, queueClear, checkName, recordTexts, msetCalls, mgetMerge, serializer, NO_VALUE }

@@ -125,4 +125,10 @@ function failsafe(ctx) {
   ctx.code = CODES.failsafe
 }
 
-module.exports = { channel, trace, maybeTrace, memoOrL1, observe, settled, notStored, runOutcome, manyOutcome, failsafe, CHANNEL }
+/** A call answered without Redis: `value`, resolved, its outcome recorded when traced. */
+function answered(ctx, outcome, value) {
+  if (ctx !== undefined) ctx.outcome = outcome
+  return Promise.resolve(value)
+}
+
+module.exports = { channel, trace, maybeTrace, memoOrL1, observe, settled, notStored, runOutcome, manyOutcome, failsafe, answered, CHANNEL }
