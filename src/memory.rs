@@ -94,6 +94,7 @@ pub fn apply(store: &Store, tags: &TagIndex, counters: &Counters, ops: Vec<Op>) 
                 }
                 Answer::num(if still { 1.0 } else { 0.0 })
             }
+            Op::TagIndex { .. } | Op::Unsent { .. } => unreachable!("made by the Redis executor"),
             // One process: getOrSet's in-process single flight is the whole lock.
             Op::LockTake { .. } | Op::LockRenew { .. } | Op::LockRelease { .. } => Answer::num(1.0),
         };
