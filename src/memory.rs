@@ -32,10 +32,10 @@ pub fn apply(store: &Store, tags: &TagIndex, counters: &Counters, ops: Vec<Op>) 
                 tags: tagged,
             } => {
                 let deadline = now + Duration::from_millis(ttl_ms);
-                if let Some(t) = tagged {
-                    tags.attach(&key, &t, deadline, now);
-                }
                 store.insert(&key, Arc::from(json), deadline);
+                if let Some(t) = tagged {
+                    tags.attach(store, &key, &t, deadline, now);
+                }
                 Answer::num(0.0)
             }
             Op::Del(keys) => {
@@ -85,10 +85,10 @@ pub fn apply(store: &Store, tags: &TagIndex, counters: &Counters, ops: Vec<Op>) 
                 let still = expect.as_deref() == held.as_ref().map(|e| &*e.json);
                 if still {
                     let deadline = now + Duration::from_millis(ttl_ms);
-                    if let Some(t) = tagged {
-                        tags.attach(&key, &t, deadline, now);
-                    }
                     store.insert(&key, Arc::from(json), deadline);
+                    if let Some(t) = tagged {
+                        tags.attach(store, &key, &t, deadline, now);
+                    }
                 } else {
                     Counters::add(&counters.superseded, 1);
                 }
