@@ -43,13 +43,16 @@ const INDEX: &str = "local t = redis.call('TIME') \
     if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end \
     return 1";
 
-/// Moves the index `KEYS[1]` into the tag's dying set `KEYS[2]` (a member in
-/// both keeps its later time). `ZUNIONSTORE` drops the destination's TTL: the
-/// longer of both is put back, so a dying set nobody drains expires by itself.
+/// Moves the index `KEYS[1]` into the tag's dying set `KEYS[2]`. A member in
+/// both gets the sum of its scores: later than either, and surely changed, so
+/// a call that deleted its key before this newer write finds it changed and
+/// leaves it (`DONE`); `MAX` would keep the old score when the newer write's
+/// TTL is no longer. `ZUNIONSTORE` drops the destination's TTL: the longer of
+/// both is put back, so a dying set nobody drains expires by itself.
 const MERGE: &str = "local a = redis.call('PTTL', KEYS[1]) \
     if a == -2 then return 0 end \
     local b = redis.call('PTTL', KEYS[2]) \
-    redis.call('ZUNIONSTORE', KEYS[2], 2, KEYS[2], KEYS[1], 'AGGREGATE', 'MAX') \
+    redis.call('ZUNIONSTORE', KEYS[2], 2, KEYS[2], KEYS[1], 'AGGREGATE', 'SUM') \
     redis.call('DEL', KEYS[1]) \
     if a > 0 and b ~= -1 then redis.call('PEXPIRE', KEYS[2], math.max(a, b)) end \
     return 1";
