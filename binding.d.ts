@@ -451,7 +451,7 @@ export interface SentinelOptions {
   password?: string
 }
 
-/** The start of every index key (and of its snapshots), for tools that measure them. */
+/** The start of every index key (and of its dying set), for tools that measure them. */
 export declare const TAG_INDEX_PREFIX: string
 
 /**

@@ -8,7 +8,7 @@ import { execFile } from 'node:child_process'
 import { join } from 'node:path'
 import Redis, { Cluster } from 'ioredis'
 import { CacheService } from '../index.js'
-import { MAX_TAGS_PER_KEY } from '../native.js'
+import { MAX_TAGS_PER_KEY, TAG_INDEX_PREFIX } from '../native.js'
 import { eventually, sleep } from './helpers/redis'
 import { ownTopologies, type Topology } from './helpers/topologies'
 
@@ -124,6 +124,27 @@ for (const t of topologies) {
         await c.set(`${p}:short`, 1, 0.05, { tags: [`${p}-x`] })
         await sleep(100)
         expect(await c.invalidateTags([`${p}-x`])).toBe(1)
+      } finally {
+        done()
+        await c.close()
+      }
+    })
+
+    it('a tagged write whose index entry Redis refuses fails and writes nothing', async () => {
+      const errors: string[] = []
+      const logger = { error: (m: unknown) => errors.push(String(m)), warn: () => {}, info: () => {}, debug: () => {} }
+      const c = new CacheService({ ...t.address(), logger })
+      const { raw, done } = rawOf(t)
+      const p = `tags-refused:${t.name.replace(/ /g, '-')}`
+      try {
+        // Not a sorted set: the index script fails (WRONGTYPE).
+        await raw.set(`${TAG_INDEX_PREFIX}{t:${p}-bad}`, 'x')
+        await c.set(`${p}:k`, 1, 60, { tags: [`${p}-ok`, `${p}-bad`] })
+        expect(await c.getOrSet(`${p}:g`, async () => 2, { ttl: 60, tags: [`${p}-bad`] })).toBe(2)
+        expect(errors.filter((e) => /WRONGTYPE/.test(e)).length, errors.join('\n')).toBe(2)
+        expect(errors[0]).toMatch(/^Cache set error:/)
+        expect(await raw.exists(`${p}:k`)).toBe(0)
+        expect(await raw.exists(`${p}:g`)).toBe(0)
       } finally {
         done()
         await c.close()

@@ -32,10 +32,10 @@ pub fn apply(store: &Store, tags: &TagIndex, counters: &Counters, ops: Vec<Op>) 
                 tags: tagged,
             } => {
                 let deadline = now + Duration::from_millis(ttl_ms);
-                if let Some(t) = tagged {
-                    tags.attach(&key, &t, deadline, now);
-                }
                 store.insert(&key, Arc::from(json), deadline);
+                if let Some(t) = tagged {
+                    tags.attach(store, &key, &t, deadline, now);
+                }
                 Answer::num(0.0)
             }
             Op::Del(keys) => {
@@ -85,15 +85,16 @@ pub fn apply(store: &Store, tags: &TagIndex, counters: &Counters, ops: Vec<Op>) 
                 let still = expect.as_deref() == held.as_ref().map(|e| &*e.json);
                 if still {
                     let deadline = now + Duration::from_millis(ttl_ms);
-                    if let Some(t) = tagged {
-                        tags.attach(&key, &t, deadline, now);
-                    }
                     store.insert(&key, Arc::from(json), deadline);
+                    if let Some(t) = tagged {
+                        tags.attach(store, &key, &t, deadline, now);
+                    }
                 } else {
                     Counters::add(&counters.superseded, 1);
                 }
                 Answer::num(if still { 1.0 } else { 0.0 })
             }
+            Op::TagIndex { .. } | Op::Unsent { .. } => unreachable!("made by the Redis executor"),
             // One process: getOrSet's in-process single flight is the whole lock.
             Op::LockTake { .. } | Op::LockRenew { .. } | Op::LockRelease { .. } => Answer::num(1.0),
         };

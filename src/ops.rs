@@ -65,6 +65,19 @@ pub enum Op {
         expect: Option<String>,
         tags: Option<Vec<String>>,
     },
+    /// The index entries of a tagged `Set` or `StoreIf` for `key`, sent before
+    /// its write by the Redis executor (`redis/tagged.rs`); never queued by JavaScript.
+    TagIndex {
+        key: String,
+        tags: Vec<String>,
+        ttl_ms: u64,
+    },
+    /// An op the Redis executor will not send (a tagged write whose index
+    /// failed): it answers `why` in its place.
+    Unsent {
+        shape: Shape,
+        why: Failure,
+    },
 }
 
 /// A failed call's report for the logger.
@@ -166,7 +179,7 @@ impl Replies {
 }
 
 /// What a failure reply of an op needs to know, without its (possibly large) arguments.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Shape {
     pub name: &'static str,
     pub texts: usize,
@@ -178,7 +191,35 @@ impl Op {
         matches!(self, Op::DelPattern(_) | Op::DelTags(_))
     }
 
+    /// A tagged write's tags, taken: its index goes as a [`Op::TagIndex`] of its own.
+    pub fn take_tags(&mut self) -> Option<Op> {
+        match self {
+            Op::Set {
+                key, ttl_ms, tags, ..
+            }
+            | Op::StoreIf {
+                key, ttl_ms, tags, ..
+            } => tags.take().map(|tags| Op::TagIndex {
+                key: key.clone(),
+                tags,
+                ttl_ms: *ttl_ms,
+            }),
+            _ => None,
+        }
+    }
+
+    /// Whether a write carries tags.
+    pub fn is_tagged(&self) -> bool {
+        matches!(
+            self,
+            Op::Set { tags: Some(_), .. } | Op::StoreIf { tags: Some(_), .. }
+        )
+    }
+
     pub fn shape(&self) -> Shape {
+        if let Op::Unsent { shape, .. } = self {
+            return *shape;
+        }
         let texts = match self {
             Op::Get(_) | Op::GetTtl(_) | Op::Info => 1,
             Op::MGet(keys) => keys.len(),
@@ -207,6 +248,8 @@ impl Op {
             Op::DelTags(_) => "invalidateTags",
             Op::LockTake { .. } | Op::LockRenew { .. } | Op::LockRelease { .. } => "getOrSet lock",
             Op::StoreIf { .. } => "getOrSet",
+            Op::TagIndex { .. } => "tag index",
+            Op::Unsent { shape, .. } => shape.name,
         }
     }
 }

@@ -145,6 +145,11 @@ impl Store {
             .then_some(entry)
     }
 
+    /// Whether `key` has an entry, without counting as a read (eviction is unaffected).
+    pub fn holds(&self, key: &str) -> bool {
+        self.cache.contains_key(key)
+    }
+
     /// Stores `json` until `deadline`. An entry that alone outweighs the bound,
     /// or whose deadline has passed, is not stored (and any older one is dropped).
     pub fn insert(&self, key: &str, json: Arc<str>, deadline: Instant) {

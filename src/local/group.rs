@@ -310,6 +310,8 @@ impl Group {
                 write(key).into_iter().collect()
             }
             Op::MGet(_) | Op::Exists(_) | Op::Ttl(_) | Op::Ping | Op::Info => Vec::new(),
+            // Made by the executor only.
+            Op::TagIndex { .. } | Op::Unsent { .. } => Vec::new(),
         }
     }
 }

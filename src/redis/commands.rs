@@ -162,18 +162,10 @@ pub fn parts(op: &Op, tracked: bool) -> Vec<Part<'_>> {
         Op::Get(key) => vec![read(key, tracked)],
         Op::GetTtl(key) => vec![read(key, true)],
         Op::MGet(keys) => keys.iter().map(|k| read(k, tracked)).collect(),
+        // A tagged write's index goes first, as its own `TagIndex` (`tagged.rs`).
         Op::Set {
-            key,
-            json,
-            ttl_ms,
-            tags: None,
+            key, json, ttl_ms, ..
         } => vec![plain(key, set_px(key, json, *ttl_ms, false))],
-        Op::Set {
-            key,
-            json,
-            ttl_ms,
-            tags: Some(tags),
-        } => tagged(key, tags, *ttl_ms, set_px(key, json, *ttl_ms, false)),
         Op::MSet { entries, ttl_ms } => entries
             .iter()
             .map(|(k, json)| plain(k, set_px(k, json, *ttl_ms, false)))
@@ -208,30 +200,23 @@ pub fn parts(op: &Op, tracked: bool) -> Vec<Part<'_>> {
             json,
             ttl_ms,
             expect,
-            tags,
-        } => {
-            let write = store_if(key, json, *ttl_ms, expect.as_deref());
-            tagged(key, tags.as_deref().unwrap_or_default(), *ttl_ms, write)
-        }
-        Op::Ping | Op::Info | Op::Clear | Op::DelPattern(_) | Op::DelTags(_) => Vec::new(),
+            ..
+        } => vec![plain(key, store_if(key, json, *ttl_ms, expect.as_deref()))],
+        // Each on its tag's slot.
+        Op::TagIndex { key, tags, ttl_ms } => tags
+            .iter()
+            .map(|t| Part {
+                key: Cow::Owned(tags::index_key(t)),
+                kind: Kind::Plain(tags::index(t, key, *ttl_ms)),
+            })
+            .collect(),
+        Op::Ping
+        | Op::Info
+        | Op::Clear
+        | Op::DelPattern(_)
+        | Op::DelTags(_)
+        | Op::Unsent { .. } => Vec::new(),
     }
-}
-
-/// A tagged write: the key indexed under each tag first (each on its tag's
-/// slot), then `write`.
-fn tagged<'a>(key: &'a str, tags: &[String], ttl_ms: u64, write: Cmd) -> Vec<Part<'a>> {
-    let mut all: Vec<Part<'a>> = tags
-        .iter()
-        .map(|t| Part {
-            key: Cow::Owned(tags::index_key(t)),
-            kind: Kind::Plain(tags::index(t, key, ttl_ms)),
-        })
-        .collect();
-    all.push(Part {
-        key: Cow::Borrowed(key),
-        kind: Kind::Plain(write),
-    });
-    all
 }
 
 /// What a whole-database op (`ping`, `getInfo`, `clear`) sends; a cluster
@@ -374,13 +359,6 @@ pub fn apply_reply(
         tickets
     };
     let mut tickets = tickets.into_iter();
-    // A tagged write's index replies come first; a refused one fails the write.
-    if let Op::Set { tags: Some(t), .. } | Op::StoreIf { tags: Some(t), .. } = op {
-        let refused = (0..t.len()).map(|_| next()).find_map(|v| server_error(&v));
-        if let Some(why) = refused {
-            return Err(why);
-        }
-    }
     Ok(match op {
         Op::Get(_) => {
             let value = text(next())?;
@@ -485,6 +463,14 @@ pub fn apply_reply(
             }
             Answer::num(if stored { 1.0 } else { 0.0 })
         }
+        Op::TagIndex { tags, .. } => {
+            let replies: Vec<Value> = (0..tags.len()).map(|_| next()).collect();
+            if let Some(why) = replies.iter().find_map(server_error) {
+                return Err(why);
+            }
+            Answer::num(0.0)
+        }
+        Op::Unsent { why, .. } => return Err(why.clone()),
         Op::DelPattern(_) | Op::DelTags(_) => unreachable!("runs on its own"),
     })
 }

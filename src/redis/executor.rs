@@ -27,6 +27,7 @@ use super::cluster;
 use super::commands::{add_commands, apply_reply};
 use super::scan::delete_pattern;
 use super::severable::{self, Round};
+use super::tagged;
 use super::tags;
 use super::{Link, Shared};
 use crate::error::{Code, Failure};
@@ -170,30 +171,20 @@ async fn run(shared: &Shared, mut conn: Conn, gen: u64, jobs: Vec<Job>) {
         for p in due {
             replies[p.job].fail(p.op.shape(), &Failure::timeout());
         }
-        if !live.is_empty() {
-            if let Some(why) = &broken {
-                for p in &live {
-                    replies[p.job].fail(p.op.shape(), why);
-                }
-            } else {
-                let first = live.iter().map(|p| deadlines[p.job]).min();
-                let first = first.unwrap_or_else(Instant::now);
-                match &mut conn {
-                    Conn::Single(c) => {
-                        let ran = run_pipeline(shared, c, gen, first, live, &mut replies).await;
-                        if let Err(why) = ran {
-                            if why.breaks_link() {
-                                shared.broken(gen, &why);
-                                broken = Some(why);
-                            }
-                        }
-                    }
-                    // A failing node fails only the calls on its slots.
-                    Conn::Cluster(c) => {
-                        cluster::run(shared, c, gen, first, live, &mut replies).await
-                    }
-                }
-            }
+        if live.iter().any(|p| p.op.is_tagged()) {
+            let at = (&deadlines[..], &outs[..]);
+            tagged::run(shared, &mut conn, gen, live, at, &mut replies, &mut broken).await;
+        } else if !live.is_empty() {
+            send(
+                shared,
+                &mut conn,
+                gen,
+                live,
+                &deadlines,
+                &mut replies,
+                &mut broken,
+            )
+            .await;
         }
         if let Some(p) = rest.next() {
             let result = match (&broken, &p.op) {
@@ -224,10 +215,46 @@ async fn run(shared: &Shared, mut conn: Conn, gen: u64, jobs: Vec<Job>) {
     }
 }
 
-/// `invalidateTags`: per tag, a snapshot of its index, popped in rounds, each
-/// round's keys deleted as `del` deletes them (`writer` makes each a local
-/// write first; on a cluster each key goes to its own slot). Answers how many
-/// keys were deleted.
+/// Sends `live` as one round on `conn` (a cluster: one pipeline per
+/// primary), or fails it at once if the connection broke earlier.
+pub(super) async fn send(
+    shared: &Shared,
+    conn: &mut Conn,
+    gen: u64,
+    live: Vec<Planned>,
+    deadlines: &[Instant],
+    replies: &mut [Replies],
+    broken: &mut Option<Failure>,
+) {
+    if let Some(why) = broken {
+        for p in &live {
+            replies[p.job].fail(p.op.shape(), why);
+        }
+        return;
+    }
+    let first = live.iter().map(|p| deadlines[p.job]).min();
+    let first = first.unwrap_or_else(Instant::now);
+    match conn {
+        Conn::Single(c) => {
+            if let Err(why) = run_pipeline(shared, c, gen, first, live, replies).await {
+                if why.breaks_link() {
+                    shared.broken(gen, &why);
+                    *broken = Some(why);
+                }
+            }
+        }
+        // A failing node fails only the calls on its slots.
+        Conn::Cluster(c) => cluster::run(shared, c, gen, first, live, replies).await,
+    }
+}
+
+/// `invalidateTags`: per tag, its index merged into the tag's one dying set,
+/// which this call (and any other invalidating the tag meanwhile) drains in
+/// rounds: each round's keys deleted as `del` deletes them (`writer` makes
+/// each a local write first; on a cluster each key goes to its own slot), and
+/// only then taken out of the dying set. So no call resolves while a key it
+/// merged is left, and a failed call leaves its keys for the next one.
+/// Answers how many keys this call's `UNLINK`s deleted.
 async fn delete_tagged(
     shared: &Shared,
     conn: &mut Conn,
@@ -237,14 +264,14 @@ async fn delete_tagged(
 ) -> Result<u64, Failure> {
     let mut deleted = 0u64;
     for tag in list {
-        let Some(dying) = tags::snapshot(shared, conn, tag).await? else {
-            continue;
-        };
+        let dying = tags::dying_key(tag);
+        tags::merge(shared, conn, &dying, tag).await?;
         loop {
-            let keys = tags::pop(shared, conn, &dying).await?;
-            if keys.is_empty() {
+            let members = tags::live(shared, conn, &dying).await?;
+            if members.is_empty() {
                 break;
             }
+            let keys: Vec<String> = members.iter().map(|(k, _)| k.clone()).collect();
             let tickets = keys
                 .iter()
                 .filter_map(|k| writer.and_then(|w| w.write(k)))
@@ -264,6 +291,7 @@ async fn delete_tagged(
                 return Err(Failure::new(Code::from_js(&e.code), e.message.clone()));
             }
             deleted += r[0].nums.first().copied().unwrap_or(0.0) as u64;
+            tags::done(shared, conn, &dying, &members).await?;
         }
     }
     Ok(deleted)
@@ -273,7 +301,7 @@ async fn delete_tagged(
 /// earliest deadline of its calls. `Err` means the connection failed (and
 /// every op of the segment has its failure result); server error replies fail
 /// only their own op.
-async fn run_pipeline(
+pub(super) async fn run_pipeline(
     shared: &Shared,
     conn: &mut MultiplexedConnection,
     gen: u64,

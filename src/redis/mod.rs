@@ -37,6 +37,7 @@ mod link;
 mod scan;
 mod sentinel;
 mod severable;
+mod tagged;
 mod tags;
 mod tracking;
 
