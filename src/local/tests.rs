@@ -154,11 +154,16 @@ fn the_doorkeeper_forgets_and_rarely_errs() {
         false_seen < n / 50,
         "{false_seen} of {n} first reads passed for seen"
     );
-    assert!(d.seen("cold:7"));
+    assert!((0..100).all(|i| d.seen(&format!("cold:{i}"))));
     for i in 0..DOORKEEPER_BITS / 8 {
         d.seen(&format!("other:{i}"));
     }
-    assert!(!d.seen("cold:7"), "the doorkeeper must start over");
+    // Started over: the cold keys pass for seen only as often as any key never read (about 1 % here).
+    let still = (0..100).filter(|i| d.seen(&format!("cold:{i}"))).count();
+    assert!(
+        still < 10,
+        "the doorkeeper must start over: {still} of 100 cold keys still seen"
+    );
     assert_eq!(doorkeeper_bytes(64 << 20), 128 << 10);
     assert_eq!(doorkeeper_bytes(64 << 10), 2 << 10);
     assert_eq!(doorkeeper_bytes(0), 512);
