@@ -164,13 +164,7 @@ async fn run(shared: &Shared, mut conn: Conn, gen: u64, jobs: Vec<Job>) {
             ));
         }
         // Answered as timed out already (or about to be): never sent.
-        let now = Instant::now();
-        let (due, live): (Vec<Planned>, Vec<Planned>) = segment
-            .into_iter()
-            .partition(|p| deadlines[p.job] <= now || outs[p.job].is_closed());
-        for p in due {
-            replies[p.job].fail(p.op.shape(), &Failure::timeout());
-        }
+        let live = drop_due(segment, (&deadlines[..], &outs[..]), &mut replies);
         if live.iter().any(|p| p.op.is_tagged()) {
             let at = (&deadlines[..], &outs[..]);
             tagged::run(shared, &mut conn, gen, live, at, &mut replies, &mut broken).await;
@@ -213,6 +207,23 @@ async fn run(shared: &Shared, mut conn: Conn, gen: u64, jobs: Vec<Job>) {
     for (out, r) in outs.into_iter().zip(replies) {
         deliver(shared, out, r);
     }
+}
+
+/// The calls of `planned` still to send: those whose deadline passed (or
+/// whose caller is gone) are answered as timed out here, never sent.
+pub(super) fn drop_due(
+    planned: Vec<Planned>,
+    (deadlines, outs): (&[Instant], &[oneshot::Sender<Replies>]),
+    replies: &mut [Replies],
+) -> Vec<Planned> {
+    let now = Instant::now();
+    let (due, live): (Vec<Planned>, Vec<Planned>) = planned
+        .into_iter()
+        .partition(|p| deadlines[p.job] <= now || outs[p.job].is_closed());
+    for p in due {
+        replies[p.job].fail(p.op.shape(), &Failure::timeout());
+    }
+    live
 }
 
 /// Sends `live` as one round on `conn` (a cluster: one pipeline per

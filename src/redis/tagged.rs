@@ -10,7 +10,7 @@ use std::time::Instant;
 use tokio::sync::oneshot;
 
 use super::batch::Planned;
-use super::executor::{run_pipeline, send};
+use super::executor::{drop_due, run_pipeline, send};
 use super::{cluster, Conn, Shared};
 use crate::error::{Code, Failure};
 use crate::ops::{Op, Replies};
@@ -38,13 +38,7 @@ pub(super) async fn run(
             index_first(shared, conn, gen, &mut stretch, deadlines, broken).await;
         }
         // Calls answered as timed out during that round trip are not sent.
-        let now = Instant::now();
-        let (due, stretch): (Vec<Planned>, Vec<Planned>) = stretch
-            .into_iter()
-            .partition(|p| deadlines[p.job] <= now || outs[p.job].is_closed());
-        for p in due {
-            replies[p.job].fail(p.op.shape(), &Failure::timeout());
-        }
+        let stretch = drop_due(stretch, (deadlines, outs), replies);
         if !stretch.is_empty() {
             send(shared, conn, gen, stretch, deadlines, replies, broken).await;
         }
